@@ -1,0 +1,161 @@
+"""The ``clicklib`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clicklib import stack as local_stack
+from clicklib.exceptions import ClicklibError
+from clicklib.settings import get_settings
+
+# Piped output (CI logs, make) gets a wide fixed width instead of wrapping at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Print a clicklib error as a message, not a traceback, and exit 1."""
+    try:
+        yield
+    except ClicklibError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+@click.group()
+@click.version_option(package_name="clicklib")
+def main() -> None:
+    """clicklib: a clickstream pipeline on Kafka, Flink SQL, Kafka Connect and Cassandra."""
+
+
+@main.group()
+def stack() -> None:
+    """Run the local stack (real services as background processes)."""
+
+
+def status_table(rows: list[local_stack.ServiceStatus]) -> Table:
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("service", "state", "port", "pid", "rss MB", "url", "detail"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "detail" else None)
+    for row in rows:
+        colour = "green" if row.healthy else ("yellow" if row.state in ("partial", "unhealthy") else "red")
+        table.add_row(
+            row.service,
+            f"[{colour}]{row.state}[/]",
+            str(row.port),
+            ",".join(map(str, row.pids)) or "-",
+            f"{row.rss_mb:.0f}" if row.pids else "-",
+            row.url,
+            row.detail,
+        )
+    return table
+
+
+@stack.command("up")
+@click.argument("services", nargs=-1)
+def stack_up(services: tuple[str, ...]) -> None:
+    """Start SERVICES (default: all) and wait until each answers a real request."""
+    settings = get_settings()
+    with _clear_errors():
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.fields[name]:<18}"),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            tasks: dict[str, TaskID] = {}
+
+            def on_event(name: str, event: str, detail: str) -> None:
+                if name == "jars":
+                    progress.console.print(f"[dim]{detail}[/]")
+                    return
+                if name not in tasks:
+                    tasks[name] = progress.add_task(event, name=name, total=1)
+                text = {"healthy": f"[green]healthy[/] {detail}", "starting": "starting"}.get(
+                    event, f"[dim]{detail[:70]}[/]"
+                )
+                progress.update(tasks[name], description=text, completed=1 if event == "healthy" else 0)
+
+            rows = local_stack.up(settings, list(services) or None, on_event=on_event)
+        console.print(status_table(rows))
+        console.print(f"logs: {settings.home / 'logs'}")
+
+
+@stack.command("resolve")
+def stack_resolve() -> None:
+    """Fetch and build every jar the stack runs (cached; a second run does nothing)."""
+    from clicklib.stack import jars
+
+    with _clear_errors():
+        jars.resolve_all(get_settings(), log=lambda message: console.print(f"[dim]{message}[/]"))
+        console.print("jars are current")
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Stop every process of the local stack."""
+    with _clear_errors():
+        with console.status("stopping the stack"):
+            stopped = local_stack.down(get_settings())
+        console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@stack.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stack_status(as_json: bool) -> None:
+    """Probe each service and show its state, port, pid, memory and URL."""
+    with _clear_errors():
+        rows = local_stack.status(get_settings())
+        if as_json:
+            click.echo(json.dumps({row.service: row.to_dict() for row in rows}, indent=2))
+        else:
+            console.print(status_table(rows))
+    if not all(row.healthy for row in rows):
+        sys.exit(3)
+
+
+@stack.command("logs")
+@click.argument("service")
+@click.option("-n", "--lines", default=100, show_default=True, help="How many lines to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows.")
+def stack_logs(service: str, lines: int, follow: bool) -> None:
+    """Show the log tail of SERVICE (kafka, cassandra, connect, flink, sql-gateway)."""
+    settings = get_settings()
+    with _clear_errors():
+        click.echo(local_stack.logs(service, lines, settings))
+        if follow:
+            _follow(local_stack.log_paths(settings, service))
+
+
+def _follow(paths: list) -> None:
+    offsets = {path: path.stat().st_size if path.exists() else 0 for path in paths}
+    while True:
+        for path in paths:
+            if not path.exists():
+                continue
+            with open(path, errors="replace") as log:
+                log.seek(offsets[path])
+                chunk = log.read()
+                offsets[path] = log.tell()
+            if chunk:
+                click.echo(chunk, nl=False)
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()

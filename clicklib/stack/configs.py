@@ -1,0 +1,180 @@
+"""Configuration files the local stack generates under ``<home>/conf/`` from settings.
+
+Written on every ``up`` so a changed port or heap reaches the service; data is kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clicklib.settings import Settings
+
+
+def conf_dir(settings: Settings) -> Path:
+    return settings.home / "conf"
+
+
+def data_dir(settings: Settings, service: str) -> Path:
+    return settings.home / "data" / service
+
+
+def log_dir(settings: Settings) -> Path:
+    return settings.home / "logs"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# Services log to stdout, which the stack redirects into logs/<service>.log, so one file
+# per service holds everything, including JVM crashes.
+LOG4J2_CONSOLE = """\
+status = warn
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{ISO8601} %-5p [%c{1}] %m%n
+rootLogger.level = INFO
+rootLogger.appenderRef.console.ref = console
+logger.zookeeper.name = org.apache.zookeeper
+logger.zookeeper.level = WARN
+logger.reflections.name = org.reflections
+logger.reflections.level = ERROR
+"""
+
+LOGBACK_CONSOLE = """\
+<configuration scan="false">
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%date{ISO8601} %-5level [%thread] %logger{0} %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="STDOUT"/></root>
+</configuration>
+"""
+
+
+def write_log_configs(settings: Settings) -> None:
+    _write(conf_dir(settings) / "log4j2.properties", LOG4J2_CONSOLE)
+    _write(conf_dir(settings) / "logback.xml", LOGBACK_CONSOLE)
+
+
+def kafka_properties(settings: Settings) -> Path:
+    host = settings.bind_host
+    return _write(
+        conf_dir(settings) / "kafka" / "server.properties",
+        f"""\
+# One KRaft node acting as broker and controller.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{host}:{settings.kafka_controller_port}
+listeners=PLAINTEXT://{host}:{settings.kafka_port},CONTROLLER://{host}:{settings.kafka_controller_port}
+advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={data_dir(settings, "kafka")}
+num.partitions=1
+# A single broker cannot hold more than one replica of anything.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Consumers in tests and notebooks join one at a time; no reason to wait for more.
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+""",
+    )
+
+
+def connect_properties(settings: Settings) -> Path:
+    return _write(
+        conf_dir(settings) / "connect" / "connect-distributed.properties",
+        f"""\
+bootstrap.servers={settings.bootstrap_servers}
+group.id=clicklib-connect
+key.converter=org.apache.kafka.connect.storage.StringConverter
+value.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter.schemas.enable=false
+config.storage.topic=_clicklib-connect-configs
+offset.storage.topic=_clicklib-connect-offsets
+status.storage.topic=_clicklib-connect-status
+config.storage.replication.factor=1
+offset.storage.replication.factor=1
+status.storage.replication.factor=1
+offset.flush.interval.ms=5000
+listeners=http://{settings.bind_host}:{settings.connect_port}
+rest.advertised.host.name={settings.bind_host}
+rest.advertised.port={settings.connect_port}
+plugin.path={settings.home / "jars" / "connect-plugins"}
+""",
+    )
+
+
+def cassandra_yaml(settings: Settings) -> Path:
+    data = data_dir(settings, "cassandra")
+    host = settings.bind_host
+    return _write(
+        conf_dir(settings) / "cassandra" / "cassandra.yaml",
+        f"""\
+cluster_name: clicklib
+num_tokens: 16
+allocate_tokens_for_local_replication_factor: 1
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+data_file_directories:
+  - {data / "data"}
+commitlog_directory: {data / "commitlog"}
+saved_caches_directory: {data / "saved_caches"}
+hints_directory: {data / "hints"}
+cdc_raw_directory: {data / "cdc_raw"}
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "{host}:{settings.cassandra_storage_port}"
+listen_address: {host}
+rpc_address: {host}
+storage_port: {settings.cassandra_storage_port}
+native_transport_port: {settings.cassandra_port}
+start_native_transport: true
+endpoint_snitch: SimpleSnitch
+authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+# One node on a laptop: keep compaction and flushing from starving the other services.
+concurrent_compactors: 1
+""",
+    )
+
+
+def flink_config(settings: Settings) -> Path:
+    host = settings.bind_host
+    flink_data = data_dir(settings, "flink")
+    for sub in ("tmp", "web", "checkpoints"):
+        (flink_data / sub).mkdir(parents=True, exist_ok=True)
+    return _write(
+        conf_dir(settings) / "flink" / "config.yaml",
+        f"""\
+jobmanager.rpc.address: {host}
+jobmanager.rpc.port: {settings.flink_rpc_port}
+jobmanager.bind-host: {host}
+jobmanager.memory.process.size: {settings.flink_jobmanager_memory}
+taskmanager.host: {host}
+taskmanager.bind-host: {host}
+taskmanager.memory.process.size: {settings.flink_taskmanager_memory}
+taskmanager.numberOfTaskSlots: {settings.flink_task_slots}
+taskmanager.resource-id: clicklib-taskmanager
+parallelism.default: 1
+rest.address: {host}
+rest.bind-address: {host}
+rest.port: {settings.flink_rest_port}
+sql-gateway.endpoint.rest.address: {host}
+sql-gateway.endpoint.rest.bind-address: {host}
+sql-gateway.endpoint.rest.port: {settings.sql_gateway_port}
+io.tmp.dirs: {flink_data / "tmp"}
+web.tmpdir: {flink_data / "web"}
+execution.checkpointing.dir: file://{flink_data / "checkpoints"}
+execution.checkpointing.interval: 10 s
+""",
+    )

@@ -1,0 +1,226 @@
+"""Jars for the local stack, resolved once and cached under ``<home>/jars/``.
+
+Each service has its own pom in ``clicklib/stack/poms/<service>/`` and its own
+classpath folder, because Kafka, Cassandra, Connect and Flink pull conflicting versions
+of the same libraries. Flink's distribution comes from PyPI (``apache-flink-libraries``);
+the Cassandra sink plugin is built from ``connect/cassandra-sink``. A folder is
+resolved again only when what it was resolved from changes, so a warm ``up`` touches
+no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from clicklib.exceptions import DependencyResolutionError, StackError
+from clicklib.settings import Settings
+
+POMS = Path(__file__).parent / "poms"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SINK_PLUGIN_SOURCE = PROJECT_ROOT / "connect" / "cassandra-sink"
+SINK_PLUGIN_NAME = "clicklib-cassandra-sink"
+FLINK_DIST_PACKAGE = "apache-flink-libraries"
+FLINK_VERSION = "2.2.0"
+MAVEN_SERVICES = ("kafka", "cassandra", "connect", "flink")
+STAMP = ".resolved"
+
+
+def jars_dir(settings: Settings, name: str) -> Path:
+    return settings.home / "jars" / name
+
+
+def classpath(settings: Settings, *names: str) -> str:
+    """A java -cp value holding every jar of the named folders, in order."""
+    jars: list[str] = []
+    for name in names:
+        jars.extend(str(p) for p in sorted(jars_dir(settings, name).glob("*.jar")))
+    return ":".join(jars)
+
+
+def resolve_all(settings: Settings, log=print) -> None:
+    """Make every classpath folder current; cheap when nothing changed."""
+    resolve_for(settings, ["kafka", "cassandra", "connect", "flink"], log)
+
+
+def resolve_for(settings: Settings, services: list[str], log=print) -> None:
+    """Make the classpath folders of the named services current (flink-* count as flink)."""
+    wanted = {"flink" if name.startswith("flink") or name == "sql-gateway" else name for name in services}
+    for service in MAVEN_SERVICES:
+        if service in wanted:
+            resolve_maven(settings, service, log)
+    if "flink" in wanted:
+        resolve_flink_dist(settings, log)
+    if "connect" in wanted:
+        build_sink_plugin(settings, log)
+
+
+def _fingerprint(*paths: Path, extra: str = "") -> str:
+    digest = hashlib.sha256(extra.encode())
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(path.parent)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _is_current(target: Path, fingerprint: str) -> bool:
+    stamp = target / STAMP
+    return stamp.is_file() and stamp.read_text().strip() == fingerprint
+
+
+def _mark_current(target: Path, fingerprint: str) -> None:
+    (target / STAMP).write_text(fingerprint + "\n")
+
+
+def _fresh_dir(target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+
+
+def _run_maven(args: list[str], what: str) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise DependencyResolutionError(
+            f"Maven (mvn) is not on PATH, needed to resolve {what}; install it "
+            "(Debian: apt-get install maven, or conda env create -f environment.yml)"
+        )
+    result = subprocess.run([mvn, "-B", "-q", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = result.stdout + result.stderr
+        artifacts = missing_artifacts(output)
+        named = f" could not resolve {', '.join(artifacts)}" if artifacts else " failed"
+        errors = "\n".join(line for line in output.splitlines() if "ERROR" in line)[-3000:]
+        raise DependencyResolutionError(
+            f"Maven{named} while resolving {what}; check that Maven Central is reachable "
+            f"and the version exists.\n{errors}"
+        )
+
+
+_COORDINATE = re.compile(r"\b([A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-]+:(?:jar|pom|test-jar):[A-Za-z0-9_.\-:]+)")
+
+
+def missing_artifacts(maven_output: str) -> list[str]:
+    """The Maven coordinates named in a failed build's error lines, without repeats."""
+    found: list[str] = []
+    for line in maven_output.splitlines():
+        if "ERROR" not in line and "Could not" not in line:
+            continue
+        for coordinate in _COORDINATE.findall(line):
+            coordinate = coordinate.rstrip(":.")
+            # Our own poms appear as "for project io.clicklib.stack:...": not what is missing.
+            if not coordinate.startswith("io.clicklib") and coordinate not in found:
+                found.append(coordinate)
+    return found
+
+
+def resolve_maven(settings: Settings, service: str, log=print) -> Path:
+    pom = POMS / service / "pom.xml"
+    target = jars_dir(settings, service)
+    fingerprint = _fingerprint(pom)
+    if _is_current(target, fingerprint):
+        return target
+    log(f"resolving {service} jars with Maven from {pom}")
+    _fresh_dir(target)
+    _run_maven(
+        [
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={target}",
+        ],
+        f"the {service} classpath ({pom})",
+    )
+    _mark_current(target, fingerprint)
+    return target
+
+
+def resolve_flink_dist(settings: Settings, log=print) -> Path:
+    """flink-dist, the table planner and runtime, from the PyPI Flink distribution."""
+    target = jars_dir(settings, "flink-dist")
+    fingerprint = f"{FLINK_DIST_PACKAGE}=={FLINK_VERSION}"
+    if _is_current(target, fingerprint):
+        return target
+    log(f"fetching {fingerprint} from PyPI (the Flink distribution, ~310 MB)")
+    wheel = pip_download(fingerprint, settings.home / "downloads", f"apache_flink_libraries-{FLINK_VERSION}-*.whl")
+    _fresh_dir(target)
+    with zipfile.ZipFile(wheel) as archive:
+        for member in archive.namelist():
+            # lib/ is the distribution's classpath; BashJavaUtils computes JVM memory flags.
+            if re.fullmatch(r"pyflink/lib/[^/]+\.jar|pyflink/bin/bash-java-utils\.jar", member):
+                with archive.open(member) as src, open(target / Path(member).name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    _mark_current(target, fingerprint)
+    wheel.unlink()
+    return target
+
+
+def pip_download(requirement: str, directory: Path, wheel_glob: str) -> Path:
+    """Download one wheel (no dependencies) with this interpreter's pip; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(directory),
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wheels = sorted(directory.glob(wheel_glob))
+    if result.returncode != 0 or not wheels:
+        raise DependencyResolutionError(
+            f"pip could not download {requirement}; check that PyPI is reachable.\n{result.stderr[-2000:]}"
+        )
+    return wheels[-1]
+
+
+def build_sink_plugin(settings: Settings, log=print) -> Path:
+    """The Kafka Connect Cassandra sink plugin folder, built from connect/cassandra-sink."""
+    pom = SINK_PLUGIN_SOURCE / "pom.xml"
+    if not pom.is_file():
+        raise StackError(
+            f"the Cassandra sink plugin source is missing ({pom}); the local stack runs from a clicklib checkout"
+        )
+    target = jars_dir(settings, "connect-plugins") / SINK_PLUGIN_NAME
+    fingerprint = _fingerprint(pom, SINK_PLUGIN_SOURCE / "src")
+    if _is_current(target, fingerprint):
+        return target
+    log(f"building the Cassandra sink plugin from {SINK_PLUGIN_SOURCE}")
+    _fresh_dir(target)
+    _run_maven(
+        [
+            "-f",
+            str(pom),
+            "-DskipTests",
+            "package",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={target}",
+        ],
+        f"the Cassandra sink plugin ({pom})",
+    )
+    built = list((SINK_PLUGIN_SOURCE / "target").glob(f"{SINK_PLUGIN_NAME}-*.jar"))
+    if not built:
+        raise DependencyResolutionError(f"Maven built no {SINK_PLUGIN_NAME} jar from {pom}")
+    for jar in built:
+        shutil.copy2(jar, target / jar.name)
+    _mark_current(target, fingerprint)
+    return target

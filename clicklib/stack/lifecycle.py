@@ -1,0 +1,202 @@
+"""``up``, ``down``, ``status`` and ``logs`` for the local stack."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from clicklib.exceptions import ServiceStartError, StackError
+from clicklib.settings import Settings, get_settings
+from clicklib.stack import configs, jars, process
+from clicklib.stack.services import PHASES, PROCESSES, SERVICES, expand, service_url
+
+# (process name, event, detail): event is one of resolving, starting, waiting, healthy, failed.
+EventCallback = Callable[[str, str, str], None]
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    state: str
+    healthy: bool
+    port: int
+    url: str
+    pids: list[int] = field(default_factory=list)
+    rss_mb: float = 0.0
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _quiet(*_: object) -> None:
+    pass
+
+
+def up(
+    settings: Settings | None = None,
+    services: list[str] | None = None,
+    on_event: EventCallback | None = None,
+) -> list[ServiceStatus]:
+    """Start the named services (default: all) and what they need; wait until healthy.
+
+    A running service is left alone. On any failure, every process this call started
+    is stopped again before the error propagates, so nothing is left half-started.
+    """
+    settings = settings or get_settings()
+    emit = on_event or _quiet
+    names = expand(services)
+    java = process.find_java(settings)
+    running = {name: process.owned_process(settings, name, PROCESSES[name].pid_path(settings)) for name in names}
+    to_start = [name for name in names if running[name] is None]
+    # Cheap checks first: a taken port is reported before minutes of jar resolution.
+    for name in to_start:
+        for port_name in PROCESSES[name].ports:
+            process.check_port(settings, name, port_name, settings.ports[port_name])
+    jars.resolve_for(settings, names, log=lambda message: emit("jars", "resolving", message))
+    configs.write_log_configs(settings)
+
+    started: list[psutil.Process] = []
+    try:
+        for phase in PHASES:
+            members = [name for name in phase if name in names]
+            for name in members:
+                if name in to_start:
+                    started.append(_start(settings, name, java, emit))
+            for name in members:
+                _wait_healthy(settings, name, emit)
+    except BaseException:
+        process.terminate(started + _strays(settings))
+        raise
+    return status(settings)
+
+
+def _start(settings: Settings, name: str, java: str, emit: EventCallback) -> psutil.Process:
+    spec = PROCESSES[name]
+    emit(name, "starting", "")
+    if spec.prepare is not None:
+        spec.prepare(settings, java)
+    return process.spawn(
+        name,
+        spec.command(settings, java),
+        spec.log_path(settings),
+        spec.pid_path(settings),
+        env=spec.env(settings),
+        cwd=settings.home,
+    )
+
+
+def _wait_healthy(settings: Settings, name: str, emit: EventCallback) -> None:
+    spec = PROCESSES[name]
+    deadline = time.monotonic() + settings.startup_timeout
+    started_at = time.monotonic()
+    while True:
+        proc = process.owned_process(settings, name, spec.pid_path(settings))
+        if proc is None:
+            _fail(settings, name, "exited during startup")
+        probe = spec.probe(settings)
+        if probe.healthy:
+            emit(name, "healthy", probe.detail)
+            return
+        if time.monotonic() > deadline:
+            _fail(
+                settings,
+                name,
+                f"did not become healthy within {settings.startup_timeout:.0f} s ({probe.detail})",
+            )
+        emit(name, "waiting", f"{time.monotonic() - started_at:.0f} s: {probe.detail}")
+        time.sleep(1.0)
+
+
+def _fail(settings: Settings, name: str, what: str) -> None:
+    log = PROCESSES[name].log_path(settings)
+    tail = process.log_tail(log)
+    raise ServiceStartError(
+        f"{name} {what}; its log is {log}, last {process.LOG_TAIL_LINES} lines:\n{tail}",
+        service=name,
+        log_tail=tail,
+    )
+
+
+def _strays(settings: Settings) -> list[psutil.Process]:
+    """Marked processes that no pid file accounts for (a helper JVM, a lost pid file)."""
+    known = {process.read_pid(PROCESSES[name].pid_path(settings)) for name in PROCESSES}
+    return [proc for proc in process.stack_processes(settings) if proc.pid not in known]
+
+
+def down(settings: Settings | None = None) -> list[str]:
+    """Stop every process of the stack, newest phase first. Returns what was stopped."""
+    settings = settings or get_settings()
+    stopped: list[str] = []
+    for phase in reversed(PHASES):
+        victims = []
+        for name in phase:
+            pid_path = PROCESSES[name].pid_path(settings)
+            proc = process.owned_process(settings, name, pid_path)
+            if proc is not None:
+                victims.append(proc)
+                stopped.append(name)
+            pid_path.unlink(missing_ok=True)
+        process.terminate(victims)
+    leftovers = process.stack_processes(settings)
+    process.terminate(leftovers)
+    return stopped
+
+
+def status(settings: Settings | None = None) -> list[ServiceStatus]:
+    """One row per service: whether it runs here, answers, and what it costs in memory."""
+    settings = settings or get_settings()
+    rows = []
+    for service, members in SERVICES.items():
+        procs = [process.owned_process(settings, name, PROCESSES[name].pid_path(settings)) for name in members]
+        local = [p for p in procs if p is not None]
+        probe = PROCESSES[members[-1]].probe(settings)
+        if local and len(local) == len(members):
+            state = "running" if probe.healthy else "unhealthy"
+        elif local:
+            state = "partial"
+        else:
+            # Nothing of ours runs, yet something may answer: an existing cluster.
+            state = "external" if probe.healthy else "stopped"
+        rows.append(
+            ServiceStatus(
+                service=service,
+                state=state,
+                healthy=probe.healthy and state in ("running", "external"),
+                port=settings.ports[service],
+                url=service_url(settings, service),
+                pids=[p.pid for p in local],
+                rss_mb=round(sum(_rss(p) for p in local) / 2**20, 1),
+                detail=probe.detail,
+            )
+        )
+    return rows
+
+
+def _rss(proc: psutil.Process) -> int:
+    try:
+        return proc.memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def log_paths(settings: Settings, service: str) -> list[Path]:
+    """Log files of a service (Flink has two) or of a single process by name."""
+    members = SERVICES.get(service) or ((service,) if service in PROCESSES else ())
+    if not members:
+        choices = ", ".join([*SERVICES, "flink-jobmanager", "flink-taskmanager"])
+        raise StackError(f"unknown service {service!r}; choose from {choices}")
+    return [PROCESSES[name].log_path(settings) for name in members]
+
+
+def logs(service: str, lines: int = 100, settings: Settings | None = None) -> str:
+    """The last lines of a service's log."""
+    settings = settings or get_settings()
+    parts = []
+    for path in log_paths(settings, service):
+        parts.append(f"==> {path} <==\n{process.log_tail(path, lines)}")
+    return "\n".join(parts)

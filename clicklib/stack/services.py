@@ -1,0 +1,375 @@
+"""What the local stack runs: one entry per process, with its command line and probe.
+
+Five services are reported (kafka, cassandra, connect, flink, sql-gateway); Flink is two
+processes, a JobManager and a TaskManager. Every process is a JVM started directly
+from its main class, without the distributions' shell scripts, so that nothing but
+Java and the resolved jars is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from clicklib.exceptions import ServiceStartError, StackError
+from clicklib.settings import Settings
+from clicklib.stack import configs, health
+from clicklib.stack.jars import classpath, jars_dir
+from clicklib.stack.process import home_marker, service_marker
+
+# The module opens each JVM needs on Java 17, as the projects' own launch scripts set them.
+CASSANDRA_JAVA17_OPTIONS = [
+    "-Djdk.attach.allowAttachSelf=true",
+    *(
+        f"--add-exports={m}=ALL-UNNAMED"
+        for m in (
+            "java.base/jdk.internal.misc",
+            "java.base/jdk.internal.ref",
+            "java.base/sun.nio.ch",
+            "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+            "java.rmi/sun.rmi.registry",
+            "java.rmi/sun.rmi.server",
+            "java.sql/java.sql",
+            "java.base/java.lang.ref",
+            "jdk.unsupported/sun.misc",
+        )
+    ),
+    *(
+        f"--add-opens={m}=ALL-UNNAMED"
+        for m in (
+            "java.base/java.lang.module",
+            "java.base/jdk.internal.loader",
+            "java.base/jdk.internal.ref",
+            "java.base/jdk.internal.reflect",
+            "java.base/jdk.internal.math",
+            "java.base/jdk.internal.module",
+            "java.base/jdk.internal.util.jar",
+            "jdk.management/com.sun.management.internal",
+            "java.base/sun.nio.ch",
+            "java.base/java.io",
+            "java.base/java.nio",
+            "java.base/java.util.concurrent",
+            "java.base/java.util",
+            "java.base/java.util.concurrent.atomic",
+            "java.base/java.lang",
+            "java.base/java.math",
+            "java.base/java.lang.reflect",
+            "java.base/java.net",
+        )
+    ),
+]
+
+FLINK_JAVA17_OPTIONS = [
+    "-XX:+IgnoreUnrecognizedVMOptions",
+    *(
+        f"--add-exports={m}=ALL-UNNAMED"
+        for m in (
+            "java.base/sun.net.util",
+            "java.rmi/sun.rmi.registry",
+            "jdk.compiler/com.sun.tools.javac.api",
+            "jdk.compiler/com.sun.tools.javac.file",
+            "jdk.compiler/com.sun.tools.javac.parser",
+            "jdk.compiler/com.sun.tools.javac.tree",
+            "jdk.compiler/com.sun.tools.javac.util",
+            "java.security.jgss/sun.security.krb5",
+        )
+    ),
+    *(
+        f"--add-opens={m}=ALL-UNNAMED"
+        for m in (
+            "java.base/java.lang",
+            "java.base/java.net",
+            "java.base/java.io",
+            "java.base/java.nio",
+            "java.base/sun.nio.ch",
+            "java.base/java.lang.reflect",
+            "java.base/java.text",
+            "java.base/java.time",
+            "java.base/java.util",
+            "java.base/java.util.concurrent",
+            "java.base/java.util.concurrent.atomic",
+            "java.base/java.util.concurrent.locks",
+        )
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Process:
+    """One background process of the stack."""
+
+    name: str
+    service: str
+    ports: tuple[str, ...]
+    probe: Callable[[Settings], health.Probe]
+    command: Callable[[Settings, str], list[str]]
+    env: Callable[[Settings], dict[str, str]] = lambda settings: {}
+    prepare: Callable[[Settings, str], None] | None = None
+
+    def log_path(self, settings: Settings) -> Path:
+        return configs.log_dir(settings) / f"{self.name}.log"
+
+    def pid_path(self, settings: Settings) -> Path:
+        return settings.home / "run" / f"{self.name}.pid"
+
+
+def _jvm(settings: Settings, java: str, name: str, heap: str | None) -> list[str]:
+    command = [java, home_marker(settings), service_marker(name), "-XX:+UseG1GC", "-Djava.awt.headless=true"]
+    if heap:
+        command += [f"-Xms{heap}", f"-Xmx{heap}"]
+    return command
+
+
+def _log4j2(settings: Settings) -> str:
+    return f"-Dlog4j2.configurationFile={configs.conf_dir(settings) / 'log4j2.properties'}"
+
+
+def _kafka_command(settings: Settings, java: str) -> list[str]:
+    return [
+        *_jvm(settings, java, "kafka", settings.kafka_heap),
+        _log4j2(settings),
+        "-cp",
+        classpath(settings, "kafka"),
+        "kafka.Kafka",
+        str(configs.kafka_properties(settings)),
+    ]
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def _format_kafka_storage(settings: Settings, java: str) -> None:
+    data = configs.data_dir(settings, "kafka")
+    if (data / "meta.properties").is_file():
+        return
+    data.mkdir(parents=True, exist_ok=True)
+    command = [
+        *_jvm(settings, java, "kafka-storage-format", None),
+        _log4j2(settings),
+        "-cp",
+        classpath(settings, "kafka"),
+        "kafka.tools.StorageTool",
+        "format",
+        "--cluster-id",
+        new_cluster_id(),
+        "--config",
+        str(configs.kafka_properties(settings)),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        raise ServiceStartError(
+            f"kafka: formatting the KRaft storage in {data} failed "
+            f"(exit {result.returncode}); remove that folder if it holds a broken format",
+            service="kafka",
+            log_tail=(result.stdout + result.stderr)[-4000:],
+        )
+
+
+def _cassandra_command(settings: Settings, java: str) -> list[str]:
+    data = configs.data_dir(settings, "cassandra")
+    jamm = sorted(jars_dir(settings, "cassandra").glob("jamm-*.jar"))
+    return [
+        *_jvm(settings, java, "cassandra", settings.cassandra_heap),
+        *CASSANDRA_JAVA17_OPTIONS,
+        # jamm measures object sizes for memtable accounting; it wants to be an agent.
+        *([f"-javaagent:{jamm[0]}"] if jamm else []),
+        f"-Dcassandra.config=file://{configs.cassandra_yaml(settings)}",
+        "-Dcassandra-foreground=yes",
+        f"-Dcassandra.storagedir={data}",
+        f"-Dcassandra.logdir={configs.log_dir(settings)}",
+        f"-Dlogback.configurationFile={configs.conf_dir(settings) / 'logback.xml'}",
+        # A single node has no peers to wait for.
+        "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        "-cp",
+        classpath(settings, "cassandra"),
+        "org.apache.cassandra.service.CassandraDaemon",
+    ]
+
+
+def _connect_command(settings: Settings, java: str) -> list[str]:
+    return [
+        *_jvm(settings, java, "connect", settings.connect_heap),
+        _log4j2(settings),
+        "-cp",
+        classpath(settings, "connect"),
+        "org.apache.kafka.connect.cli.ConnectDistributed",
+        str(configs.connect_properties(settings)),
+    ]
+
+
+def _flink_env(settings: Settings) -> dict[str, str]:
+    return {"FLINK_CONF_DIR": str(configs.flink_config(settings).parent)}
+
+
+def _flink_resource_params(settings: Settings, java: str, which: str) -> tuple[list[str], list[str]]:
+    """JVM flags and dynamic options for a JobManager or TaskManager, as Flink computes them."""
+    conf = configs.flink_config(settings).parent
+    result = subprocess.run(
+        [
+            java,
+            home_marker(settings),
+            "-cp",
+            classpath(settings, "flink-dist"),
+            "org.apache.flink.runtime.util.bash.BashJavaUtils",
+            f"GET_{which}_RESOURCE_PARAMS",
+            "--configDir",
+            str(conf),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    prefix = "BASH_JAVA_UTILS_EXEC_RESULT:"
+    lines = [line[len(prefix) :] for line in result.stdout.splitlines() if line.startswith(prefix)]
+    if result.returncode != 0 or len(lines) < 2:
+        service = "flink-jobmanager" if which == "JM" else "flink-taskmanager"
+        raise ServiceStartError(
+            f"{service}: Flink could not compute its memory settings from {conf}/config.yaml "
+            "(check CLICKLIB_FLINK_*_MEMORY)",
+            service=service,
+            log_tail=(result.stdout + result.stderr)[-4000:],
+        )
+    return lines[0].split(), lines[1].split()
+
+
+def _flink_common(settings: Settings, java: str, name: str) -> list[str]:
+    return [
+        *_jvm(settings, java, name, None),
+        *FLINK_JAVA17_OPTIONS,
+        f"-Dlog4j.configurationFile={configs.conf_dir(settings) / 'log4j2.properties'}",
+        f"-Dlog.file={configs.log_dir(settings) / (name + '.log')}",
+        "-cp",
+        classpath(settings, "flink-dist", "flink"),
+    ]
+
+
+def _flink_cluster_command(settings: Settings, java: str, name: str, which: str, main_class: str) -> list[str]:
+    jvm_flags, dynamic = _flink_resource_params(settings, java, which)
+    common = _flink_common(settings, java, name)
+    return [
+        common[0],
+        *jvm_flags,
+        *common[1:],
+        main_class,
+        "--configDir",
+        str(configs.flink_config(settings).parent),
+        *dynamic,
+    ]
+
+
+def _jobmanager_command(settings: Settings, java: str) -> list[str]:
+    return _flink_cluster_command(
+        settings,
+        java,
+        "flink-jobmanager",
+        "JM",
+        "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
+    )
+
+
+def _taskmanager_command(settings: Settings, java: str) -> list[str]:
+    return _flink_cluster_command(
+        settings, java, "flink-taskmanager", "TM", "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"
+    )
+
+
+def _sql_gateway_command(settings: Settings, java: str) -> list[str]:
+    common = _flink_common(settings, java, "sql-gateway")
+    return [
+        common[0],
+        f"-Xmx{settings.sql_gateway_heap}",
+        *common[1:],
+        "org.apache.flink.table.gateway.SqlGateway",
+    ]
+
+
+PROCESSES: dict[str, Process] = {
+    p.name: p
+    for p in (
+        Process(
+            "kafka",
+            "kafka",
+            ("kafka", "kafka-controller"),
+            health.kafka,
+            _kafka_command,
+            prepare=_format_kafka_storage,
+        ),
+        Process("cassandra", "cassandra", ("cassandra", "cassandra-storage"), health.cassandra, _cassandra_command),
+        Process("connect", "connect", ("connect",), health.connect, _connect_command),
+        Process(
+            "flink-jobmanager",
+            "flink",
+            ("flink", "flink-rpc"),
+            health.flink_jobmanager,
+            _jobmanager_command,
+            env=_flink_env,
+        ),
+        Process("flink-taskmanager", "flink", (), health.flink, _taskmanager_command, env=_flink_env),
+        Process(
+            "sql-gateway",
+            "sql-gateway",
+            ("sql-gateway",),
+            health.sql_gateway,
+            _sql_gateway_command,
+            env=_flink_env,
+        ),
+    )
+}
+
+# Start order: the two slowest together, then what needs Kafka, then Flink. On two cores,
+# starting every JVM at once only makes each of them slower.
+PHASES: tuple[tuple[str, ...], ...] = (
+    ("kafka", "cassandra"),
+    ("connect",),
+    ("flink-jobmanager", "flink-taskmanager"),
+    ("sql-gateway",),
+)
+
+SERVICES: dict[str, tuple[str, ...]] = {
+    "kafka": ("kafka",),
+    "cassandra": ("cassandra",),
+    "connect": ("connect",),
+    "flink": ("flink-jobmanager", "flink-taskmanager"),
+    "sql-gateway": ("sql-gateway",),
+}
+
+NEEDS: dict[str, tuple[str, ...]] = {
+    "connect": ("kafka",),
+    "flink-taskmanager": ("flink-jobmanager",),
+    "sql-gateway": ("flink-jobmanager", "flink-taskmanager"),
+}
+
+
+def service_url(settings: Settings, service: str) -> str:
+    return {
+        "kafka": f"kafka://{settings.bootstrap_servers}",
+        "cassandra": f"cql://{settings.cassandra_contact_points[0]}:{settings.cassandra_port}",
+        "connect": settings.connect_url,
+        "flink": settings.flink_rest_url,
+        "sql-gateway": settings.sql_gateway_url,
+    }[service]
+
+
+def expand(services: list[str] | None) -> list[str]:
+    """Process names for the named services plus what they need, in start order."""
+    if not services:
+        wanted = set(PROCESSES)
+    else:
+        unknown = [s for s in services if s not in SERVICES]
+        if unknown:
+            raise StackError(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+        wanted = {p for s in services for p in SERVICES[s]}
+    pending = list(wanted)
+    while pending:
+        for need in NEEDS.get(pending.pop(), ()):
+            if need not in wanted:
+                wanted.add(need)
+                pending.append(need)
+    return [p for phase in PHASES for p in phase if p in wanted]

@@ -1,0 +1,119 @@
+"""Each service of the running stack proves itself with a real round trip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import requests
+from cassandra.cluster import Cluster
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from clicklib.ksql import SqlGatewaySession
+from clicklib.stack.health import CASSANDRA_SINK_CLASS
+
+
+def create_topic(settings, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=30)
+
+
+def produce(settings, topic: str, values: list[dict]) -> None:
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True})
+    for value in values:
+        producer.produce(topic, key=str(value["id"]), value=json.dumps(value))
+    assert producer.flush(30) == 0
+
+
+def test_kafka_produces_and_consumes(live_stack, unique_name):
+    create_topic(live_stack, unique_name)
+    sent = [{"id": i, "page": f"/p/{i}"} for i in range(10)]
+    produce(live_stack, unique_name, sent)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": live_stack.bootstrap_servers,
+            "group.id": unique_name,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([unique_name])
+    received = []
+    try:
+        for _ in range(60):
+            for message in consumer.consume(num_messages=100, timeout=1.0):
+                assert message.error() is None
+                received.append(json.loads(message.value()))
+            if len(received) >= len(sent):
+                break
+    finally:
+        consumer.close()
+    assert received == sent
+
+
+def test_cassandra_creates_inserts_and_reads(live_stack, unique_name):
+    cluster = Cluster(live_stack.cassandra_contact_points, port=live_stack.cassandra_port)
+    session = cluster.connect()
+    try:
+        session.execute(
+            f"CREATE KEYSPACE {unique_name} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        )
+        session.execute(
+            f"CREATE TABLE {unique_name}.visits (user_id text, date bigint, page text, PRIMARY KEY ((user_id), date))"
+        )
+        session.execute(
+            f"INSERT INTO {unique_name}.visits (user_id, date, page) VALUES (%s, %s, %s)",
+            ("u1", 1700000000000, "/"),
+        )
+        rows = list(session.execute(f"SELECT user_id, date, page FROM {unique_name}.visits WHERE user_id = 'u1'"))
+        assert [(r.user_id, r.date, r.page) for r in rows] == [("u1", 1700000000000, "/")]
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {unique_name}")
+        cluster.shutdown()
+
+
+def test_connect_lists_the_cassandra_sink_plugin(live_stack):
+    response = requests.get(f"{live_stack.connect_url}/connector-plugins", timeout=10)
+    response.raise_for_status()
+    sinks = {p["class"]: p for p in response.json() if p["type"] == "sink"}
+    assert CASSANDRA_SINK_CLASS in sinks
+
+
+def test_sql_gateway_runs_a_flink_job_that_reads_kafka(live_stack, unique_name):
+    create_topic(live_stack, unique_name)
+    sent = [{"id": i, "page": f"/p/{i}"} for i in range(25)]
+    produce(live_stack, unique_name, sent)
+    with SqlGatewaySession(live_stack) as sql:
+        sql.execute(
+            f"""CREATE TABLE visits (id INT, page STRING) WITH (
+                'connector' = 'kafka', 'topic' = '{unique_name}',
+                'properties.bootstrap.servers' = '{live_stack.bootstrap_servers}',
+                'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
+                'format' = 'json')"""
+        )
+        rows = sql.execute("SELECT id, page FROM visits")
+    assert sorted(rows, key=lambda r: r["id"]) == sent
+
+
+def test_status_json_reports_all_five_services_healthy(live_stack):
+    result = subprocess.run(
+        [sys.executable, "-m", "clicklib.cli", "stack", "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) == {"kafka", "cassandra", "connect", "flink", "sql-gateway"}
+    assert all(entry["healthy"] is True for entry in report.values()), report
+    assert all(entry["pids"] for entry in report.values())
+
+
+def test_up_again_leaves_running_services_alone(live_stack):
+    from clicklib import stack
+
+    before = {row.service: row.pids for row in stack.status(live_stack)}
+    after = {row.service: row.pids for row in stack.up(live_stack)}
+    assert after == before

@@ -1,0 +1,447 @@
+"""docker-compose.yml, connect/Dockerfile and the Connect worker properties, checked
+without Docker: the compose file against the Compose Specification schema, and every
+address in them against the settings defaults that `clicklib stack` uses.
+
+The schema is not vendored. It ships as ``compose/config/compose_spec.json`` inside the
+docker-compose 1.29.2 wheel on PyPI; the wheel is downloaded once into ``tests/.cache/``
+(gitignored) and read from there on later runs, offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from jsonschema import validators
+
+from clicklib.exceptions import DependencyResolutionError
+from clicklib.settings import Settings
+from clicklib.stack.jars import pip_download
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+CONNECT_DIR = ROOT / "connect"
+DOCKERFILE = CONNECT_DIR / "Dockerfile"
+WORKER_PROPERTIES = CONNECT_DIR / "connect-distributed.docker.properties"
+SINK_POM = CONNECT_DIR / "cassandra-sink" / "pom.xml"
+
+CACHE_DIR = ROOT / "tests" / ".cache"
+SCHEMA_WHEEL_REQUIREMENT = "docker-compose==1.29.2"
+SCHEMA_WHEEL_GLOB = "docker_compose-1.29.2-*.whl"
+SCHEMA_MEMBER = "compose/config/compose_spec.json"
+
+# Service -> the Settings field holding the host port it publishes.
+PUBLISHED = {
+    "kafka": "kafka_port",
+    "cassandra": "cassandra_port",
+    "connect": "connect_port",
+    "flink-jobmanager": "flink_rest_port",
+    "sql-gateway": "sql_gateway_port",
+}
+FLINK_SERVICES = ("flink-jobmanager", "flink-taskmanager", "sql-gateway")
+PLUGINS_DIR = "/opt/kafka/plugins"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _schema_wheel() -> Path:
+    """The docker-compose wheel from the cache, downloading it on first use."""
+    cached = sorted(CACHE_DIR.glob(SCHEMA_WHEEL_GLOB))
+    if cached:
+        return cached[0]
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    # Download beside the cache and move in atomically, so parallel runs never read half a file.
+    with tempfile.TemporaryDirectory(dir=CACHE_DIR) as tmp:
+        try:
+            downloaded = pip_download(SCHEMA_WHEEL_REQUIREMENT, Path(tmp), SCHEMA_WHEEL_GLOB)
+        except DependencyResolutionError as exc:
+            pytest.fail(
+                f"could not fetch the Compose Specification schema: {exc}\n"
+                f"Put {SCHEMA_WHEEL_REQUIREMENT}'s wheel into {CACHE_DIR} to run offline."
+            )
+        target = CACHE_DIR / downloaded.name
+        os.replace(downloaded, target)
+    return target
+
+
+def _validator_class(schema: dict) -> type:
+    """The jsonschema validator for the draft that the schema declares in ``$schema``."""
+    declared = schema.get("$schema", "")
+    bare = declared.rstrip("#")
+    candidates = [declared, bare, bare + "#"]
+    candidates += [c.replace("http://", "https://", 1) for c in candidates]
+    for uri in candidates:
+        cls = validators.validator_for({"$schema": uri}, default=None)
+        if cls is not None:
+            return cls
+    pytest.fail(f"this jsonschema knows no validator for $schema {declared!r}")
+
+
+def _split_port(entry: object) -> tuple[str | None, str | None, str]:
+    """(host_ip, published, target) of one short-syntax ``ports`` entry."""
+    spec = str(entry).split("/", 1)[0]
+    host_ip = None
+    if spec.startswith("["):  # [::1]:8080:80
+        end = spec.index("]")
+        host_ip, spec = spec[1:end], spec[end + 2 :]
+        parts = spec.split(":")
+        if len(parts) != 2:
+            raise ValueError(f"{entry!r}: expected [IP]:HOST:CONTAINER")
+        published, target = parts
+    else:
+        parts = spec.split(":")
+        if len(parts) == 1:
+            published, target = None, parts[0]
+        elif len(parts) == 2:
+            published, target = parts
+        elif len(parts) == 3:
+            host_ip, published, target = parts
+        else:
+            raise ValueError(f"{entry!r}: expected [[IP:]HOST:]CONTAINER[/PROTOCOL]")
+    port = re.compile(r"^\d+(-\d+)?$")
+    if not port.match(target) or (published not in (None, "") and not port.match(published)):
+        raise ValueError(f"{entry!r}: ports must be numbers or ranges")
+    return host_ip, published or None, target
+
+
+def _format_checker() -> jsonschema.FormatChecker:
+    """Checks for the two custom formats the compose schema uses."""
+    checker = jsonschema.FormatChecker()
+
+    @checker.checks("ports", raises=ValueError)
+    def _ports(instance: object) -> bool:
+        if isinstance(instance, (int, str)):
+            _split_port(instance)
+        return True
+
+    @checker.checks("duration", raises=ValueError)
+    def _duration(instance: object) -> bool:
+        if isinstance(instance, str) and not re.fullmatch(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", instance):
+            raise ValueError(f"{instance!r} is not a duration such as 10s or 1m30s")
+        return True
+
+    return checker
+
+
+def _published_ports(service: dict) -> list[tuple[str | None, str | None, str]]:
+    result = []
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            published = entry.get("published")
+            result.append(
+                (
+                    entry.get("host_ip"),
+                    None if published is None else str(published),
+                    str(entry.get("target")),
+                )
+            )
+        else:
+            result.append(_split_port(entry))
+    return result
+
+
+def _environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def _flink_properties(service: dict) -> dict[str, str]:
+    props = {}
+    for line in _environment(service).get("FLINK_PROPERTIES", "").splitlines():
+        if ":" in line:
+            key, value = line.split(":", 1)
+            props[key.strip()] = value.strip()
+    return props
+
+
+def _command(service: dict) -> str:
+    command = service.get("command", "")
+    return " ".join(command) if isinstance(command, list) else str(command)
+
+
+def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    lines, current = [], ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):  # a comment inside a continued instruction
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        lines.append(current + stripped)
+        current = ""
+    if current:
+        lines.append(current)
+    result = []
+    for line in lines:
+        instruction, _, args = line.partition(" ")
+        result.append((instruction.upper(), " ".join(args.split())))
+    return result
+
+
+def _dockerfile_stages() -> list[dict]:
+    """Each stage: its image, its name (AS ...) and its instructions."""
+    stages: list[dict] = []
+    for instruction, args in _dockerfile_instructions(DOCKERFILE.read_text()):
+        if instruction == "FROM":
+            words = [w for w in args.split() if not w.startswith("--")]
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+            stages.append({"image": words[0], "name": name, "instructions": []})
+        elif stages:
+            stages[-1]["instructions"].append((instruction, args))
+    return stages
+
+
+def _properties(path: Path) -> dict[str, str]:
+    props = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")) and "=" in line:
+            key, value = line.split("=", 1)
+            props[key.strip()] = value.strip()
+    return props
+
+
+def _pom_artifact_id() -> str | None:
+    if not SINK_POM.is_file():
+        return None
+    root = ET.parse(SINK_POM).getroot()
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    node = root.find("m:artifactId", ns)
+    if node is None:
+        node = root.find("artifactId")
+    return None if node is None else node.text.strip()
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    with COMPOSE_FILE.open() as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def compose_schema() -> dict:
+    with zipfile.ZipFile(_schema_wheel()) as wheel:
+        return json.loads(wheel.read(SCHEMA_MEMBER))
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    # The defaults, whatever CLICKLIB_* variables the shell running the tests has set.
+    return Settings()
+
+
+# --------------------------------------------------------------------------- the compose file
+
+
+def test_compose_file_matches_the_compose_specification(compose: dict, compose_schema: dict) -> None:
+    cls = _validator_class(compose_schema)
+    cls.check_schema(compose_schema)
+    validator = cls(compose_schema, format_checker=_format_checker())
+    errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.absolute_path))
+    assert not errors, "docker-compose.yml breaks the Compose Specification:\n" + "\n".join(
+        f"  at {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors
+    )
+
+
+def test_compose_has_the_stack_services(services: dict) -> None:
+    expected = set(PUBLISHED) | {"flink-taskmanager", "flink-connectors"}
+    assert expected <= set(services), f"missing services: {sorted(expected - set(services))}"
+
+
+@pytest.mark.parametrize("service_name", sorted(PUBLISHED))
+def test_published_host_port_is_the_settings_default(services: dict, settings: Settings, service_name: str) -> None:
+    expected = getattr(settings, PUBLISHED[service_name])
+    ports = _published_ports(services[service_name])
+    assert [published for _, published, _ in ports] == [str(expected)], (
+        f"{service_name} must publish exactly host port {expected} (Settings.{PUBLISHED[service_name]}), got {ports}"
+    )
+
+
+def test_every_published_port_binds_loopback_only(services: dict, settings: Settings) -> None:
+    published = {}
+    for name, service in services.items():
+        for host_ip, host_port, target in _published_ports(service):
+            assert host_ip == settings.bind_host == "127.0.0.1", (
+                f"{name} publishes {host_port or target} on {host_ip or 'every interface'}; "
+                'publish it as "127.0.0.1:HOST:CONTAINER"'
+            )
+            published[name] = host_port
+    assert set(published) == set(PUBLISHED), f"services publishing ports: {sorted(published)}"
+
+
+def test_kafka_advertises_the_settings_bootstrap_address_to_the_host(services: dict, settings: Settings) -> None:
+    env = _environment(services["kafka"])
+    advertised = dict(item.split("://", 1) for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert advertised["PLAINTEXT_HOST"] == settings.bootstrap_servers
+    assert advertised["PLAINTEXT"].split(":")[0] == "kafka"
+    listeners = dict(item.split("://", 1) for item in env["KAFKA_LISTENERS"].split(","))
+    assert listeners["PLAINTEXT_HOST"].rsplit(":", 1)[1] == str(settings.kafka_port)
+    assert listeners["CONTROLLER"].rsplit(":", 1)[1] == str(settings.kafka_controller_port)
+    assert "broker" in env["KAFKA_PROCESS_ROLES"] and "controller" in env["KAFKA_PROCESS_ROLES"]
+
+
+def test_named_volumes_are_declared(compose: dict, services: dict) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.get("source") if isinstance(volume, dict) else volume.split(":", 1)[0]
+            if source and not source.startswith((".", "/", "~", "$")):
+                assert source in declared, f"{name} mounts undeclared volume {source!r}"
+
+
+def test_dependencies_wait_on_health_or_completion(services: dict) -> None:
+    for name, service in services.items():
+        depends = service.get("depends_on") or {}
+        for target, spec in depends.items() if isinstance(depends, dict) else []:
+            assert target in services, f"{name} depends on unknown service {target!r}"
+            condition = spec["condition"]
+            if condition == "service_healthy":
+                assert "healthcheck" in services[target], (
+                    f"{name} waits for {target}'s health, which has no healthcheck"
+                )
+            if condition == "service_completed_successfully":
+                assert services[target].get("restart", "no") == "no", f"{target} must run once"
+    connect_depends = services["connect"]["depends_on"]
+    assert {k: v["condition"] for k, v in connect_depends.items()} == {
+        "kafka": "service_healthy",
+        "cassandra": "service_healthy",
+    }
+
+
+def test_flink_services_share_one_image_and_the_kafka_connector(services: dict, settings: Settings) -> None:
+    images = {services[name]["image"] for name in FLINK_SERVICES}
+    assert len(images) == 1 and images.pop().startswith("flink:2.2"), images
+    fetch = services["flink-connectors"]
+    fetch_command = _command(fetch)
+    assert "flink-sql-connector-kafka:" in fetch_command
+    out = re.search(r"-DoutputDirectory=(\S+)", fetch_command).group(1)
+    fetch_volume = next(v for v in fetch["volumes"] if v.split(":")[1] == out).split(":")[0]
+    for name in FLINK_SERVICES:
+        service = services[name]
+        mounts = [v.split(":") for v in service["volumes"]]
+        assert any(m[0] == fetch_volume and m[1].startswith("/opt/flink/lib/") and m[-1] == "ro" for m in mounts), (
+            f"{name} must mount {fetch_volume} read-only under /opt/flink/lib/"
+        )
+        assert service["depends_on"]["flink-connectors"]["condition"] == "service_completed_successfully"
+    jobmanager = _flink_properties(services["flink-jobmanager"])
+    assert jobmanager["rest.port"] == str(settings.flink_rest_port)
+    assert jobmanager["jobmanager.rpc.address"] == "flink-jobmanager"
+    taskmanager = _flink_properties(services["flink-taskmanager"])
+    assert taskmanager["jobmanager.rpc.address"] == "flink-jobmanager"
+    assert taskmanager["taskmanager.numberOfTaskSlots"] == str(settings.flink_task_slots)
+
+
+def test_sql_gateway_listens_on_the_settings_port_and_targets_the_jobmanager(
+    services: dict, settings: Settings
+) -> None:
+    command = _command(services["sql-gateway"])
+    assert "sql-gateway.sh start-foreground" in command
+    assert f"-Dsql-gateway.endpoint.rest.port={settings.sql_gateway_port}" in command
+    assert "-Drest.address=flink-jobmanager" in command
+    assert "-Djobmanager.rpc.address=flink-jobmanager" in command
+
+
+# --------------------------------------------------------------------------- connect/
+
+
+def test_connect_service_builds_connect_dockerfile(services: dict) -> None:
+    build = services["connect"]["build"]
+    context = ROOT / build["context"]
+    assert context.resolve() == CONNECT_DIR.resolve()
+    assert (context / build.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE.resolve()
+
+
+def test_connect_dockerfile_builds_the_plugin_from_cassandra_sink() -> None:
+    stages = _dockerfile_stages()
+    assert len(stages) >= 2, "connect/Dockerfile must be multi-stage"
+    build, final = stages[0], stages[-1]
+    assert build["image"].startswith("maven:") and build["name"], build
+    assert final["image"] == "apache/kafka:4.1.1", final["image"]
+
+    build_copies = [args for ins, args in build["instructions"] if ins == "COPY"]
+    assert any(args.split()[0].rstrip("/") == "cassandra-sink" for args in build_copies), build_copies
+    runs = " ".join(args for ins, args in build["instructions"] if ins == "RUN")
+    for needed in (
+        "-f cassandra-sink/pom.xml",
+        "package",
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        "cassandra-sink/target/",
+    ):
+        assert needed in runs, f"the build stage's RUN lacks {needed!r}"
+
+    final_copies = [args.split() for ins, args in final["instructions"] if ins == "COPY"]
+    plugin_copies = [c for c in final_copies if f"--from={build['name']}" in c]
+    assert plugin_copies, "the final stage must copy the plugin folder from the build stage"
+    plugin_target = plugin_copies[0][-1]
+    assert plugin_target.startswith(PLUGINS_DIR + "/"), plugin_target
+
+    cmd = next(args for ins, args in final["instructions"] if ins == "CMD")
+    argv = json.loads(cmd)
+    assert argv[0] == "/opt/kafka/bin/connect-distributed.sh"
+    assert any(c[-1] == argv[1] and WORKER_PROPERTIES.name in c for c in final_copies), (
+        f"CMD reads {argv[1]}, which the image must get from {WORKER_PROPERTIES.name}"
+    )
+
+
+def test_connect_dockerfile_names_the_pom_artifact() -> None:
+    artifact_id = _pom_artifact_id()
+    if artifact_id is None:
+        pytest.skip(
+            f"{SINK_POM.relative_to(ROOT)} does not exist yet (written in parallel): "
+            "no artifactId to compare the plugin folder name with"
+        )
+    stages = _dockerfile_stages()
+    final = stages[-1]
+    plugin_copy = next(args.split() for ins, args in final["instructions"] if ins == "COPY" and "--from=" in args)
+    assert plugin_copy[-1].rstrip("/") == f"{PLUGINS_DIR}/{artifact_id}", plugin_copy
+    runs = " ".join(args for ins, args in stages[0]["instructions"] if ins == "RUN")
+    assert re.search(rf"-DoutputDirectory=\S*/{re.escape(artifact_id)}\b", runs), runs
+
+
+def test_worker_properties_fit_the_compose_network(services: dict, settings: Settings) -> None:
+    props = _properties(WORKER_PROPERTIES)
+    kafka_env = _environment(services["kafka"])
+    internal = dict(i.split("://", 1) for i in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(","))["PLAINTEXT"]
+    assert props["bootstrap.servers"] == internal
+    assert props["group.id"] == "clicklib-connect"
+    assert props["key.converter"] == "org.apache.kafka.connect.storage.StringConverter"
+    assert props["value.converter"] == "org.apache.kafka.connect.json.JsonConverter"
+    assert props["value.converter.schemas.enable"] == "false"
+    for kind, topic in (("config", "configs"), ("offset", "offsets"), ("status", "status")):
+        assert props[f"{kind}.storage.topic"] == f"_clicklib-connect-{topic}"
+        assert props[f"{kind}.storage.replication.factor"] == "1"
+    assert props["plugin.path"] == PLUGINS_DIR
+    assert props["listeners"] == f"http://0.0.0.0:{settings.connect_port}"
+    assert props["rest.advertised.host.name"] == "connect"
+    ((_, _, target),) = _published_ports(services["connect"])
+    assert target == str(settings.connect_port)
+
+
+def test_schema_cache_is_reused(compose_schema: dict) -> None:
+    # After the first run the wheel sits in tests/.cache/ and no network is needed.
+    assert sorted(CACHE_DIR.glob(SCHEMA_WHEEL_GLOB)), "the schema wheel should be cached"
+    assert compose_schema.get("$schema"), "the schema declares its draft"

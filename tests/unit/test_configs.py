@@ -1,0 +1,59 @@
+"""Generated service configs honour the settings, so a changed port reaches every service."""
+
+from clicklib.settings import Settings
+from clicklib.stack import configs
+
+
+def moved(tmp_path) -> Settings:
+    return Settings(
+        home=tmp_path,
+        kafka_port=19092,
+        kafka_controller_port=19093,
+        cassandra_port=19042,
+        cassandra_storage_port=17000,
+        connect_port=18083,
+        flink_rest_port=18081,
+        flink_rpc_port=16123,
+        sql_gateway_port=18082,
+    )
+
+
+def test_kafka_listens_and_advertises_on_the_configured_ports(tmp_path):
+    text = configs.kafka_properties(moved(tmp_path)).read_text()
+    assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in text
+    assert "advertised.listeners=PLAINTEXT://127.0.0.1:19092" in text
+    assert "controller.quorum.voters=1@127.0.0.1:19093" in text
+
+
+def test_cassandra_binds_the_configured_ports(tmp_path):
+    text = configs.cassandra_yaml(moved(tmp_path)).read_text()
+    assert "native_transport_port: 19042" in text
+    assert "storage_port: 17000" in text
+    assert 'seeds: "127.0.0.1:17000"' in text
+    assert "listen_address: 127.0.0.1" in text and "rpc_address: 127.0.0.1" in text
+
+
+def test_connect_reaches_kafka_and_listens_where_settings_say(tmp_path):
+    text = configs.connect_properties(moved(tmp_path)).read_text()
+    assert "bootstrap.servers=127.0.0.1:19092" in text
+    assert "listeners=http://127.0.0.1:18083" in text
+
+
+def test_flink_and_its_gateway_bind_the_configured_ports(tmp_path):
+    text = configs.flink_config(moved(tmp_path)).read_text()
+    assert "rest.port: 18081" in text
+    assert "jobmanager.rpc.port: 16123" in text
+    assert "sql-gateway.endpoint.rest.port: 18082" in text
+    assert "rest.bind-address: 127.0.0.1" in text
+
+
+def test_every_service_binds_the_bind_host_only(tmp_path):
+    settings = Settings(home=tmp_path)
+    texts = [
+        configs.kafka_properties(settings).read_text(),
+        configs.cassandra_yaml(settings).read_text(),
+        configs.connect_properties(settings).read_text(),
+        configs.flink_config(settings).read_text(),
+    ]
+    for text in texts:
+        assert "0.0.0.0" not in text

@@ -1,0 +1,44 @@
+import pytest
+
+from clicklib.exceptions import StackError
+from clicklib.stack import jars, services
+
+
+def test_all_services_start_in_phase_order():
+    assert services.expand(None) == [
+        "kafka",
+        "cassandra",
+        "connect",
+        "flink-jobmanager",
+        "flink-taskmanager",
+        "sql-gateway",
+    ]
+
+
+def test_a_service_brings_what_it_needs():
+    assert services.expand(["connect"]) == ["kafka", "connect"]
+    assert services.expand(["sql-gateway"]) == ["flink-jobmanager", "flink-taskmanager", "sql-gateway"]
+    assert services.expand(["cassandra"]) == ["cassandra"]
+
+
+def test_an_unknown_service_is_named():
+    with pytest.raises(StackError, match="unknown service zookeeper"):
+        services.expand(["zookeeper"])
+
+
+def test_kraft_cluster_ids_are_22_url_safe_characters():
+    ids = {services.new_cluster_id() for _ in range(50)}
+    assert len(ids) == 50
+    assert all(len(i) == 22 and "=" not in i and "+" not in i and "/" not in i for i in ids)
+
+
+MAVEN_FAILURE = """\
+[ERROR] Failed to execute goal on project kafka: Could not resolve dependencies for project \
+io.clicklib.stack:kafka:pom:0.1.0: Could not find artifact org.apache.kafka:kafka_2.13:jar:9.9.9 in central \
+(https://repo.maven.apache.org/maven2) -> [Help 1]
+[ERROR] Re-run Maven using the -X switch to enable full debug logging.
+"""
+
+
+def test_maven_failures_name_the_missing_artifact():
+    assert jars.missing_artifacts(MAVEN_FAILURE) == ["org.apache.kafka:kafka_2.13:jar:9.9.9"]
