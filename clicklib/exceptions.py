@@ -45,4 +45,28 @@ class ServiceStartError(StackError):
 
 
 class SqlError(ClicklibError):
-    """The SQL Gateway refused or failed a statement."""
+    """The SQL Gateway refused or failed a statement, or a SQL script is broken."""
+
+
+class InvalidEventError(ClicklibError):
+    """A clickstream message does not match the event schema."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid event: {reason}")
+        self.reason = reason
+
+
+class PipelineError(ClicklibError):
+    """The pipeline could not be set up, checked or torn down."""
+
+
+class TemplateError(PipelineError):
+    """A SQL script or connector config names a placeholder that settings do not fill."""
+
+
+class ConnectorError(PipelineError):
+    """Kafka Connect refused a connector or a connector failed."""
+
+
+class CassandraError(ClicklibError):
+    """Cassandra refused a request or could not be reached."""

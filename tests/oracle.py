@@ -1,0 +1,115 @@
+"""What the pipeline should compute, worked out independently with pandas.
+
+Integration tests compare every aggregate the Flink SQL jobs write with these frames,
+exactly. Nothing here uses clicklib beyond reading a workload's events and profiles,
+so a shared bug cannot make both sides agree. Times are epoch milliseconds (UTC);
+windows are aligned to the epoch and cover [window_start, window_end).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+
+from clicklib.events import Event
+from clicklib.generate import UserProfile, Workload
+
+MINUTE_MS = 60_000
+HOP_MS = 10_000
+HOPPING_SIZE_MS = 60_000
+SESSION_GAP_MS = 30 * MINUTE_MS
+EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
+PROFILE_COLUMNS = ["signup_date", "home_city", "segment"]
+
+
+def valid_events(workload: Workload) -> pd.DataFrame:
+    """Every valid event, anonymous ones included, one row each."""
+    rows = [dataclasses.asdict(record.event) for record in workload.records if record.event is not None]
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+
+
+def clean_events(workload: Workload) -> pd.DataFrame:
+    """Valid events of known users, with the user's profile (missing values when there is none)."""
+    events = valid_events(workload)
+    events = events[events["user_id"].notna()]
+    profiles = pd.DataFrame(
+        [dataclasses.asdict(p) for p in workload.profiles], columns=[f.name for f in dataclasses.fields(UserProfile)]
+    )
+    # The profile topic is compacted: a user's latest profile is the one that counts.
+    latest = profiles.sort_values("updated_at", kind="stable").drop_duplicates("user_id", keep="last")
+    clean = events.merge(latest[["user_id", *PROFILE_COLUMNS]], on="user_id", how="left")
+    clean["signup_date"] = clean["signup_date"].astype("Int64")
+    return clean.reset_index(drop=True)
+
+
+def pageviews_per_minute(workload: Workload) -> pd.DataFrame:
+    """Per 1-minute tumbling window and page_type: pageviews and distinct users."""
+    clean = clean_events(workload)
+    views = _with_minute_window(clean[clean["event"] == "pageview"])
+    result = views.groupby(["window_start", "window_end", "page_type"], as_index=False).agg(
+        views=("event_id", "size"), users=("user_id", "nunique")
+    )
+    return result.sort_values(["window_start", "page_type"], ignore_index=True)
+
+
+def user_activity(workload: Workload) -> pd.DataFrame:
+    """Events per user in 60 s hopping windows that advance every 10 s."""
+    clean = clean_events(workload)
+    latest_start = clean["date"] // HOP_MS * HOP_MS
+    # An event lies in every window that starts at most 50 s before its own 10 s slot.
+    hops = [
+        pd.DataFrame({"window_start": latest_start - k * HOP_MS, "user_id": clean["user_id"]})
+        for k in range(HOPPING_SIZE_MS // HOP_MS)
+    ]
+    windows = pd.concat(hops, ignore_index=True)
+    windows["window_end"] = windows["window_start"] + HOPPING_SIZE_MS
+    result = windows.groupby(["window_start", "window_end", "user_id"], as_index=False).agg(events=("user_id", "size"))
+    return result.sort_values(["window_start", "user_id"], ignore_index=True)
+
+
+def user_sessions(workload: Workload) -> pd.DataFrame:
+    """Session windows per user, closed by 30 minutes without events (Flink session window rules)."""
+    clean = clean_events(workload).sort_values(["user_id", "date"], kind="stable", ignore_index=True)
+    new_user = clean["user_id"] != clean["user_id"].shift()
+    # Each event stretches its window to date + gap, so the next event opens a new window
+    # exactly when it comes a full gap or more after the previous one.
+    new_session = new_user | (clean["date"] - clean["date"].shift() >= SESSION_GAP_MS)
+    clean["session"] = new_session.cumsum()
+    clean["pageview_url"] = clean["current_url"].where(clean["event"] == "pageview")
+    clean["is_purchase"] = clean["event"] == "purchase"
+    sessions = clean.groupby("session").agg(
+        user_id=("user_id", "first"),
+        session_start=("date", "min"),
+        last_date=("date", "max"),
+        events=("event_id", "size"),
+        pages=("pageview_url", "nunique"),
+        reached_purchase=("is_purchase", "any"),
+    )
+    sessions["session_end"] = sessions["last_date"] + SESSION_GAP_MS
+    columns = ["user_id", "session_start", "session_end", "events", "pages", "reached_purchase"]
+    return sessions[columns].sort_values(["user_id", "session_start"], ignore_index=True)
+
+
+def status_per_minute(workload: Workload, alert_percent: float = 5) -> pd.DataFrame:
+    """Requests and errors (status >= 400) per minute over all valid events, and whether to alert."""
+    events = _with_minute_window(valid_events(workload))
+    events["is_error"] = events["status"] >= 400
+    result = events.groupby(["window_start", "window_end"], as_index=False).agg(
+        requests=("event_id", "size"), errors=("is_error", "sum")
+    )
+    result["alert"] = result["errors"] * 100 > result["requests"] * alert_percent
+    return result.sort_values("window_start", ignore_index=True)
+
+
+def closed(df: pd.DataFrame, watermark_ms: int, end_column: str = "window_end") -> pd.DataFrame:
+    """The rows whose window Flink has fired once the watermark reached ``watermark_ms``."""
+    # Flink fires a window when the watermark passes its last millisecond, end - 1.
+    return df[df[end_column] <= watermark_ms + 1].reset_index(drop=True)
+
+
+def _with_minute_window(events: pd.DataFrame) -> pd.DataFrame:
+    events = events.copy()
+    events["window_start"] = events["date"] // MINUTE_MS * MINUTE_MS
+    events["window_end"] = events["window_start"] + MINUTE_MS
+    return events

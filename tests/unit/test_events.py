@@ -1,0 +1,174 @@
+import json
+
+import pytest
+
+from clicklib.events import FIELDS, Event, invalid_reason, parse
+from clicklib.exceptions import ClicklibError, InvalidEventError
+
+MISSING = object()
+
+VALID = {
+    "event_id": "7d5c3e8e-2f7e-4f5e-9a59-0c6a4a0b7d21",
+    "date": 1_767_225_600_000,
+    "session_id": "s-1",
+    "user_id": "user-000001",
+    "event": "pageview",
+    "page_type": "home",
+    "current_url": "https://shop.example/lumen/",
+    "referrer": None,
+    "partner_id": "p-1001",
+    "partner_name": "Lumen Electronics",
+    "init_session": True,
+    "user_agent": "Mozilla/5.0",
+    "ip": "203.0.113.7",
+    "city": "Singapore",
+    "country": "SG",
+    "language": "en",
+    "status": 200,
+}
+
+REQUIRED_STRINGS = ["session_id", "event", "page_type", "current_url"]
+NULLABLE_STRINGS = [
+    "user_id",
+    "referrer",
+    "partner_id",
+    "partner_name",
+    "user_agent",
+    "ip",
+    "city",
+    "country",
+    "language",
+]
+
+
+def message(**changes: object) -> str:
+    """VALID as JSON text, with fields replaced, or removed when set to MISSING."""
+    data = {**VALID, **changes}
+    return json.dumps({k: v for k, v in data.items() if v is not MISSING})
+
+
+def test_a_complete_event_is_valid():
+    assert invalid_reason(message()) is None
+
+
+def test_only_the_required_fields_are_needed():
+    required = ["event_id", "date", *REQUIRED_STRINGS, "init_session", "status"]
+    assert invalid_reason(json.dumps({k: VALID[k] for k in required})) is None
+
+
+def test_unknown_fields_and_empty_strings_are_allowed():
+    assert invalid_reason(message(extra={"nested": [1]}, session_id="", current_url="", city="")) is None
+
+
+@pytest.mark.parametrize("raw", ['{"event_id": "x"', "", "not json", b"\xff\xfe{}", '{"date": NaN}', "{} {}"])
+def test_rule_1_unparseable_text_is_malformed_json(raw):
+    assert invalid_reason(raw) == "malformed JSON"
+
+
+@pytest.mark.parametrize("raw", ["[1, 2]", '"text"', "42", "null", "true"])
+def test_rule_2_a_json_value_that_is_not_an_object(raw):
+    assert invalid_reason(raw) == "not a JSON object"
+
+
+@pytest.mark.parametrize("event_id", [MISSING, None, "", 42, ["id"]])
+def test_rule_3_event_id_must_be_a_non_empty_string(event_id):
+    assert invalid_reason(message(event_id=event_id)) == "event_id: expected a non-empty string"
+
+
+@pytest.mark.parametrize(
+    "raw_date", ["1767225600000.0", "1e3", '"1767225600000"', "true", "null", "1000000000000000000"]
+)
+def test_rule_4_date_must_be_an_integer_of_at_most_18_digits(raw_date):
+    text = message(date=0).replace('"date": 0', f'"date": {raw_date}')
+    assert invalid_reason(text) == "date: expected an integer (epoch milliseconds)"
+
+
+def test_rule_4_date_may_be_missing_only_to_fail():
+    assert invalid_reason(message(date=MISSING)) == "date: expected an integer (epoch milliseconds)"
+
+
+@pytest.mark.parametrize("date", [999_999_999_999_999_999, -999_999_999_999_999_999, 0])
+def test_rule_4_integers_up_to_18_digits_pass(date):
+    assert invalid_reason(message(date=date)) is None
+
+
+def test_rule_4_a_huge_integer_literal_fails_the_rule_rather_than_the_parser():
+    text = message(date=0).replace('"date": 0', '"date": ' + "9" * 5000)
+    assert invalid_reason(text) == "date: expected an integer (epoch milliseconds)"
+
+
+@pytest.mark.parametrize("field", REQUIRED_STRINGS)
+@pytest.mark.parametrize("value", [MISSING, None, 7, True])
+def test_rule_5_required_string_fields(field, value):
+    assert invalid_reason(message(**{field: value})) == f"{field}: expected a string"
+
+
+@pytest.mark.parametrize("value", [MISSING, None, "yes", 1, 0])
+def test_rule_6_init_session_must_be_a_boolean(value):
+    assert invalid_reason(message(init_session=value)) == "init_session: expected a boolean"
+
+
+@pytest.mark.parametrize("value", [MISSING, None, "ok", 200.0, True, 10**18])
+def test_rule_7_status_must_be_an_integer(value):
+    assert invalid_reason(message(status=value)) == "status: expected an integer"
+
+
+@pytest.mark.parametrize("field", NULLABLE_STRINGS)
+def test_rule_8_optional_fields_must_be_a_string_or_null(field):
+    assert invalid_reason(message(**{field: 1})) == f"{field}: expected a string or null"
+    assert invalid_reason(message(**{field: None})) is None
+    assert invalid_reason(message(**{field: MISSING})) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"event_id": "", "date": "x", "status": "ok"}, "event_id: expected a non-empty string"),
+        ({"date": "x", "session_id": None}, "date: expected an integer (epoch milliseconds)"),
+        ({"current_url": 1, "page_type": 1, "init_session": "yes"}, "page_type: expected a string"),
+        ({"init_session": "yes", "status": "ok"}, "init_session: expected a boolean"),
+        ({"status": "ok", "user_id": 1}, "status: expected an integer"),
+        ({"language": 1, "ip": 1, "referrer": 1}, "referrer: expected a string or null"),
+    ],
+)
+def test_the_first_failing_rule_wins(changes, reason):
+    assert invalid_reason(message(**changes)) == reason
+
+
+def test_a_dict_is_checked_without_parsing():
+    assert invalid_reason(dict(VALID)) is None
+    assert invalid_reason({**VALID, "status": "ok"}) == "status: expected an integer"
+
+
+def test_bytes_are_decoded_as_utf8():
+    assert parse(message(city="Hồ Chí Minh").encode()) == parse(message(city="Hồ Chí Minh"))
+
+
+def test_parse_raises_with_the_reason():
+    with pytest.raises(InvalidEventError) as caught:
+        parse(message(status="ok"))
+    assert caught.value.reason == "status: expected an integer"
+    assert isinstance(caught.value, ClicklibError)
+
+
+def test_from_dict_rejects_invalid_input_and_ignores_unknown_keys():
+    with pytest.raises(InvalidEventError, match="event_id"):
+        Event.from_dict({**VALID, "event_id": ""})
+    assert Event.from_dict({**VALID, "extra": 1}) == Event.from_dict(VALID)
+
+
+def test_missing_optional_fields_become_none():
+    event = Event.from_dict({k: v for k, v in VALID.items() if k not in NULLABLE_STRINGS})
+    assert all(getattr(event, name) is None for name in NULLABLE_STRINGS)
+
+
+def test_to_json_is_compact_in_field_order_and_round_trips():
+    event = parse(message())
+    text = event.to_json()
+    assert text == json.dumps(VALID, separators=(",", ":"))
+    assert parse(text) == event
+    assert event.to_dict() == VALID
+
+
+def test_fields_follow_the_schema_order():
+    assert tuple(VALID) == FIELDS
