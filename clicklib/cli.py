@@ -107,11 +107,12 @@ def stack_resolve() -> None:
 
 
 @stack.command("down")
-def stack_down() -> None:
-    """Stop every process of the local stack."""
+@click.argument("services", nargs=-1)
+def stack_down(services: tuple[str, ...]) -> None:
+    """Stop SERVICES (default: every process of the local stack)."""
     with _clear_errors():
         with console.status("stopping the stack"):
-            stopped = local_stack.down(get_settings())
+            stopped = local_stack.down(get_settings(), list(services) or None)
         console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +65,30 @@ class Settings:
     java: str = ""
     startup_timeout: float = 240.0
 
+    # The pipeline. A namespace prefixes every topic, the keyspace, job and connector names,
+    # so that several pipelines (tests, experiments) share one cluster without colliding.
+    namespace: str = ""
+    # Addresses as seen from inside the cluster (Flink tasks, Connect workers); they differ
+    # from the client addresses only when the services run in containers.
+    flink_bootstrap_servers: str = ""
+    connect_cassandra_hosts: str = ""
+    raw_partitions: int = 3
+    replication_factor: int = 1
+    watermark_delay_seconds: int = 5
+    idle_timeout: str = "30 s"
+    checkpoint_interval: str = "10 s"
+    join_state_ttl: str = "1 h"
+    dedup_ttl: str = "1 h"
+    flink_parallelism: int = 1
+    alert_percent: int = 5
+
     def __post_init__(self) -> None:
         # Derived addresses are filled in once so every reader sees the same value.
+        if not re.fullmatch(r"[a-z0-9_]*", self.namespace):
+            raise SettingsError(
+                f"{ENV_PREFIX}NAMESPACE={self.namespace!r} may hold only a-z, 0-9 and _ "
+                "(it prefixes Kafka topics and the Cassandra keyspace)"
+            )
         derived = {
             "bootstrap_servers": f"{self.bind_host}:{self.kafka_port}",
             "cassandra_hosts": self.bind_host,
@@ -76,6 +99,12 @@ class Settings:
         for name, value in derived.items():
             if not getattr(self, name):
                 object.__setattr__(self, name, value)
+        for name, source in (
+            ("flink_bootstrap_servers", "bootstrap_servers"),
+            ("connect_cassandra_hosts", "cassandra_hosts"),
+        ):
+            if not getattr(self, name):
+                object.__setattr__(self, name, getattr(self, source))
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
         if self.flink_task_slots < 1:
             raise SettingsError(f"{ENV_PREFIX}FLINK_TASK_SLOTS must be at least 1, got {self.flink_task_slots}")
@@ -91,6 +120,14 @@ class Settings:
                 continue
             values[f.name] = _coerce(f.name, f.type, raw)
         return cls(**values)
+
+    @property
+    def keyspace(self) -> str:
+        return f"{self.namespace}clickstream"
+
+    def topic(self, base: str) -> str:
+        """A pipeline topic's name in this namespace ("clickstream" -> "t1_clickstream")."""
+        return f"{self.namespace}{base}"
 
     @property
     def cassandra_contact_points(self) -> list[str]:

@@ -128,13 +128,22 @@ def _strays(settings: Settings) -> list[psutil.Process]:
     return [proc for proc in process.stack_processes(settings) if proc.pid not in known]
 
 
-def down(settings: Settings | None = None) -> list[str]:
-    """Stop every process of the stack, newest phase first. Returns what was stopped."""
+def down(settings: Settings | None = None, services: list[str] | None = None) -> list[str]:
+    """Stop the named services (default: every process of the stack), newest phase first.
+
+    Returns the processes that were stopped. Stopping a service does not stop what
+    depends on it: Connect keeps retrying Kafka until Kafka is back.
+    """
     settings = settings or get_settings()
+    if services:
+        expand(services)  # raises naming an unknown service
+    names = {p for s in services for p in SERVICES[s]} if services else set(PROCESSES)
     stopped: list[str] = []
     for phase in reversed(PHASES):
         victims = []
         for name in phase:
+            if name not in names:
+                continue
             pid_path = PROCESSES[name].pid_path(settings)
             proc = process.owned_process(settings, name, pid_path)
             if proc is not None:
@@ -142,8 +151,8 @@ def down(settings: Settings | None = None) -> list[str]:
                 stopped.append(name)
             pid_path.unlink(missing_ok=True)
         process.terminate(victims)
-    leftovers = process.stack_processes(settings)
-    process.terminate(leftovers)
+    if not services:
+        process.terminate(process.stack_processes(settings))
     return stopped
 
 

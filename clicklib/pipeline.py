@@ -1,0 +1,134 @@
+"""The pipeline as a whole: set it up, report on it, wait for it, take it down.
+
+``up`` applies the Cassandra schema, checks every connector config and SQL statement
+before creating anything, then creates the topics, registers the sink connectors and
+submits the streaming SQL. Every step is idempotent, and a failure part-way removes the
+connectors and jobs that call created, so nothing is left half-submitted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clicklib import cassandra, connect, ksql, topics
+from clicklib.exceptions import PipelineError
+from clicklib.monitor import GroupLag, group_lag
+from clicklib.settings import Settings, get_settings
+from clicklib.templates import TOPICS
+
+
+@dataclass
+class PipelineStatus:
+    topics: dict[str, int] = field(default_factory=dict)  # topic -> messages (sum of end offsets)
+    jobs: dict[str, str] = field(default_factory=dict)  # Flink job name -> state
+    connectors: dict[str, str] = field(default_factory=dict)  # connector -> "STATE task states"
+
+
+def up(
+    settings: Settings | None = None,
+    ksql_dir: Path = ksql.KSQL_DIR,
+    connect_dir: Path = connect.CONNECT_DIR,
+) -> PipelineStatus:
+    settings = settings or get_settings()
+    cassandra.apply_schema(settings)
+    client = connect.ConnectClient(settings)
+    connectors = connect.load_connectors(settings, connect_dir)
+    for connector in connectors:
+        client.validate(connector)
+    plans = ksql.plan_jobs(settings, ksql_dir)
+    running = ksql.pipeline_jobs(settings, plans)
+    ksql.check(settings, [plan for plan in plans if running[plan.flink_name] is None])
+
+    topics.create_topics(settings)
+    existing = set(client.names())
+    try:
+        connect.register(settings, connect_dir)
+        ksql.submit(settings, ksql_dir)
+    except BaseException:
+        for connector in connectors:
+            if connector.name not in existing:
+                client.delete(connector.name)
+        raise
+    return status(settings, ksql_dir, connect_dir)
+
+
+def status(
+    settings: Settings | None = None,
+    ksql_dir: Path = ksql.KSQL_DIR,
+    connect_dir: Path = connect.CONNECT_DIR,
+) -> PipelineStatus:
+    settings = settings or get_settings()
+    report = PipelineStatus()
+    existing = set(topics.admin(settings).list_topics(timeout=topics.ADMIN_TIMEOUT).topics)
+    for base in TOPICS.values():
+        name = settings.topic(base)
+        report.topics[name] = sum(topics.end_offsets(settings, name).values()) if name in existing else -1
+    for name, job in ksql.pipeline_jobs(settings, ksql.plan_jobs(settings, ksql_dir)).items():
+        report.jobs[name] = job.state if job else "NOT RUNNING"
+    client = connect.ConnectClient(settings)
+    for connector in connect.load_connectors(settings, connect_dir):
+        state = client.status(connector.name)
+        report.connectors[connector.name] = f"{state.state} {' '.join(state.tasks)}".strip()
+    return report
+
+
+def down(
+    settings: Settings | None = None,
+    purge: bool = False,
+    ksql_dir: Path = ksql.KSQL_DIR,
+    connect_dir: Path = connect.CONNECT_DIR,
+) -> None:
+    """Stop the jobs and remove the connectors; ``purge`` also deletes topics and keyspace."""
+    settings = settings or get_settings()
+    ksql.stop(settings, ksql_dir)
+    connect.unregister(settings, connect_dir)
+    if purge:
+        topics.delete_topics(settings)
+        cassandra.drop_keyspace(settings)
+
+
+def consumer_lags(
+    settings: Settings, ksql_dir: Path = ksql.KSQL_DIR, connect_dir: Path = connect.CONNECT_DIR
+) -> list[GroupLag]:
+    """Lag of every consumer in the pipeline: each Flink job on the raw topic, each sink on its topic."""
+    lags = [
+        group_lag(plan.flink_name, settings.topic(TOPICS["raw"]), settings)
+        for plan in ksql.plan_jobs(settings, ksql_dir)
+    ]
+    for connector in connect.load_connectors(settings, connect_dir):
+        for topic in connector.config["topics"].split(","):
+            lags.append(group_lag(f"connect-{connector.name}", topic.strip(), settings))
+    return lags
+
+
+def wait_settled(
+    settings: Settings | None = None,
+    timeout: float = 600.0,
+    quiet_seconds: float = 3.0,
+    ksql_dir: Path = ksql.KSQL_DIR,
+    connect_dir: Path = connect.CONNECT_DIR,
+) -> float:
+    """Wait until every consumer has caught up and the topics stopped growing; returns the wait.
+
+    Flink commits its offsets at checkpoints, so this takes at least one checkpoint
+    interval after the last event.
+    """
+    settings = settings or get_settings()
+    started = time.monotonic()
+    previous: list[GroupLag] | None = None
+    quiet_since = None
+    while True:
+        lags = consumer_lags(settings, ksql_dir, connect_dir)
+        if all(lag.lag == 0 for lag in lags) and lags == previous:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= quiet_seconds:
+                return time.monotonic() - started
+        else:
+            quiet_since = None
+        if time.monotonic() - started > timeout:
+            behind = ", ".join(f"{lag.group} on {lag.topic}: {lag.lag}" for lag in lags if lag.lag)
+            raise PipelineError(f"the pipeline did not settle within {timeout:.0f} s; still behind: {behind or 'none'}")
+        previous = lags
+        time.sleep(1.0)

@@ -1,0 +1,19 @@
+-- job: ingest
+-- Every invalid raw message, verbatim, with the reason it was rejected and where it was read
+-- from, so that nothing the producer sent is lost in silence.
+CREATE TABLE clickstream_dlq (
+  message STRING,
+  reason STRING,
+  source_partition INT,
+  source_offset BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${topic_dlq}',
+  'properties.bootstrap.servers' = '${bootstrap_servers}',
+  'format' = 'json'
+);
+
+INSERT INTO clickstream_dlq
+SELECT message, invalid_reason, kafka_partition, kafka_offset
+FROM clickstream_checked
+WHERE invalid_reason IS NOT NULL;

@@ -1,0 +1,215 @@
+"""The pipeline end to end against the real stack, compared exactly with pandas (tests/oracle.py).
+
+One pipeline in its own namespace serves the module; the tests run in order: exactness,
+then a replay of the same workload, then a Connect restart under load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pandas as pd
+import pytest
+from confluent_kafka import Consumer
+
+from clicklib import cassandra, ksql, pipeline, produce, stack
+from clicklib.generate import generate
+from clicklib.settings import Settings
+from tests import oracle
+
+WORKLOAD = {"n_events": 20_000, "seed": 20261128, "invalid_ratio": 0.01}
+
+
+@pytest.fixture(scope="module")
+def pipeline_settings(live_stack: Settings):
+    settings = dataclasses.replace(live_stack, namespace=f"p{uuid.uuid4().hex[:8]}_")
+    pipeline.up(settings)
+    yield settings
+    pipeline.down(settings, purge=True)
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return generate(**WORKLOAD)
+
+
+@pytest.fixture(scope="module")
+def produced(pipeline_settings, workload):
+    report = produce.produce(workload, pipeline_settings, show_progress=False)
+    assert report.delivered == len(workload.records) and report.failed == 0
+    pipeline.wait_settled(pipeline_settings, timeout=600)
+    return pipeline_settings
+
+
+def table(settings: Settings, name: str) -> pd.DataFrame:
+    frame = cassandra.query_df(f"SELECT * FROM {settings.keyspace}.{name}", settings=settings)
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].astype("datetime64[ms]").astype("int64")
+    return frame
+
+
+def same_rows(actual: pd.DataFrame, expected: pd.DataFrame, key: list[str]) -> None:
+    """Equal row for row and value for value, whatever the order or the integer widths."""
+    columns = list(expected.columns)
+    left = actual[columns].sort_values(key, ignore_index=True)
+    right = expected.sort_values(key, ignore_index=True)
+    assert len(left) == len(right), f"{len(left)} rows in Cassandra, {len(right)} expected"
+    for column in columns:
+        got, want = _values(left[column]), _values(right[column])
+        if got != want:
+            first = next(i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w)
+            raise AssertionError(
+                f"{column} differs at {dict(zip(key, left.loc[first, key], strict=True))}: "
+                f"Cassandra has {got[first]!r}, pandas {want[first]!r}"
+            )
+
+
+def _values(series: pd.Series) -> list:
+    # Missing values of any kind (None, NaN, pd.NA) compare equal as None; numbers by value.
+    return [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in series]
+
+
+def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 60.0) -> list[dict]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[dict] = []
+    deadline = time.monotonic() + timeout
+    idle_polls = 0
+    try:
+        while time.monotonic() < deadline and (len(values) < expected or idle_polls < 3):
+            batch = consumer.consume(num_messages=1000, timeout=1.0)
+            idle_polls = 0 if batch else idle_polls + 1
+            values.extend(json.loads(m.value()) for m in batch if m.error() is None and m.value() is not None)
+    finally:
+        consumer.close()
+    return values
+
+
+def test_every_clean_event_lands_in_cassandra_with_all_its_fields(produced, workload):
+    expected = oracle.clean_events(workload)
+    events = table(produced, "events_by_user")
+    assert set(events["event_id"]) == set(expected["event_id"])
+    same_rows(events, expected, ["event_id"])
+    by_day = table(produced, "events_by_day")
+    assert sorted(by_day["event_id"]) == sorted(expected["event_id"])
+    utc_days = pd.to_datetime(by_day["date"], unit="ms").dt.strftime("%Y-%m-%d")
+    assert (by_day["day"].astype(str) == utc_days).all()
+
+
+def test_the_dead_letter_topic_holds_exactly_the_invalid_messages(produced, workload):
+    invalid = [(r.value, r.reason) for r in workload.records if r.reason is not None]
+    assert len(invalid) == round(WORKLOAD["n_events"] * WORKLOAD["invalid_ratio"])
+    dead = read_topic(produced, produced.topic("clickstream_dlq"), len(invalid))
+    assert Counter((d["message"], d["reason"]) for d in dead) == Counter(invalid)
+
+
+@pytest.fixture(scope="module")
+def watermark(produced) -> int:
+    mark = ksql.job_watermark(produced, f"{produced.namespace}clicklib-aggregates")
+    assert mark is not None
+    return mark
+
+
+def test_closed_pageview_windows_equal_pandas(produced, workload, watermark):
+    expected = oracle.closed(oracle.pageviews_per_minute(workload), watermark)
+    assert len(expected) > 100
+    same_rows(table(produced, "pageviews_per_minute"), expected, ["window_start", "page_type"])
+
+
+def test_closed_sessions_equal_pandas(produced, workload, watermark):
+    expected = oracle.closed(oracle.user_sessions(workload), watermark, end_column="session_end")
+    assert len(expected) > 100
+    same_rows(table(produced, "user_sessions"), expected, ["user_id", "session_start"])
+
+
+def test_closed_status_windows_and_alerts_equal_pandas(produced, workload, watermark):
+    expected = oracle.closed(oracle.status_per_minute(workload, produced.alert_percent), watermark)
+    assert expected["alert"].any() and not expected["alert"].all()
+    same_rows(table(produced, "status_per_minute"), expected, ["window_start"])
+
+
+def test_closed_activity_windows_equal_pandas(produced, workload, watermark):
+    expected = oracle.closed(oracle.user_activity(workload), watermark)
+    same_rows(table(produced, "user_activity"), expected, ["user_id", "window_start"])
+
+
+KEYS = {
+    "events_by_user": ["event_id"],
+    "events_by_day": ["event_id"],
+    "pageviews_per_minute": ["window_start", "page_type"],
+    "user_activity": ["user_id", "window_start"],
+    "user_sessions": ["user_id", "session_start"],
+    "status_per_minute": ["window_start"],
+}
+
+
+def snapshot(settings: Settings) -> dict[str, pd.DataFrame]:
+    return {name: table(settings, name).sort_values(key, ignore_index=True) for name, key in KEYS.items()}
+
+
+def test_producing_the_same_workload_again_changes_no_row(produced, workload):
+    before = snapshot(produced)
+    report = produce.produce(workload, produced, show_progress=False)
+    assert report.delivered == len(workload.records)
+    pipeline.wait_settled(produced, timeout=600)
+    after = snapshot(produced)
+    for name in ("events_by_user", "events_by_day"):
+        pd.testing.assert_frame_equal(after[name], before[name], check_like=True, obj=name)
+    # Every window row written before is still there, unchanged.
+    for name in KEYS:
+        kept = after[name].merge(before[name][KEYS[name]], on=KEYS[name])
+        same_rows(kept, before[name][list(after[name].columns)], KEYS[name])
+    # The replay wakes idle partitions, and the watermark may move on to the newest partition's
+    # time: a window closed meanwhile must hold each event once, the replayed copies not counted.
+    watermark = ksql.job_watermark(produced, f"{produced.namespace}clicklib-aggregates")
+    same_rows(
+        after["pageviews_per_minute"],
+        oracle.closed(oracle.pageviews_per_minute(workload), watermark),
+        KEYS["pageviews_per_minute"],
+    )
+    same_rows(
+        after["user_sessions"],
+        oracle.closed(oracle.user_sessions(workload), watermark, end_column="session_end"),
+        KEYS["user_sessions"],
+    )
+    same_rows(
+        after["status_per_minute"],
+        oracle.closed(oracle.status_per_minute(workload), watermark),
+        KEYS["status_per_minute"],
+    )
+
+
+def test_restarting_connect_under_load_loses_and_duplicates_nothing(produced, workload):
+    # A second workload after the first: later event times, other users and events.
+    last = max(e.date for e in workload.events)
+    second = generate(6_000, seed=7, start_ms=last + 3_600_000)
+    produce.publish_profiles(second.profiles, produced)
+    result: dict[str, produce.ProduceReport] = {}
+    sender = threading.Thread(
+        target=lambda: result.update(report=produce.produce_records(second.records, produced, 1_000, False))
+    )
+    sender.start()
+    time.sleep(1.5)
+    assert stack.down(produced, ["connect"]) == ["connect"]
+    time.sleep(2.0)  # events keep arriving while no worker runs
+    stack.up(produced, ["connect"])
+    sender.join(timeout=120)
+    assert result["report"].delivered == len(second.records)
+    pipeline.wait_settled(produced, timeout=600)
+    expected = pd.concat([oracle.clean_events(workload), oracle.clean_events(second)])
+    events = table(produced, "events_by_user")
+    assert len(events) == len(expected)
+    assert set(events["event_id"]) == set(expected["event_id"])
