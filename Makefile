@@ -31,8 +31,7 @@ test: lint jars
 	$(BIN)/pytest
 
 demo: jars
-	$(BIN)/clicklib stack up
-	$(BIN)/clicklib stack status
+	$(BIN)/clicklib demo
 
 down: $(STAMP)
 	$(BIN)/clicklib stack down

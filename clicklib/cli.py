@@ -158,5 +158,92 @@ def _follow(paths: list) -> None:
         time.sleep(0.5)
 
 
+@main.command("produce")
+@click.option("--events", "n_events", default=20_000, show_default=True, help="How many events to generate.")
+@click.option("--rate", type=float, default=None, help="Events per second (default: as fast as Kafka takes them).")
+@click.option("--seed", default=42, show_default=True, help="Simulator seed: the same seed sends the same events.")
+@click.option("--invalid-ratio", default=0.0, show_default=True, help="Share of deliberately invalid messages.")
+@click.option("--file", "jsonl", type=click.Path(exists=True, dir_okay=False), help="Replay a JSON-lines file instead.")
+def produce_command(n_events: int, rate: float | None, seed: int, invalid_ratio: float, jsonl: str | None) -> None:
+    """Generate clickstream events (or replay a file) and produce them into Kafka."""
+    from clicklib import generate, produce
+
+    settings = get_settings()
+    with _clear_errors():
+        workload = (
+            generate.read_jsonl(jsonl) if jsonl else generate.generate(n_events, seed=seed, invalid_ratio=invalid_ratio)
+        )
+        report = produce.produce(workload, settings, rate=rate)
+        console.print(f"{report.delivered} delivered, {report.failed} failed ({report.rate:,.0f} events/s)")
+        if report.errors:
+            errors.print(f"first errors: {'; '.join(report.errors)}")
+        if report.interrupted:
+            sys.exit(130)
+        if report.failed:
+            sys.exit(1)
+
+
+@main.group("pipeline")
+def pipeline_group() -> None:
+    """Set up, inspect and take down the pipeline (topics, SQL jobs, sink connectors)."""
+
+
+@pipeline_group.command("up")
+def pipeline_up() -> None:
+    """Apply the schema, create topics, register connectors, submit the SQL (idempotent)."""
+    from clicklib import pipeline
+
+    with _clear_errors():
+        with console.status("setting up the pipeline"):
+            report = pipeline.up(get_settings())
+        console.print(pipeline_table(report))
+
+
+@pipeline_group.command("status")
+def pipeline_status() -> None:
+    """Show the pipeline's topics, Flink jobs and connectors."""
+    from clicklib import pipeline
+
+    with _clear_errors():
+        console.print(pipeline_table(pipeline.status(get_settings())))
+
+
+@pipeline_group.command("down")
+@click.option("--purge", is_flag=True, help="Also delete the topics and the Cassandra keyspace.")
+def pipeline_down(purge: bool) -> None:
+    """Cancel the SQL jobs and delete the connectors (data stays unless --purge)."""
+    from clicklib import pipeline
+
+    with _clear_errors():
+        pipeline.down(get_settings(), purge=purge)
+        console.print("pipeline down" + (", topics and keyspace deleted" if purge else ""))
+
+
+def pipeline_table(report) -> Table:
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("state")
+    for topic, messages in report.topics.items():
+        table.add_row("topic", topic, "missing" if messages < 0 else f"{messages:,} messages")
+    for job, state in report.jobs.items():
+        table.add_row("flink job", job, state)
+    for connector, state in report.connectors.items():
+        table.add_row("connector", connector, state)
+    return table
+
+
+@main.command("demo")
+@click.option("--events", "n_events", default=20_000, show_default=True)
+@click.option("--seed", type=int, default=None, help="Simulator seed (default: a new one each run).")
+@click.option("--invalid-ratio", default=0.01, show_default=True)
+def demo_command(n_events: int, seed: int | None, invalid_ratio: float) -> None:
+    """The whole pipeline end to end: stack, pipeline, a workload, and what reached Cassandra."""
+    from clicklib import demo
+
+    with _clear_errors():
+        demo.run(get_settings(), n_events, seed, invalid_ratio, console)
+
+
 if __name__ == "__main__":
     main()

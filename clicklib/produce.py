@@ -73,11 +73,12 @@ def _send(
             if len(report.errors) < 5:
                 report.errors.append(str(error))
 
+    # The bar counts what the broker acknowledged, not what was queued locally.
     progress = Progress(
         TextColumn(f"producing to {topic}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>8.0f}/s"),
+        TextColumn("{task.fields[rate]:>8,.0f} acked/s"),
         TimeRemainingColumn(),
         disable=not show_progress,
     )
@@ -98,15 +99,17 @@ def _send(
                     except BufferError:
                         producer.poll(0.1)  # the local queue is full: let deliveries drain it
                 producer.poll(0)
-                if sent % 500 == 0 or sent == total:
+                if sent % 500 == 0:
                     elapsed = time.monotonic() - started
-                    progress.update(task, completed=sent, rate=sent / elapsed if elapsed else 0.0)
+                    progress.update(task, completed=report.delivered, rate=report.delivered / elapsed)
+            remaining = producer.flush(FLUSH_TIMEOUT)
+            elapsed = time.monotonic() - started
+            progress.update(task, completed=report.delivered, rate=report.delivered / elapsed)
     except KeyboardInterrupt:
         report.interrupted = True
-    finally:
         remaining = producer.flush(FLUSH_TIMEOUT)
-        report.failed += remaining
-        report.seconds = time.monotonic() - started
+    report.failed += remaining
+    report.seconds = time.monotonic() - started
     return report
 
 

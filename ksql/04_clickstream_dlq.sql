@@ -13,6 +13,7 @@ CREATE TABLE clickstream_dlq (
   'format' = 'json'
 );
 
+-- Route each message the checks rejected, untouched, with its reason and Kafka position.
 INSERT INTO clickstream_dlq
 SELECT message, invalid_reason, kafka_partition, kafka_offset
 FROM clickstream_checked

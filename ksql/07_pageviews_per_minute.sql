@@ -1,6 +1,8 @@
 -- job: aggregates
 -- Page views of known users per page type and minute: how much each part of the shop is seen,
 -- and by how many distinct users. Emitted once per window, when the watermark passes its end.
+
+-- The pageviews_per_minute topic: one JSON row per closed window, times in UTC ISO-8601.
 CREATE TABLE pageviews_per_minute (
   `day` DATE,
   window_start TIMESTAMP(3),
@@ -16,6 +18,8 @@ CREATE TABLE pageviews_per_minute (
   'json.timestamp-format.standard' = 'ISO-8601'
 );
 
+-- Count each minute's page views of known users per page type; the day column buckets the
+-- Cassandra partition.
 INSERT INTO pageviews_per_minute
 SELECT
   CAST(window_start AS DATE),

@@ -3,6 +3,8 @@
 -- session window per user closes after 30 minutes without an event. Per session: start (its first
 -- event), end (last event + 30 min, as Flink's session windows define it), events, distinct pages viewed,
 -- and whether it reached a purchase, the funnel's last step.
+
+-- The user_sessions topic: one JSON row per closed window, times in UTC ISO-8601.
 CREATE TABLE user_sessions (
   user_id STRING,
   session_start TIMESTAMP(3),
@@ -18,6 +20,7 @@ CREATE TABLE user_sessions (
   'json.timestamp-format.standard' = 'ISO-8601'
 );
 
+-- Summarise each user's session windows: size, distinct pages viewed, purchase reached.
 INSERT INTO user_sessions
 SELECT
   user_id,

@@ -2,6 +2,8 @@
 -- Page loads and errors (HTTP status >= 400) per minute over every valid event, anonymous
 -- visitors included: the site's health. `alert` is raised when more than ${alert_percent} % of a
 -- minute's page loads failed; integer arithmetic keeps the threshold exact.
+
+-- The status_per_minute topic: one JSON row per closed window, times in UTC ISO-8601.
 CREATE TABLE status_per_minute (
   `day` DATE,
   window_start TIMESTAMP(3),
@@ -17,6 +19,7 @@ CREATE TABLE status_per_minute (
   'json.timestamp-format.standard' = 'ISO-8601'
 );
 
+-- Count each minute's page loads and failed ones, and raise the alert over the threshold.
 INSERT INTO status_per_minute
 SELECT
   CAST(window_start AS DATE),
