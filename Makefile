@@ -3,19 +3,25 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Notebooks run under nbval in their own namespace, so they never touch the default pipeline.
+NBVAL_NAMESPACE ?= nbval_
 
-.PHONY: demo test lint unit integration jars venv down clean
+.PHONY: demo test lint unit integration jars venv browser bench down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,notebooks]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 jars: $(STAMP)
 	$(BIN)/clicklib stack resolve
+
+# Headless Chromium renders the analysis report in a test (Debian's package; root installs it).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -24,17 +30,21 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-integration: jars
+integration: jars browser
 	$(BIN)/pytest tests/integration
 
-test: lint jars
-	$(BIN)/pytest
+# One pytest session: the stack fixture comes up once for the tests and the notebooks.
+test: lint jars browser
+	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax
 
 demo: jars
 	$(BIN)/clicklib demo
+
+bench: jars
+	$(BIN)/python -m bench.run
 
 down: $(STAMP)
 	$(BIN)/clicklib stack down
 
 clean: down
-	rm -rf .clickstack
+	rm -rf .clickstack reports

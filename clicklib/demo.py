@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from clicklib import cassandra, generate, pipeline, produce, stack
+from clicklib import cassandra, generate, pipeline, produce, reports, stack
 from clicklib.settings import Settings
 from clicklib.stack.jars import PROJECT_ROOT
 from clicklib.templates import TOPICS
@@ -81,4 +81,18 @@ def run(settings: Settings, n_events: int, seed: int | None, invalid_ratio: floa
     path = Path(REPORTS / "demo-summary.json")
     path.write_text(json.dumps(summary, indent=2) + "\n")
     console.print(f"summary: {path}")
+
+    console.rule("notebooks")
+    # The series runs on top of the demo's data: its producer notebook adds a smaller batch
+    # over the same minutes, so the analysis charts cover one continuous stretch of time.
+    parameters = {
+        "02_produce.ipynb": {"n_events": 2_000, "seed": seed + 1, "start_ms": start_ms},
+        "04_cassandra_sink.ipynb": {"watch_seconds": 10},
+        "05_monitoring.ipynb": {"refresh": False},
+        "06_analysis.ipynb": {"charts_dir": str(REPORTS / "charts")},
+    }
+    with console.status("executing notebooks 01-06 with papermill"):
+        reports.execute_series(REPORTS, parameters)
+    console.print(f"executed notebooks and their HTML: {REPORTS}/0*.ipynb, {REPORTS}/0*.html")
+    console.print(f"analysis charts (PNG and HTML): {REPORTS / 'charts'}")
     return summary

@@ -85,8 +85,17 @@ class SqlGatewaySession:
         )
         return Operation(self.handle, data["operationHandle"], statement)
 
-    def results(self, operation: Operation, poll: float = 0.2) -> Iterator[dict]:
-        """Result rows as dicts (column name to value), page by page until the end."""
+    def close_operation(self, operation: Operation) -> None:
+        """Stop an operation; for a streaming query this cancels its Flink job."""
+        with contextlib.suppress(requests.RequestException):
+            requests.delete(
+                f"{self.base}/v1/sessions/{operation.session}/operations/{operation.handle}/close",
+                timeout=HTTP_TIMEOUT,
+            )
+
+    def results(self, operation: Operation, poll: float = 0.2, until: float | None = None) -> Iterator[dict]:
+        """Result rows as dicts (column name to value), page by page until the end (or ``until``,
+        a time.monotonic() deadline, for a query that never ends)."""
         # nextResultUri carries the rowFormat on, so only the first page names it.
         path = f"/v2/sessions/{operation.session}/operations/{operation.handle}/result/0?rowFormat=JSON"
         columns: list[str] = []
@@ -99,7 +108,7 @@ class SqlGatewaySession:
             for row in results.get("data", []):
                 if row.get("kind", "INSERT") in ("INSERT", "UPDATE_AFTER"):
                     yield dict(zip(columns, row["fields"], strict=False))
-            if kind == "EOS":
+            if kind == "EOS" or (until is not None and time.monotonic() > until):
                 return
             next_uri = data.get("nextResultUri")
             if kind == "NOT_READY" or not data.get("results", {}).get("data"):
@@ -198,8 +207,11 @@ def split_statements(text: str) -> list[tuple[str, int]]:
     return statements
 
 
-def plan_jobs(settings: Settings, directory: Path = KSQL_DIR) -> list[JobPlan]:
-    """Read, fill and group the scripts of a directory into jobs, in file order."""
+def plan_jobs(settings: Settings, directory: Path = KSQL_DIR, group_suffix: str = "") -> list[JobPlan]:
+    """Read, fill and group the scripts of a directory into jobs, in file order.
+
+    Each job reads Kafka as consumer group ``<job name><group_suffix>``.
+    """
     scripts = sorted(directory.glob("*.sql"))
     if not scripts:
         raise SqlError(f"no SQL scripts (*.sql) in {directory}")
@@ -215,7 +227,7 @@ def plan_jobs(settings: Settings, directory: Path = KSQL_DIR) -> list[JobPlan]:
     plans = []
     for job, files in by_job.items():
         flink_name = f"{settings.namespace}clicklib-{job}"
-        job_params = {**params, "group_id": flink_name}
+        job_params = {**params, "group_id": flink_name + group_suffix}
         plan = JobPlan(job, flink_name)
         for path, text in [*shared, *files]:
             label = _label(path)
@@ -359,3 +371,29 @@ def job_watermark(settings: Settings, flink_name: str, timeout: float = 30.0) ->
 
 def _active_jobs(settings: Settings) -> dict[str, JobInfo]:
     return {j.name: j for j in reversed(list_jobs(settings)) if j.state in ACTIVE_STATES}
+
+
+def preview(query: str, settings: Settings | None = None, limit: int = 20, timeout: float = 60.0) -> list[dict]:
+    """Up to ``limit`` rows of a streaming query over the pipeline's tables and views, then stop it.
+
+    The seed's KSQL editor view: the query runs as a short-lived Flink job over every
+    table and view the scripts define, reading the raw topic from the start under its
+    own consumer group, without checkpoints (so it commits no offsets anywhere).
+    """
+    settings = settings or get_settings()
+    plan = plan_jobs(settings, group_suffix="-preview")[-1]  # the last job's session defines every view
+    rows: list[dict] = []
+    with SqlGatewaySession(settings) as session:
+        _run_definitions(session, plan)
+        session.execute("RESET 'execution.checkpointing.interval'")
+        session.execute(f"SET 'pipeline.name' = '{plan.flink_name}-preview'")
+        operation = session.submit(query)
+        deadline = time.monotonic() + timeout
+        try:
+            for row in session.results(operation, until=deadline):
+                rows.append(row)
+                if len(rows) >= limit:
+                    break
+        finally:
+            session.close_operation(operation)
+    return rows

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from clicklib import cassandra, connect, ksql, topics
 from clicklib.exceptions import PipelineError
-from clicklib.monitor import GroupLag, group_lag
+from clicklib.monitor import GroupLag, consumer_lags
 from clicklib.settings import Settings, get_settings
 from clicklib.templates import TOPICS
 
@@ -89,27 +89,7 @@ def down(
         cassandra.drop_keyspace(settings)
 
 
-def consumer_lags(
-    settings: Settings, ksql_dir: Path = ksql.KSQL_DIR, connect_dir: Path = connect.CONNECT_DIR
-) -> list[GroupLag]:
-    """Lag of every consumer in the pipeline: each Flink job on the raw topic, each sink on its topic."""
-    lags = [
-        group_lag(plan.flink_name, settings.topic(TOPICS["raw"]), settings)
-        for plan in ksql.plan_jobs(settings, ksql_dir)
-    ]
-    for connector in connect.load_connectors(settings, connect_dir):
-        for topic in connector.config["topics"].split(","):
-            lags.append(group_lag(f"connect-{connector.name}", topic.strip(), settings))
-    return lags
-
-
-def wait_settled(
-    settings: Settings | None = None,
-    timeout: float = 600.0,
-    quiet_seconds: float = 3.0,
-    ksql_dir: Path = ksql.KSQL_DIR,
-    connect_dir: Path = connect.CONNECT_DIR,
-) -> float:
+def wait_settled(settings: Settings | None = None, timeout: float = 600.0, quiet_seconds: float = 3.0) -> float:
     """Wait until every consumer has caught up and the topics stopped growing; returns the wait.
 
     Flink commits its offsets at checkpoints, so this takes at least one checkpoint
@@ -120,7 +100,7 @@ def wait_settled(
     previous: list[GroupLag] | None = None
     quiet_since = None
     while True:
-        lags = consumer_lags(settings, ksql_dir, connect_dir)
+        lags = consumer_lags(settings)
         if all(lag.lag == 0 for lag in lags) and lags == previous:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since >= quiet_seconds:

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from clicklib import stack
+from clicklib import pipeline, stack
 from clicklib.settings import Settings, get_settings
 
 
@@ -27,6 +27,10 @@ def live_stack(settings: Settings):
     if not already_up:
         stack.up(settings, on_event=lambda name, event, detail: print(f"[stack] {name}: {event} {detail}"))
     yield settings
+    # `make test` runs the notebooks (nbval) in this session under CLICKLIB_NAMESPACE; their
+    # pipeline goes before the stack does. The default namespace is never purged.
+    if settings.namespace:
+        pipeline.down(settings, purge=True)
     if not already_up:
         stack.down(settings)
 

@@ -1,0 +1,278 @@
+"""The questions of the analysis notebook, answered with pandas.
+
+Each function takes a frame as :func:`clicklib.cassandra.query_df` returns it (columns are
+the CQL columns of ``schema.cql``) and returns a tidy DataFrame, ready for
+:mod:`clicklib.charts`. Event times come from the integer ``date`` (epoch milliseconds,
+UTC), never from ``day``, whose Python type depends on the driver. Times come out as
+naive UTC datetimes, like the driver's timestamps.
+
+"Per session" questions (city, language, device, referrer) look at each session's first
+event: the generator, like a real site, keeps these fixed within a session.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+
+FUNNEL_STEPS = ("home", "category", "productDetail", "cart", "checkout", "purchase")
+MOBILE_USER_AGENT = re.compile(r"Mobile|Android|iPhone|iPad")
+# Host keywords that name a traffic source; any other host is reported as itself.
+KNOWN_SOURCES = (
+    "google",
+    "bing",
+    "yahoo",
+    "duckduckgo",
+    "facebook",
+    "instagram",
+    "twitter",
+    "tiktok",
+    "youtube",
+    "linkedin",
+    "pinterest",
+    "newsletter",
+)
+UNKNOWN = "unknown"
+
+
+def as_datetime(values: pd.Series) -> pd.Series:
+    """Naive UTC datetimes from driver timestamps or from epoch milliseconds (as the oracle writes them)."""
+    if pd.api.types.is_numeric_dtype(values):
+        return pd.to_datetime(values, unit="ms")
+    times = pd.to_datetime(values)
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    return times
+
+
+def event_times(events: pd.DataFrame) -> pd.Series:
+    """When each event happened, as naive UTC datetimes."""
+    return pd.to_datetime(events["date"].astype("int64"), unit="ms")
+
+
+def traffic_over_time(events: pd.DataFrame, freq: str = "1min") -> pd.DataFrame:
+    """Events, distinct users and distinct sessions per time bucket; buckets without events count zero."""
+    frame = pd.DataFrame(
+        {"time": event_times(events), "user_id": events["user_id"], "session_id": events["session_id"]}
+    )
+    traffic = frame.groupby(pd.Grouper(key="time", freq=freq)).agg(
+        events=("session_id", "size"), users=("user_id", "nunique"), sessions=("session_id", "nunique")
+    )
+    return traffic.reset_index()
+
+
+def views_per_page_type(events: pd.DataFrame) -> pd.DataFrame:
+    """Pageviews per page type, most viewed first, with each type's share of all pageviews."""
+    return _counts(_pageviews(events), ["page_type"], "views")
+
+
+def top_partners(events: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The ``n`` partner shops with the most pageviews, with their purchases and sessions."""
+    frame = events.assign(pageview=events["event"].eq("pageview"), purchase=events["event"].eq("purchase"))
+    partners = frame.groupby(["partner_id", "partner_name"], dropna=False, as_index=False).agg(
+        pageviews=("pageview", "sum"), purchases=("purchase", "sum"), sessions=("session_id", "nunique")
+    )
+    partners = partners.sort_values(["pageviews", "partner_name"], ascending=[False, True], ignore_index=True)
+    return partners.head(n)
+
+
+def top_pages(events: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The ``n`` most viewed pages (``current_url``), with their page type and sessions."""
+    pages = (
+        _pageviews(events)
+        .groupby("current_url", as_index=False)
+        .agg(page_type=("page_type", "first"), views=("session_id", "size"), sessions=("session_id", "nunique"))
+    )
+    pages = pages.sort_values(["views", "current_url"], ascending=[False, True], ignore_index=True)
+    return pages.head(n)
+
+
+def funnel(events: pd.DataFrame) -> pd.DataFrame:
+    """How far sessions get through the shop: one row per step of :data:`FUNNEL_STEPS`.
+
+    - ``visited``: distinct sessions with at least one pageview of that step's page type.
+    - ``reached``: distinct sessions whose furthest step (the latest in FUNNEL_STEPS among
+      their pageviews) is this step or a later one.
+    - ``conversion_from_previous`` = reached / reached of the previous step (1.0 on the first
+      step); ``conversion_from_start`` = reached / reached of the first step. NaN when the
+      denominator is 0.
+
+    The conversions use ``reached`` because sessions do not walk the steps in order: most
+    enter on a category or product page and never see the home page, so ``visited`` can grow
+    from one step to the next (on generated traffic more sessions view a product than the
+    home page). ``reached`` never grows, so every conversion is a fraction in [0, 1]. On the
+    generated shop the cart, checkout and order pages are only reachable through the steps
+    before them, so from productDetail on the two counts agree.
+    """
+    views = _pageviews(events)
+    step = views["page_type"].map({page_type: i for i, page_type in enumerate(FUNNEL_STEPS)})
+    on_funnel = pd.DataFrame({"session_id": views["session_id"], "step": step}).dropna()
+    furthest = on_funnel.groupby("session_id")["step"].max()
+    visited = on_funnel.groupby("step")["session_id"].nunique()
+    reached = pd.Series([int((furthest >= i).sum()) for i in range(len(FUNNEL_STEPS))], dtype="int64")
+    steps = pd.DataFrame(
+        {
+            "step": list(FUNNEL_STEPS),
+            "reached": reached,
+            "visited": visited.reindex(range(len(FUNNEL_STEPS)), fill_value=0).to_numpy(dtype="int64"),
+        }
+    )
+    previous = steps["reached"].shift(1, fill_value=steps["reached"].iloc[0])
+    steps["conversion_from_previous"] = _ratio(steps["reached"], previous)
+    steps["conversion_from_start"] = _ratio(steps["reached"], steps["reached"].iloc[0])
+    return steps
+
+
+def sessions(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per ``session_id``, in order of start.
+
+    ``duration_s`` runs from the first to the last event (0 for a single event), ``depth``
+    counts pageviews, ``purchased`` says whether a ``purchase`` event happened, and
+    ``visitor`` is "new" for a user's first session in the data (by start), "returning" for
+    their later ones and "anonymous" without a user_id.
+    """
+    frame = events.assign(
+        time=event_times(events), pageview=events["event"].eq("pageview"), purchase=events["event"].eq("purchase")
+    )
+    per_session = frame.groupby("session_id", as_index=False).agg(
+        user_id=("user_id", "first"),
+        start=("time", "min"),
+        end=("time", "max"),
+        events=("time", "size"),
+        depth=("pageview", "sum"),
+        purchased=("purchase", "any"),
+    )
+    per_session = per_session.sort_values(["start", "session_id"], ignore_index=True)
+    per_session["duration_s"] = (per_session["end"] - per_session["start"]).dt.total_seconds()
+    known = per_session["user_id"].notna()
+    first_of_user = known & ~per_session["user_id"].duplicated()
+    per_session["visitor"] = np.select([first_of_user, known], ["new", "returning"], default="anonymous")
+    columns = ["session_id", "user_id", "start", "end", "duration_s", "events", "depth", "purchased", "visitor"]
+    return per_session[columns]
+
+
+def session_summary(per_session: pd.DataFrame) -> pd.DataFrame:
+    """One row of headline numbers over a :func:`sessions` frame.
+
+    A bounce is a session with at most one pageview.
+    """
+    return pd.DataFrame(
+        {
+            "sessions": [len(per_session)],
+            "median_duration_s": [per_session["duration_s"].median()],
+            "mean_depth": [per_session["depth"].mean()],
+            "bounce_rate": [per_session["depth"].le(1).mean()],
+            "purchase_rate": [per_session["purchased"].astype(bool).mean()],
+        }
+    )
+
+
+def histogram(values: pd.Series, bin_width: float) -> pd.DataFrame:
+    """Counts of values in bins [bin_start, bin_end) of ``bin_width``, aligned to 0, every bin from
+    the lowest filled one to the highest included (charts then embed a few rows, not every value)."""
+    present = values.dropna()
+    if present.empty:
+        return pd.DataFrame({"bin_start": [], "bin_end": [], "count": []})
+    index = np.floor(present.to_numpy(dtype="float64") / bin_width).astype("int64")
+    bins = np.arange(index.min(), index.max() + 1)
+    counts = pd.Series(index).value_counts().reindex(bins, fill_value=0)
+    return pd.DataFrame({"bin_start": bins * bin_width, "bin_end": (bins + 1) * bin_width, "count": counts.to_numpy()})
+
+
+def new_vs_returning(events: pd.DataFrame) -> pd.DataFrame:
+    """Sessions per visitor kind ("new", "returning", "anonymous"), as :func:`sessions` defines them."""
+    return _counts(sessions(events), ["visitor"], "sessions")
+
+
+def cities(events: pd.DataFrame) -> pd.DataFrame:
+    """Sessions per city (with its country), most first."""
+    return _counts(_first_events(events), ["city", "country"], "sessions")
+
+
+def languages(events: pd.DataFrame) -> pd.DataFrame:
+    """Sessions per browser language, most first."""
+    return _counts(_first_events(events), ["language"], "sessions")
+
+
+def device(user_agent: str | None) -> str:
+    """'mobile' when the user agent names a phone or tablet (Mobile, Android, iPhone, iPad),
+    else 'desktop' (a missing user agent included)."""
+    if isinstance(user_agent, str) and MOBILE_USER_AGENT.search(user_agent):
+        return "mobile"
+    return "desktop"
+
+
+def devices(events: pd.DataFrame) -> pd.DataFrame:
+    """Sessions per device kind, from each session's user agent."""
+    first = _first_events(events)
+    return _counts(first.assign(device=first["user_agent"].map(device)), ["device"], "sessions")
+
+
+def referrer_source(referrer: str | None, current_url: str | None) -> str:
+    """Where a page load came from: "direct" without a referrer, "internal" when the referrer
+    is on the same host as the page, else the source keyword in the referrer's host
+    (google, facebook, newsletter, ...) or, for an unknown source, the host itself."""
+    if not isinstance(referrer, str) or not referrer:
+        return "direct"
+    host = (urlsplit(referrer).hostname or "").removeprefix("www.")
+    page_host = (urlsplit(current_url).hostname or "").removeprefix("www.") if isinstance(current_url, str) else ""
+    if host and host == page_host:
+        return "internal"
+    for source in KNOWN_SOURCES:
+        if source in host:
+            return source
+    return host or UNKNOWN
+
+
+def referrer_sources(events: pd.DataFrame) -> pd.DataFrame:
+    """Sessions per traffic source, from the referrer of each session's first event (``init_session``).
+
+    Sessions whose first event is not in the frame are left out.
+    """
+    first = _first_events(events[events["init_session"].eq(True)])
+    source = [referrer_source(r, u) for r, u in zip(first["referrer"], first["current_url"], strict=True)]
+    return _counts(first.assign(source=source), ["source"], "sessions")
+
+
+def error_rate(status_per_minute: pd.DataFrame) -> pd.DataFrame:
+    """Per minute of the ``status_per_minute`` table: requests, errors, error_rate = errors / requests
+    and the pipeline's alert flag, in time order."""
+    rates = pd.DataFrame({"window_start": as_datetime(status_per_minute["window_start"])})
+    if "window_end" in status_per_minute.columns:
+        rates["window_end"] = as_datetime(status_per_minute["window_end"])
+    rates["requests"] = status_per_minute["requests"].astype("int64")
+    rates["errors"] = status_per_minute["errors"].astype("int64")
+    rates["error_rate"] = _ratio(rates["errors"], rates["requests"])
+    # A row the sink wrote without the flag has not raised an alert.
+    rates["alert"] = status_per_minute["alert"].eq(True)
+    return rates.sort_values("window_start", ignore_index=True)
+
+
+def _pageviews(events: pd.DataFrame) -> pd.DataFrame:
+    return events[events["event"] == "pageview"]
+
+
+def _first_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Each session's earliest event."""
+    ordered = events.sort_values(["date", "session_id"], kind="stable")
+    return ordered.drop_duplicates("session_id").reset_index(drop=True)
+
+
+def _counts(frame: pd.DataFrame, by: list[str], name: str) -> pd.DataFrame:
+    """Rows per value of ``by`` (missing values as "unknown") and their share, most first."""
+    keys = frame[by].astype("object").fillna(UNKNOWN)
+    counts = keys.groupby(by).size().reset_index(name=name)
+    counts["share"] = _ratio(counts[name], counts[name].sum())
+    return counts.sort_values([name, *by], ascending=[False, *[True] * len(by)], ignore_index=True)
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series | int) -> pd.Series:
+    """numerator / denominator as floats, NaN where the denominator is 0."""
+    if isinstance(denominator, pd.Series):
+        denominator = denominator.astype("float64").where(denominator != 0)
+    elif denominator == 0:
+        denominator = np.nan
+    return numerator.astype("float64") / denominator

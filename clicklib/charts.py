@@ -1,0 +1,368 @@
+"""Altair charts for the analysis notebook, one builder per question, and offline rendering.
+
+Every builder takes the frame that the function of the same name in
+:mod:`clicklib.analysis` returns (``traffic_by_page_type`` takes the
+``pageviews_per_minute`` table, ``error_rate_brush`` the frame of
+:func:`clicklib.analysis.error_rate`, ``row_counts`` the frame of
+:func:`clicklib.monitor.row_counts`). Bar charts keep the frame's row order, which
+analysis already sorts most first.
+
+Offline rendering: Altair's default HTML output loads Vega from a CDN, which a machine
+without internet cannot reach. :func:`enable_offline` shows the Vega bundle that
+vl-convert ships once, as a module script, and switches Altair to a renderer whose
+``text/html`` only waits for that bundle and embeds the chart: nbconvert's HTML export
+of an executed notebook shows live charts. Each output also carries the Vega-Lite 5
+mimetype for frontends that prefer it. JupyterLab ranks ``text/html`` first, so it too
+runs the scripts, which it does for trusted notebooks only: an untrusted one (executed
+elsewhere, e.g. by papermill) shows empty charts until it is trusted or re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import vl_convert as vlc
+from IPython import get_ipython
+from IPython.display import HTML, display
+
+from clicklib import analysis
+
+RENDERER = "clicklib"
+# vl-convert bundles several Vega-Lite versions; use the one this Altair writes specs for.
+VEGALITE_VERSION = ".".join(alt.VEGALITE_VERSION.split(".")[:2])
+VEGALITE_MIMETYPE = f"application/vnd.vegalite.v{alt.VEGALITE_VERSION.split('.')[0]}+json"
+
+WIDTH = 560
+HEIGHT = 240
+BAR_STEP = 22
+ALERT_COLOR = "#d62728"
+NEUTRAL_COLOR = "#4c78a8"
+UTC_TIME_FORMAT = "%Y-%m-%d %H:%M"
+
+# Waits for window.vegaEmbed, which the bundle's module script defines after the page is parsed.
+_EMBED_HTML = Template(
+    """<div id="$id" class="clicklib-chart"></div>
+<script>
+(function () {
+  var spec = $spec, options = $options, tries = 0;
+  function embed() {
+    var el = document.getElementById("$id");
+    if (el && window.vegaEmbed) {
+      window.vegaEmbed(el, spec, options).catch(function (err) { el.textContent = "chart error: " + err; });
+    } else if (++tries < 200) {
+      setTimeout(embed, 50);
+    } else if (el) {
+      el.textContent = "Vega is not loaded: run clicklib.charts.enable_offline() earlier in this notebook.";
+    }
+  }
+  embed();
+})();
+</script>"""
+)
+
+
+# --- the analysis questions ---------------------------------------------------------------
+
+
+def traffic_over_time(traffic: pd.DataFrame) -> alt.Chart:
+    """Events and distinct users per time bucket, as two lines."""
+    data = pd.DataFrame({"time": _utc(traffic["time"]), "events": traffic["events"], "users": traffic["users"]})
+    return (
+        alt.Chart(data, title="Traffic over time")
+        .transform_fold(["events", "users"], as_=["measure", "count"])
+        .mark_line()
+        .encode(
+            x=_time_x("time", "time (UTC)"),
+            y=alt.Y("count:Q", title="per bucket"),
+            color=alt.Color("measure:N", title=None),
+            tooltip=[_time_tooltip("time"), "measure:N", "count:Q"],
+        )
+        .properties(width=WIDTH, height=HEIGHT)
+    )
+
+
+def views_per_page_type(views: pd.DataFrame) -> alt.LayerChart:
+    return _share_bars(views, "page_type", "views", "Pageviews per page type")
+
+
+def top_partners(partners: pd.DataFrame) -> alt.LayerChart:
+    """Pageviews per partner shop, labelled with its purchases."""
+    base = alt.Chart(partners, title="Top partners by pageviews").encode(
+        y=alt.Y("partner_name:N", sort=None, title=None),
+        x=alt.X("pageviews:Q", title="pageviews"),
+        tooltip=["partner_name:N", "partner_id:N", "pageviews:Q", "purchases:Q", "sessions:Q"],
+    )
+    bars = base.mark_bar(color=NEUTRAL_COLOR)
+    labels = base.mark_text(align="left", dx=3).encode(text=alt.Text("label:N"))
+    labels = labels.transform_calculate(label="datum.purchases + ' purchases'")
+    return alt.layer(bars, labels).properties(width=WIDTH, height=alt.Step(BAR_STEP))
+
+
+def top_pages(pages: pd.DataFrame) -> alt.Chart:
+    """Pageviews per URL, coloured by page type."""
+    return (
+        alt.Chart(pages, title="Top pages by pageviews")
+        .mark_bar()
+        .encode(
+            y=alt.Y("current_url:N", sort=None, title=None, axis=alt.Axis(labelLimit=360)),
+            x=alt.X("views:Q", title="pageviews"),
+            color=alt.Color("page_type:N", title="page type"),
+            tooltip=["current_url:N", "page_type:N", "views:Q", "sessions:Q"],
+        )
+        .properties(width=WIDTH - 200, height=alt.Step(BAR_STEP))
+    )
+
+
+def funnel(steps: pd.DataFrame) -> alt.LayerChart:
+    """Sessions reaching each funnel step, labelled with the conversion from the previous step."""
+    base = alt.Chart(steps, title="Funnel: sessions reaching each step").encode(
+        x=alt.X("step:N", sort=list(analysis.FUNNEL_STEPS), title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("reached:Q", title="sessions"),
+        tooltip=[
+            "step:N",
+            "reached:Q",
+            "visited:Q",
+            alt.Tooltip("conversion_from_previous:Q", format=".1%", title="from previous"),
+            alt.Tooltip("conversion_from_start:Q", format=".1%", title="from start"),
+        ],
+    )
+    bars = base.mark_bar(color=NEUTRAL_COLOR)
+    labels = base.mark_text(baseline="bottom", dy=-3).encode(text=alt.Text("conversion_from_previous:Q", format=".0%"))
+    return alt.layer(bars, labels).properties(width=WIDTH, height=HEIGHT)
+
+
+def session_length(per_session: pd.DataFrame, bin_s: float = 60) -> alt.Chart:
+    """Histogram of session durations (first to last event) in ``bin_s`` second bins."""
+    bins = analysis.histogram(per_session["duration_s"], bin_s)
+    return _histogram(bins, "Session length", "session length (s)")
+
+
+def session_depth(per_session: pd.DataFrame) -> alt.Chart:
+    """Histogram of pageviews per session."""
+    bins = analysis.histogram(per_session["depth"], 1)
+    return _histogram(bins, "Session depth", "pageviews per session")
+
+
+def new_vs_returning(visitors: pd.DataFrame) -> alt.LayerChart:
+    return _share_bars(visitors, "visitor", "sessions", "New vs returning visitors")
+
+
+def cities(per_city: pd.DataFrame) -> alt.LayerChart:
+    return _share_bars(per_city, "city", "sessions", "Sessions per city", extra_tooltip=["country:N"])
+
+
+def languages(per_language: pd.DataFrame) -> alt.LayerChart:
+    return _share_bars(per_language, "language", "sessions", "Sessions per language")
+
+
+def devices(per_device: pd.DataFrame) -> alt.LayerChart:
+    return _share_bars(per_device, "device", "sessions", "Desktop vs mobile")
+
+
+def referrer_sources(sources: pd.DataFrame) -> alt.LayerChart:
+    return _share_bars(sources, "source", "sessions", "Where sessions come from")
+
+
+def error_rate(rates: pd.DataFrame) -> alt.LayerChart:
+    """Error rate per minute; minutes the pipeline raised an alert for are marked in red."""
+    base = alt.Chart(_error_rate_data(rates)).encode(x=_time_x("window_start", "minute (UTC)"))
+    tooltip = [_time_tooltip("window_start"), "requests:Q", "errors:Q", alt.Tooltip("error_rate:Q", format=".1%")]
+    line = base.mark_line(color=NEUTRAL_COLOR).encode(y=_error_rate_y(), tooltip=tooltip)
+    alerts = base.transform_filter("datum.alert")
+    rules = alerts.mark_rule(color=ALERT_COLOR, opacity=0.35)
+    points = alerts.mark_point(color=ALERT_COLOR, filled=True, size=60).encode(y=_error_rate_y(), tooltip=tooltip)
+    return alt.layer(rules, line, points, title="Error rate per minute (alerts in red)").properties(
+        width=WIDTH, height=HEIGHT
+    )
+
+
+def row_counts(counts: pd.DataFrame) -> alt.Chart:
+    """Rows per Cassandra table while the pipeline runs, from :func:`clicklib.monitor.row_counts`."""
+    return (
+        alt.Chart(counts, title="Rows per table")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("seconds:Q", title="seconds since the first count"),
+            y=alt.Y("rows:Q", title="rows"),
+            color=alt.Color("table:N", title="table"),
+            tooltip=["table:N", "seconds:Q", "rows:Q"],
+        )
+        .properties(width=WIDTH, height=HEIGHT)
+    )
+
+
+# --- interactive ---------------------------------------------------------------------------
+
+
+def traffic_by_page_type(pageviews_per_minute: pd.DataFrame) -> alt.HConcatChart:
+    """Pageviews per page type as bars; clicking a bar filters the pageviews-over-time lines
+    to that page type (shift-click adds more, a click on empty space shows all)."""
+    data = pd.DataFrame(
+        {
+            "window_start": _utc(pageviews_per_minute["window_start"]),
+            "page_type": pageviews_per_minute["page_type"],
+            "views": pageviews_per_minute["views"],
+        }
+    )
+    pick = alt.selection_point(fields=["page_type"], name="picked_page_type")
+    base = alt.Chart(data)
+    bars = (
+        base.mark_bar()
+        .encode(
+            y=alt.Y("page_type:N", sort="-x", title=None),
+            x=alt.X("sum(views):Q", title="pageviews"),
+            color=alt.condition(pick, alt.Color("page_type:N", legend=None), alt.value("lightgray")),
+            tooltip=["page_type:N", alt.Tooltip("sum(views):Q", title="pageviews")],
+        )
+        .add_params(pick)
+        .properties(title="Pageviews per page type (click to filter)", width=220, height=alt.Step(BAR_STEP))
+    )
+    lines = (
+        base.mark_line()
+        .encode(
+            x=_time_x("window_start", "minute (UTC)"),
+            y=alt.Y("sum(views):Q", title="pageviews"),
+            color=alt.Color("page_type:N", title="page type"),
+            tooltip=[_time_tooltip("window_start"), "page_type:N", alt.Tooltip("sum(views):Q", title="pageviews")],
+        )
+        .transform_filter(pick)
+        .properties(title="Pageviews per minute", width=WIDTH, height=HEIGHT)
+    )
+    return alt.hconcat(bars, lines)
+
+
+def error_rate_brush(rates: pd.DataFrame) -> alt.VConcatChart:
+    """Error rate per minute with a brush: dragging over minutes totals their requests and errors below."""
+    brush = alt.selection_interval(encodings=["x"], name="selected_minutes")
+    base = alt.Chart(_error_rate_data(rates))
+    line = base.mark_line(color=NEUTRAL_COLOR).encode(x=_time_x("window_start", "minute (UTC)"), y=_error_rate_y())
+    alerts = line.transform_filter("datum.alert").mark_point(color=ALERT_COLOR, filled=True, size=60)
+    timeline = alt.layer(line.add_params(brush), alerts).properties(
+        title="Error rate per minute, alerts in red (drag to select minutes)", width=WIDTH, height=HEIGHT
+    )
+    totals = (
+        base.transform_filter(brush)
+        .transform_fold(["requests", "errors"], as_=["kind", "count"])
+        .mark_bar()
+        .encode(
+            y=alt.Y("kind:N", sort=["requests", "errors"], title=None),
+            x=alt.X("sum(count):Q", title="in the selected minutes"),
+            color=alt.Color(
+                "kind:N",
+                scale=alt.Scale(domain=["requests", "errors"], range=[NEUTRAL_COLOR, ALERT_COLOR]),
+                legend=None,
+            ),
+            tooltip=["kind:N", alt.Tooltip("sum(count):Q", title="total")],
+        )
+        .properties(title="Requests and errors in the selection", width=WIDTH, height=alt.Step(BAR_STEP))
+    )
+    return alt.vconcat(timeline, totals)
+
+
+# --- offline rendering and files -----------------------------------------------------------
+
+
+def offline_script() -> str:
+    """A module script that defines ``window.vegaEmbed`` (with Vega and Vega-Lite), no network needed."""
+    return f'<script type="module">\n{vlc.javascript_bundle(vl_version=VEGALITE_VERSION)}\n</script>'
+
+
+def render_mimebundle(
+    spec: dict[str, Any], embed_options: dict[str, Any] | None = None, **_options: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Altair renderer: the Vega-Lite mimetype and a small ``text/html`` that embeds
+    the chart once the bundle of :func:`offline_script` has loaded (HTML exports, classic notebook)."""
+    options = {"mode": "vega-lite", **(embed_options or {})}
+    chart_id = f"clicklib-chart-{uuid.uuid4().hex}"
+    html = _EMBED_HTML.substitute(id=chart_id, spec=_script_json(spec), options=_script_json(options))
+    bundle = {VEGALITE_MIMETYPE: spec, "text/html": html, "text/plain": f"<VegaLite {VEGALITE_VERSION} chart>"}
+    metadata = {VEGALITE_MIMETYPE: {"embed_options": embed_options}} if embed_options else {}
+    return bundle, metadata
+
+
+def enable_offline() -> None:
+    """Render charts without network: use the "clicklib" renderer and, in IPython, display the
+    Vega bundle (about 0.9 MB) once. Call it at the top of a notebook, before any chart."""
+    alt.renderers.register(RENDERER, render_mimebundle)
+    alt.renderers.enable(RENDERER)
+    if get_ipython() is not None:
+        display(HTML(offline_script()))
+
+
+def save(chart: alt.TopLevelMixin, path: str | Path) -> tuple[Path, Path]:
+    """Write ``<path>.png`` (twice the chart's size) and a standalone ``<path>.html`` with Vega
+    inlined; returns both paths. ``path`` has no suffix: one is added for each file."""
+    base = Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    png = base.with_name(f"{base.name}.png")
+    html = base.with_name(f"{base.name}.html")
+    chart.save(png, scale_factor=2)
+    chart.save(html, inline=True)
+    return png, html
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _share_bars(
+    frame: pd.DataFrame, category: str, count: str, title: str, extra_tooltip: list[str] | None = None
+) -> alt.LayerChart:
+    """Horizontal bars of ``count`` per ``category`` in the frame's order, labelled with their share."""
+    base = alt.Chart(frame, title=title).encode(
+        y=alt.Y(f"{category}:N", sort=None, title=None),
+        x=alt.X(f"{count}:Q", title=count),
+        tooltip=[f"{category}:N", *(extra_tooltip or []), f"{count}:Q", alt.Tooltip("share:Q", format=".1%")],
+    )
+    bars = base.mark_bar(color=NEUTRAL_COLOR)
+    labels = base.mark_text(align="left", dx=3).encode(text=alt.Text("share:Q", format=".0%"))
+    return alt.layer(bars, labels).properties(width=WIDTH - 160, height=alt.Step(BAR_STEP))
+
+
+def _histogram(bins: pd.DataFrame, title: str, x_title: str) -> alt.Chart:
+    return (
+        alt.Chart(bins, title=title)
+        .mark_bar(color=NEUTRAL_COLOR)
+        .encode(
+            x=alt.X("bin_start:Q", bin="binned", title=x_title),
+            x2="bin_end:Q",
+            y=alt.Y("count:Q", title="sessions"),
+            tooltip=["bin_start:Q", "bin_end:Q", alt.Tooltip("count:Q", title="sessions")],
+        )
+        .properties(width=WIDTH, height=HEIGHT)
+    )
+
+
+def _error_rate_data(rates: pd.DataFrame) -> pd.DataFrame:
+    columns = ["requests", "errors", "error_rate", "alert"]
+    return rates[columns].assign(window_start=_utc(rates["window_start"]))
+
+
+def _error_rate_y() -> alt.Y:
+    return alt.Y("error_rate:Q", title="error rate", axis=alt.Axis(format="%"))
+
+
+def _utc(times: pd.Series) -> pd.Series:
+    # Altair writes naive datetimes without an offset, and browsers read those as local time.
+    return analysis.as_datetime(times).dt.tz_localize("UTC")
+
+
+def _time_x(field: str, title: str) -> alt.X:
+    # Vega's default labels use a 12-hour clock without AM/PM; seconds show only on ticks
+    # between minutes, which "%H:%M" alone would label twice.
+    label = "utcFormat(datum.value, utcseconds(datum.value) ? '%H:%M:%S' : '%H:%M')"
+    return alt.X(f"{field}:T", title=title, scale=alt.Scale(type="utc"), axis=alt.Axis(labelExpr=label))
+
+
+def _time_tooltip(field: str) -> alt.Tooltip:
+    return alt.Tooltip(f"{field}:T", title=f"{field} (UTC)", format=UTC_TIME_FORMAT, formatType="utc")
+
+
+def _script_json(value: Any) -> str:
+    # "</" would end the surrounding <script> element early.
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")

@@ -1,0 +1,386 @@
+"""clicklib.analysis on hand-made frames (every expected value worked out by hand from the
+definitions) and on a generated workload (invariants that must hold for any traffic)."""
+
+import math
+
+import pandas as pd
+import pytest
+from cassandra.util import Date
+
+from clicklib import analysis
+from clicklib.generate import DESKTOP_USER_AGENTS, MOBILE_USER_AGENTS, generate
+from tests import oracle
+
+T = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a minute boundary
+SHOP = "https://shop.example/a"
+IPHONE, ANDROID = MOBILE_USER_AGENTS[0], MOBILE_USER_AGENTS[2]
+WINDOWS = DESKTOP_USER_AGENTS[0]
+GOOGLE = "https://www.google.com/"
+COLUMNS = [
+    "day",
+    "date",
+    "event_id",
+    "user_id",
+    "session_id",
+    "event",
+    "page_type",
+    "current_url",
+    "referrer",
+    "partner_id",
+    "partner_name",
+    "init_session",
+    "user_agent",
+    "ip",
+    "city",
+    "country",
+    "language",
+    "status",
+    "signup_date",
+    "home_city",
+    "segment",
+]
+
+
+def events_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows shaped like events_by_day: every CQL column, ``day`` as the driver's Date."""
+    filled = [
+        {
+            "day": Date(T // 86_400_000),
+            "event_id": f"e{i}",
+            "event": "pageview",
+            "page_type": "home",
+            "current_url": f"{SHOP}/",
+            "init_session": False,
+            "status": 200,
+            **row,
+        }
+        for i, row in enumerate(rows)
+    ]
+    return pd.DataFrame(filled, columns=COLUMNS)
+
+
+def pageviews(session: str, user: str | None, start_s: int, *page_types: str, **fields) -> list[dict]:
+    """A session's pageviews, one every 10 s from ``start_s``; the first one opens the session."""
+    return [
+        {
+            "session_id": session,
+            "user_id": user,
+            "date": T + (start_s + 10 * i) * 1000,
+            "page_type": page_type,
+            "current_url": f"{SHOP}/{page_type}",
+            "init_session": i == 0,
+            **fields,
+        }
+        for i, page_type in enumerate(page_types)
+    ]
+
+
+@pytest.fixture
+def shop() -> pd.DataFrame:
+    """Four sessions:
+
+    - s1, alice, iPhone, Jakarta, direct: walks the whole funnel and buys (6 pageviews + a purchase).
+    - s2, alice again an hour later, Windows, Singapore, from Google: home, category, then a
+      click on a checkout page (not a pageview, so not a checkout visit).
+    - s3, bob, Android, Jakarta, referred from inside the shop: enters on a product, adds to cart.
+    - s4, anonymous, Windows, no city: searches only (no funnel page).
+    """
+    s1 = pageviews(
+        "s1",
+        "alice",
+        0,
+        *analysis.FUNNEL_STEPS,
+        user_agent=IPHONE,
+        city="Jakarta",
+        country="ID",
+        language="id",
+        partner_id="p1",
+        partner_name="Lumen",
+    )
+    purchase = {**s1[-1], "event": "purchase", "date": s1[-1]["date"] + 1_000, "init_session": False}
+    s2 = pageviews(
+        "s2",
+        "alice",
+        3_600,
+        "home",
+        "category",
+        user_agent=WINDOWS,
+        city="Singapore",
+        country="SG",
+        language="en",
+        referrer=GOOGLE,
+        partner_id="p2",
+        partner_name="Kopi",
+    )
+    click = {**s2[-1], "event": "click", "page_type": "checkout", "date": s2[-1]["date"] + 5_000, "init_session": False}
+    s3 = pageviews(
+        "s3",
+        "bob",
+        30,
+        "productDetail",
+        "cart",
+        user_agent=ANDROID,
+        city="Jakarta",
+        country="ID",
+        language="id",
+        referrer=f"{SHOP}/c/shoes",
+        partner_id="p1",
+        partner_name="Lumen",
+    )
+    s4 = pageviews("s4", None, 125, "search", user_agent=WINDOWS, language="en", partner_id="p2", partner_name="Kopi")
+    return events_frame([*s1, purchase, *s2, click, *s3, *s4])
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    return frame.to_dict("records")
+
+
+def test_funnel_counts_sessions_reaching_each_step(shop):
+    funnel = analysis.funnel(shop)
+    assert list(funnel["step"]) == list(analysis.FUNNEL_STEPS)
+    # Furthest steps: s1 purchase, s2 category (the checkout click is no pageview), s3 cart, s4 none.
+    assert list(funnel["reached"]) == [3, 3, 2, 2, 1, 1]
+    assert list(funnel["visited"]) == [2, 2, 2, 2, 1, 1]
+    assert list(funnel["conversion_from_previous"]) == pytest.approx([1, 1, 2 / 3, 1, 1 / 2, 1])
+    assert list(funnel["conversion_from_start"]) == pytest.approx([1, 1, 2 / 3, 2 / 3, 1 / 3, 1 / 3])
+
+
+def test_funnel_of_no_events_is_all_zero_with_undefined_conversions(shop):
+    funnel = analysis.funnel(shop.iloc[:0])
+    assert list(funnel["reached"]) == [0] * 6
+    assert funnel["conversion_from_start"].isna().all()
+
+
+def test_sessions(shop):
+    sessions = analysis.sessions(shop)
+    assert list(sessions["session_id"]) == ["s1", "s3", "s4", "s2"]  # by start
+    s1, s3, s4, s2 = records(sessions)
+    assert s1["user_id"] == "alice"
+    assert s1["start"] == pd.Timestamp("2026-01-01 00:00:00")
+    assert s1["end"] == pd.Timestamp("2026-01-01 00:00:51")  # the purchase, 1 s after the last pageview
+    assert s1["duration_s"] == 51
+    assert (s1["events"], s1["depth"], s1["purchased"], s1["visitor"]) == (7, 6, True, "new")
+    assert (s2["events"], s2["depth"], s2["purchased"], s2["visitor"]) == (3, 2, False, "returning")
+    assert s2["duration_s"] == 15
+    assert (s3["visitor"], s3["depth"], s3["duration_s"]) == ("new", 2, 10)
+    assert (s4["visitor"], s4["depth"], s4["duration_s"]) == ("anonymous", 1, 0)
+    assert pd.isna(s4["user_id"])
+
+
+def test_session_summary(shop):
+    summary = records(analysis.session_summary(analysis.sessions(shop)))
+    # Durations 51, 15, 10, 0; depths 6, 2, 2, 1; one bounce (s4) and one purchase (s1).
+    assert summary == [
+        {"sessions": 4, "median_duration_s": 12.5, "mean_depth": 2.75, "bounce_rate": 0.25, "purchase_rate": 0.25}
+    ]
+
+
+def test_new_vs_returning(shop):
+    assert records(analysis.new_vs_returning(shop)) == [
+        {"visitor": "new", "sessions": 2, "share": 0.5},
+        {"visitor": "anonymous", "sessions": 1, "share": 0.25},
+        {"visitor": "returning", "sessions": 1, "share": 0.25},
+    ]
+
+
+def test_traffic_over_time_counts_every_minute_including_empty_ones(shop):
+    # s1 and s3 in minute 0 (s3 from 30 s), s4 at 125 s in minute 2, s2 an hour later.
+    traffic = analysis.traffic_over_time(shop[shop["session_id"] != "s2"])
+    assert records(traffic) == [
+        {"time": pd.Timestamp("2026-01-01 00:00"), "events": 9, "users": 2, "sessions": 2},
+        {"time": pd.Timestamp("2026-01-01 00:01"), "events": 0, "users": 0, "sessions": 0},
+        {"time": pd.Timestamp("2026-01-01 00:02"), "events": 1, "users": 0, "sessions": 1},
+    ]
+
+
+def test_traffic_over_time_other_bucket_sizes(shop):
+    traffic = analysis.traffic_over_time(shop, freq="1h")
+    assert list(traffic["events"]) == [10, 3]
+    assert list(traffic["users"]) == [2, 1]
+
+
+def test_views_per_page_type(shop):
+    views = analysis.views_per_page_type(shop)
+    # Pageviews: s1 one of each funnel step, s2 home and category, s3 product and cart, s4 search.
+    assert records(views) == [
+        {"page_type": "cart", "views": 2, "share": 2 / 11},
+        {"page_type": "category", "views": 2, "share": 2 / 11},
+        {"page_type": "home", "views": 2, "share": 2 / 11},
+        {"page_type": "productDetail", "views": 2, "share": 2 / 11},
+        {"page_type": "checkout", "views": 1, "share": 1 / 11},
+        {"page_type": "purchase", "views": 1, "share": 1 / 11},
+        {"page_type": "search", "views": 1, "share": 1 / 11},
+    ]
+
+
+def test_top_partners(shop):
+    assert records(analysis.top_partners(shop)) == [
+        {"partner_id": "p1", "partner_name": "Lumen", "pageviews": 8, "purchases": 1, "sessions": 2},
+        {"partner_id": "p2", "partner_name": "Kopi", "pageviews": 3, "purchases": 0, "sessions": 2},
+    ]
+    assert list(analysis.top_partners(shop, n=1)["partner_id"]) == ["p1"]
+
+
+def test_top_pages(shop):
+    pages = analysis.top_pages(shop, n=3)
+    assert records(pages) == [
+        {"current_url": f"{SHOP}/cart", "page_type": "cart", "views": 2, "sessions": 2},
+        {"current_url": f"{SHOP}/category", "page_type": "category", "views": 2, "sessions": 2},
+        {"current_url": f"{SHOP}/home", "page_type": "home", "views": 2, "sessions": 2},
+    ]
+
+
+def test_cities_and_languages_count_sessions(shop):
+    assert records(analysis.cities(shop)) == [
+        {"city": "Jakarta", "country": "ID", "sessions": 2, "share": 0.5},
+        {"city": "Singapore", "country": "SG", "sessions": 1, "share": 0.25},
+        {"city": "unknown", "country": "unknown", "sessions": 1, "share": 0.25},
+    ]
+    assert records(analysis.languages(shop)) == [
+        {"language": "en", "sessions": 2, "share": 0.5},
+        {"language": "id", "sessions": 2, "share": 0.5},
+    ]
+
+
+@pytest.mark.parametrize("user_agent", MOBILE_USER_AGENTS)
+def test_device_mobile(user_agent):
+    assert analysis.device(user_agent) == "mobile"
+
+
+@pytest.mark.parametrize("user_agent", DESKTOP_USER_AGENTS)
+def test_device_desktop(user_agent):
+    assert analysis.device(user_agent) == "desktop"
+
+
+def test_device_ipad_and_missing():
+    ipad = "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5"
+    assert analysis.device(ipad) == "mobile"
+    assert analysis.device(None) == "desktop"
+
+
+def test_devices(shop):
+    assert records(analysis.devices(shop)) == [
+        {"device": "desktop", "sessions": 2, "share": 0.5},
+        {"device": "mobile", "sessions": 2, "share": 0.5},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("referrer", "expected"),
+    [
+        (None, "direct"),
+        ("", "direct"),
+        (math.nan, "direct"),
+        (GOOGLE, "google"),
+        ("https://www.google.co.id/search?q=shoes", "google"),
+        ("https://www.facebook.com/", "facebook"),
+        ("https://l.instagram.com/?u=x", "instagram"),
+        ("https://newsletter.shop.example/", "newsletter"),
+        (f"{SHOP}/c/shoes", "internal"),
+        ("https://news.ycombinator.com/item?id=1", "news.ycombinator.com"),
+    ],
+)
+def test_referrer_source(referrer, expected):
+    assert analysis.referrer_source(referrer, f"{SHOP}/p/1") == expected
+
+
+def test_referrer_sources_look_at_each_sessions_first_event(shop):
+    # Later pageviews of s2 and s3 carry the same referrers again: a session counts once.
+    assert records(analysis.referrer_sources(shop)) == [
+        {"source": "direct", "sessions": 2, "share": 0.5},
+        {"source": "google", "sessions": 1, "share": 0.25},
+        {"source": "internal", "sessions": 1, "share": 0.25},
+    ]
+
+
+def test_referrer_sources_skip_sessions_without_their_first_event(shop):
+    later = shop[~shop["init_session"]]
+    assert analysis.referrer_sources(later).empty
+
+
+def test_error_rate_from_cassandra_rows():
+    minute = pd.Timestamp("2026-01-01 00:00")
+    status = pd.DataFrame(
+        {
+            "day": [Date(T // 86_400_000)] * 3,
+            "window_start": [minute + pd.Timedelta(minutes=m) for m in (2, 0, 1)],
+            "window_end": [minute + pd.Timedelta(minutes=m + 1) for m in (2, 0, 1)],
+            "requests": [40, 100, 50],
+            "errors": [0, 2, 10],
+            "alert": [None, False, True],
+        }
+    )
+    rates = analysis.error_rate(status)
+    assert list(rates.columns) == ["window_start", "window_end", "requests", "errors", "error_rate", "alert"]
+    assert list(rates["window_start"]) == [minute + pd.Timedelta(minutes=m) for m in (0, 1, 2)]
+    assert list(rates["error_rate"]) == [0.02, 0.2, 0.0]
+    assert list(rates["alert"]) == [False, True, False]
+
+
+def test_error_rate_accepts_epoch_milliseconds_and_no_requests():
+    status = pd.DataFrame({"window_start": [T], "requests": [0], "errors": [0], "alert": [False]})
+    rates = analysis.error_rate(status)
+    assert rates["window_start"].iloc[0] == pd.Timestamp("2026-01-01 00:00")
+    assert math.isnan(rates["error_rate"].iloc[0])
+
+
+def test_histogram_fills_empty_bins():
+    bins = analysis.histogram(pd.Series([0, 59.9, 60, 185, None]), 60)
+    assert records(bins) == [
+        {"bin_start": 0, "bin_end": 60, "count": 2},
+        {"bin_start": 60, "bin_end": 120, "count": 1},
+        {"bin_start": 120, "bin_end": 180, "count": 0},
+        {"bin_start": 180, "bin_end": 240, "count": 1},
+    ]
+    assert analysis.histogram(pd.Series([], dtype="float64"), 60).empty
+
+
+# --- a generated workload ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated() -> pd.DataFrame:
+    events = oracle.clean_events(generate(4_000, seed=11))
+    # As events_by_day delivers them: a `day` the driver hands over as its own Date type.
+    events.insert(0, "day", [Date(d // 86_400_000) for d in events["date"]])
+    return events
+
+
+def test_generated_funnel_never_grows_and_conversions_are_fractions(generated):
+    funnel = analysis.funnel(generated)
+    assert funnel["reached"].is_monotonic_decreasing
+    assert funnel["reached"].iloc[-1] > 0
+    for column in ("conversion_from_previous", "conversion_from_start"):
+        assert funnel[column].between(0, 1).all()
+    assert (funnel["visited"] <= funnel["reached"]).all()
+    purchase_pages = generated[(generated["event"] == "pageview") & (generated["page_type"] == "purchase")]
+    assert funnel["reached"].iloc[-1] == purchase_pages["session_id"].nunique()
+
+
+def test_generated_per_session_counts_add_up(generated):
+    n_sessions = generated["session_id"].nunique()
+    sessions = analysis.sessions(generated)
+    assert len(sessions) == n_sessions
+    assert (sessions["duration_s"] >= 0).all()
+    assert sessions["depth"].sum() == (generated["event"] == "pageview").sum()
+    for counts in (
+        analysis.devices(generated),
+        analysis.cities(generated),
+        analysis.languages(generated),
+        analysis.new_vs_returning(generated),
+    ):
+        assert counts["sessions"].sum() == n_sessions
+        assert counts["share"].sum() == pytest.approx(1)
+    assert set(analysis.devices(generated)["device"]) == {"mobile", "desktop"}
+    visitors = analysis.new_vs_returning(generated).set_index("visitor")["sessions"]
+    assert visitors["new"] == generated["user_id"].nunique()
+
+
+def test_generated_referrers_and_traffic(generated):
+    sources = analysis.referrer_sources(generated)
+    assert sources["sessions"].sum() == generated.loc[generated["init_session"], "session_id"].nunique()
+    assert set(sources["source"]) <= {"direct", "google", "facebook", "newsletter", "instagram"}
+    traffic = analysis.traffic_over_time(generated)
+    assert traffic["events"].sum() == len(generated)
+    assert traffic["time"].diff().dropna().eq(pd.Timedelta(minutes=1)).all()
+    assert analysis.views_per_page_type(generated)["views"].sum() == (generated["event"] == "pageview").sum()
