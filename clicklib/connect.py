@@ -128,6 +128,13 @@ class ConnectClient:
             params={"includeTasks": "true", "onlyFailed": "true"},
         )
 
+    def pause(self, name: str) -> None:
+        """Stop a connector's tasks from consuming; its offsets stay where they are."""
+        self._request("put", f"/connectors/{name}/pause", f"pausing {name}").raise_for_status()
+
+    def resume(self, name: str) -> None:
+        self._request("put", f"/connectors/{name}/resume", f"resuming {name}").raise_for_status()
+
     def delete(self, name: str) -> None:
         response = self._request("delete", f"/connectors/{name}", f"deleting {name}")
         if response.status_code not in (204, 404):
