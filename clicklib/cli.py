@@ -245,5 +245,26 @@ def demo_command(n_events: int, seed: int | None, invalid_ratio: float) -> None:
         demo.run(get_settings(), n_events, seed, invalid_ratio, console)
 
 
+@main.command("bench")
+@click.option("--events", type=int, help="Events of each throughput stage (default 200,000).")
+@click.option("--latency-events", type=int, help="Events produced at a fixed rate for latency (default 8,000).")
+@click.option("--out", type=click.Path(file_okay=False), help="Results folder (default bench/results).")
+def bench_command(events: int | None, latency_events: int | None, out: str | None) -> None:
+    """Measure each stage's throughput, the latency and the memory on the local stack (bench/)."""
+    from clicklib.stack.jars import PROJECT_ROOT
+
+    if not (PROJECT_ROOT / "bench" / "run.py").is_file():
+        raise click.ClickException("clicklib bench runs from a clicklib checkout: bench/ is not installed")
+    sys.path.insert(0, str(PROJECT_ROOT))  # bench/ sits beside the package, not inside it
+    from bench.run import main as bench_main
+
+    argv = []
+    for flag, value in (("--events", events), ("--latency-events", latency_events), ("--out", out)):
+        if value is not None:
+            argv += [flag, str(value)]
+    with _clear_errors():
+        sys.exit(bench_main(argv))
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,295 @@
+"""The benchmark's stages, one function each. Every stage runs in a namespace of its own
+(``<prefix><stage>_``), which it tears down (purges) when done, whatever happened.
+
+A throughput stage returns a dict: ``events``, ``seconds``, ``events_per_s``, ``window``
+(what the seconds were measured from and to) and ``notes``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime
+
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import UNSET_VALUE
+from confluent_kafka import Consumer, TopicPartition
+
+from bench.support import (
+    EVENTS_BY_USER_COLUMNS,
+    INGEST_JOB,
+    POLL_SECONDS,
+    SINK_CONNECTOR,
+    BenchError,
+    Landing,
+    check_delivered,
+    clean_count,
+    clean_rows,
+    fill_clean_topic,
+    flink_job,
+    namespaced,
+    submit_job,
+    timeout_for,
+    wait_jobs_running,
+)
+from clicklib import cassandra, connect, pipeline, produce, topics
+from clicklib.generate import Workload
+from clicklib.settings import Settings
+from clicklib.templates import TOPICS
+
+CASSANDRA_CONCURRENCY = 100
+SETTLED_QUIET_SECONDS = 5.0
+
+
+def measured(events: int, started: float, ended: float, start: str, end: str, notes: str, **extra: object) -> dict:
+    """A throughput figure: ``events`` over the window from ``started`` to ``ended`` (epoch s)."""
+    seconds = ended - started
+    return {
+        "events": events,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(events / seconds, 1) if seconds > 0 else 0.0,
+        "window": {"from": start, "to": end, "start_utc": utc(started), "end_utc": utc(ended)},
+        "notes": notes,
+        **extra,
+    }
+
+
+def utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def producer_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
+    """clicklib.produce into a fresh raw topic that nothing reads."""
+    with namespaced(base, namespace, warnings) as settings:
+        topics.create_topics(settings)
+        started = time.time()
+        report = produce.produce_records(workload.records, settings, show_progress=False)
+        check_delivered(report, len(workload.records))
+    return measured(
+        report.delivered,
+        started,
+        started + report.seconds,  # the producer's own clock: from its first produce() to flush()
+        "first produce() call",
+        "flush() returned: every message acknowledged",
+        f"acks=all, idempotent, lz4, linger 20 ms; {settings.raw_partitions} partitions; nothing consumes the topic",
+    )
+
+
+def streaming_sql_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
+    """The ingest job alone over a raw topic filled before it starts."""
+    expected = clean_count(workload)
+    with namespaced(base, namespace, warnings) as settings:
+        topics.create_topics(settings)
+        check_delivered(produce.produce(workload, settings, show_progress=False), len(workload.records))
+        with Landing(settings) as landing:
+            job_id = submit_job(settings, INGEST_JOB)
+            ended, messages = landing.settled(expected, SETTLED_QUIET_SECONDS, timeout_for(len(workload.records)))
+        job = flink_job(settings, job_id)
+    started = job["start-time"] / 1000
+    extra = (
+        f" as {messages:,} messages (the extra ones: a tombstone and the joined row again for each event joined "
+        "before its user's profile was read)"
+        if messages > expected
+        else ""
+    )
+    running = job.get("timestamps", {}).get("RUNNING", job["start-time"]) / 1000
+    return measured(
+        len(workload.records),
+        started,
+        ended,
+        "the Flink job's start-time (submitted, before deployment)",
+        f"the clean topic reached its final size (polled every {POLL_SECONDS} s; final once unchanged for "
+        f"{SETTLED_QUIET_SECONDS:.0f} s)",
+        f"raw events read; {expected:,} clean events out{extra}; includes {running - started:.1f} s from "
+        "start-time to job RUNNING and the tasks' start-up",
+        clean_rows_out=expected,
+        clean_messages_out=messages,
+        job_running_after_s=round(running - started, 3),
+    )
+
+
+def sink_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
+    """The events-by-user connector alone over a clean topic filled before it starts."""
+    rows = clean_rows(workload)
+    with namespaced(base, namespace, warnings) as settings:
+        cassandra.apply_schema(settings)
+        topics.create_topics(settings)
+        fill_clean_topic(settings, rows)
+        client = connect.ConnectClient(settings)
+        (connector,) = [c for c in connect.load_connectors(settings) if c.name == settings.namespace + SINK_CONNECTOR]
+        client.validate(connector)
+        with Landing(settings) as landing:
+            started = time.time()
+            client.put(connector)
+            client.wait_running([connector.name])
+            running = time.time()
+            ended = landing.rows(len(rows), timeout_for(len(rows)))
+    return measured(
+        len(rows),
+        started,
+        ended,
+        "PUT /connectors/<name>/config",
+        f"events_by_user holds all {len(rows):,} rows",
+        f"rows written by one sink task; includes its start-up (Connect reported it RUNNING within "
+        f"{running - started:.1f} s; status polled every 1 s)",
+        connector_running_after_s=round(running - started, 3),
+    )
+
+
+def cassandra_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
+    """Prepared INSERTs into events_by_user from this Python process, 100 in flight."""
+    rows = clean_rows(workload)
+    columns = ", ".join(EVENTS_BY_USER_COLUMNS)
+    # Unset, not null: like the sink, write no tombstone for a missing value.
+    params = [tuple(UNSET_VALUE if row[c] is None else row[c] for c in EVENTS_BY_USER_COLUMNS) for row in rows]
+    with namespaced(base, namespace, warnings) as settings:
+        cassandra.apply_schema(settings)
+        cql = cassandra.session(settings)
+        insert = cql.prepare(
+            f"INSERT INTO {settings.keyspace}.events_by_user ({columns}) "
+            f"VALUES ({', '.join('?' * len(EVENTS_BY_USER_COLUMNS))})"
+        )
+        started = time.time()
+        execute_concurrent_with_args(cql, insert, params, concurrency=CASSANDRA_CONCURRENCY, raise_on_first_error=True)
+        ended = time.time()
+        written = cassandra.count_rows("events_by_user", settings)
+    if written != len(rows):
+        raise BenchError(f"events_by_user holds {written} rows after {len(rows)} inserts")
+    return measured(
+        len(rows),
+        started,
+        ended,
+        "first INSERT sent",
+        "every INSERT acknowledged",
+        f"Python cassandra-driver, execute_concurrent_with_args, concurrency {CASSANDRA_CONCURRENCY}, "
+        "prepared statement, consistency LOCAL_ONE (driver default)",
+    )
+
+
+def end_to_end(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
+    """The whole pipeline: producer -> Kafka -> both Flink jobs -> every connector -> Cassandra."""
+    expected = clean_count(workload)
+    with namespaced(base, namespace, warnings) as settings:
+        pipeline.up(settings)
+        wait_jobs_running(settings)
+        produce.publish_profiles(workload.profiles, settings)  # reference data, before the clock starts
+        with Landing(settings) as landing:
+            started = time.time()
+            report = produce.produce_records(workload.records, settings, show_progress=False)
+            ended = landing.rows(expected, timeout_for(len(workload.records)))
+        check_delivered(report, len(workload.records))
+    return measured(
+        len(workload.records),
+        started,
+        ended,
+        "first event sent (profiles were published before)",
+        f"events_by_user holds every clean event ({expected:,})",
+        f"whole pipeline (ingest and aggregates jobs, 6 connectors); {expected:,} clean rows; "
+        f"the producer alone took {report.seconds:.1f} s of it",
+        clean_rows_out=expected,
+        producer_seconds=round(report.seconds, 3),
+    )
+
+
+def latency(
+    base: Settings,
+    namespace: str,
+    warmup: Workload,
+    workload: Workload,
+    rate: float,
+    warnings: list[str],
+) -> dict:
+    """Producer send -> Cassandra write of each clean event, at a fixed offered rate.
+
+    The send time is each raw message's Kafka CreateTime, which the producer stamps with its
+    wall clock when produce() is called; the write time is WRITETIME(event) of the row, the
+    timestamp the sink's Cassandra driver gives the write. A warm-up workload goes through
+    first and is not sampled.
+    """
+    warmup_clean, expected = clean_count(warmup), clean_count(workload)
+    with namespaced(base, namespace, warnings) as settings:
+        pipeline.up(settings)
+        wait_jobs_running(settings)
+        with Landing(settings) as landing:
+            check_delivered(produce.produce(warmup, settings, rate=rate, show_progress=False), len(warmup.records))
+            landing.rows(warmup_clean, timeout_for(len(warmup.records)))
+            report = produce.produce(workload, settings, rate=rate, show_progress=False)
+            check_delivered(report, len(workload.records))
+            landing.rows(warmup_clean + expected, timeout_for(len(workload.records)))
+        sampled = {r.event.event_id for r in workload.records if r.event is not None and r.event.user_id is not None}
+        sent_ms = send_times(settings, sampled)
+        written_us = write_times(settings, sampled)
+    latencies = sorted(written_us[event_id] / 1000 - sent_ms[event_id] for event_id in sampled)
+    return {
+        "offered_rate": round(rate, 1),
+        "achieved_send_rate": round(report.rate, 1),
+        "events": len(workload.records),
+        "warmup_events": len(warmup.records),
+        "samples": len(latencies),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(latencies[-1], 1),
+        "min_ms": round(latencies[0], 1),
+        "mean_ms": round(sum(latencies) / len(latencies), 1),
+        "note": (
+            "latency = WRITETIME(event)/1000 - send time. WRITETIME is the sink's write timestamp (set by the "
+            "Connect sink's Cassandra driver when it writes the row; a row written twice keeps the later one); "
+            "the send time is the raw message's Kafka CreateTime, stamped by the producer at produce(). "
+            "Both come from the same machine's clock."
+        ),
+    }
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
+
+
+def send_times(settings: Settings, event_ids: set[str]) -> dict[str, int]:
+    """event_id -> CreateTime (epoch ms) of the raw messages carrying those events."""
+    topic = settings.topic(TOPICS["raw"])
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"{settings.namespace}bench-send-times",  # never commits, never joins
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=topics.ADMIN_TIMEOUT).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        pending = {p for p, end in ends.items() if end > 0}
+        found: dict[str, int] = {}
+        deadline = time.monotonic() + 120
+        while pending and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=1000, timeout=1.0):
+                if message.error() is not None:
+                    continue
+                try:
+                    event_id = json.loads(message.value()).get("event_id")
+                except (ValueError, AttributeError):  # an invalid message carries no sampled event
+                    event_id = None
+                if event_id in event_ids:
+                    found[event_id] = message.timestamp()[1]
+                if message.offset() >= ends[message.partition()] - 1:
+                    pending.discard(message.partition())
+    finally:
+        consumer.close()
+    if len(found) != len(event_ids):
+        raise BenchError(f"found the send time of {len(found)} of {len(event_ids)} sampled events in {topic}")
+    return found
+
+
+def write_times(settings: Settings, event_ids: set[str]) -> dict[str, int]:
+    """event_id -> WRITETIME(event) (epoch µs) of the sampled rows of events_by_user."""
+    frame = cassandra.query_df(
+        f"SELECT event_id, WRITETIME(event) AS written FROM {settings.keyspace}.events_by_user", settings=settings
+    )
+    written = {e: int(w) for e, w in zip(frame["event_id"], frame["written"], strict=True) if e in event_ids}
+    if len(written) != len(event_ids):
+        raise BenchError(f"events_by_user holds {len(written)} of {len(event_ids)} sampled rows")
+    return written

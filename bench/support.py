@@ -1,0 +1,354 @@
+"""What the stages share: a namespace per stage and its clean-up, the clean rows of a
+workload, starting one Flink job alone, and waiting until data has landed."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from clicklib import cassandra, connect, ksql, pipeline, produce, topics
+from clicklib.exceptions import ClicklibError
+from clicklib.generate import Workload
+from clicklib.settings import Settings
+from clicklib.templates import TOPICS
+
+POLL_SECONDS = 0.2
+HTTP_TIMEOUT = 30.0
+INGEST_JOB = "ingest"
+SINK_CONNECTOR = "clicklib-events-by-user"  # after the namespace
+
+# The columns of the clean topic, in the order ksql/05_clickstream_clean.sql declares them.
+CLEAN_COLUMNS = (
+    "event_id",
+    "date",
+    "day",
+    "session_id",
+    "user_id",
+    "event",
+    "page_type",
+    "current_url",
+    "referrer",
+    "partner_id",
+    "partner_name",
+    "init_session",
+    "user_agent",
+    "ip",
+    "city",
+    "country",
+    "language",
+    "status",
+    "signup_date",
+    "home_city",
+    "segment",
+)
+# events_by_user holds every clean column but `day`.
+EVENTS_BY_USER_COLUMNS = tuple(c for c in CLEAN_COLUMNS if c != "day")
+
+
+class BenchError(ClicklibError):
+    """A stage could not be measured (its data never landed, a delivery failed, ...)."""
+
+
+def timeout_for(events: int) -> float:
+    """A generous limit for one stage's data to land: 2 minutes plus 10 ms per event."""
+    return 120.0 + events / 100
+
+
+# --- namespaces -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def namespaced(base: Settings, namespace: str, warnings: list[str]) -> Iterator[Settings]:
+    """Settings of a fresh namespace, torn down (purged) afterwards whatever happened.
+
+    A failed clean-up is reported in ``warnings`` (and on stderr) instead of hiding the
+    stage's own error.
+    """
+    settings = dataclasses.replace(base, namespace=namespace)
+    try:
+        yield settings
+    finally:
+        for problem in teardown(settings):
+            warnings.append(problem)
+            print(f"bench: warning: {problem}", file=sys.stderr, flush=True)
+
+
+def teardown(settings: Settings) -> list[str]:
+    """Stop the namespace's jobs and connectors, wait until the jobs are gone, then delete its
+    topics, keyspace and consumer groups. Returns what could not be done.
+
+    Topics are deleted only once nothing reads them: the broker auto-creates a topic that a
+    still-running client asks for.
+    """
+    problems = []
+    steps = (
+        ("cancel the Flink jobs", lambda: ksql.stop(settings)),
+        ("delete the connectors", lambda: connect.unregister(settings)),
+        ("wait for the jobs to stop", lambda: _wait_no_active_jobs(settings)),
+        ("delete topics and keyspace", lambda: pipeline.down(settings, purge=True)),
+        ("delete consumer groups", lambda: _delete_groups(settings)),
+    )
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:  # report every step that fails, and go on with the next
+            problems.append(f"namespace {settings.namespace}: could not {what}: {exc}")
+    return problems
+
+
+def _wait_no_active_jobs(settings: Settings, timeout: float = 60.0) -> None:
+    names = {plan.flink_name for plan in ksql.plan_jobs(settings)}
+    deadline = time.monotonic() + timeout
+    while any(j.name in names and j.state in ksql.ACTIVE_STATES for j in ksql.list_jobs(settings)):
+        if time.monotonic() > deadline:
+            raise BenchError(f"jobs of {settings.namespace} still active after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def _delete_groups(settings: Settings) -> None:
+    groups = [plan.flink_name for plan in ksql.plan_jobs(settings)]
+    groups += [f"connect-{c.name}" for c in connect.load_connectors(settings)]
+    client = topics.admin(settings)  # keep it referenced: a collected client drops its futures
+    futures = client.delete_consumer_groups(groups, request_timeout=topics.ADMIN_TIMEOUT)
+    for future in futures.values():
+        with contextlib.suppress(KafkaException):  # a group that never committed does not exist
+            future.result(timeout=topics.ADMIN_TIMEOUT)
+
+
+# --- workloads --------------------------------------------------------------------------
+
+
+def clean_count(workload: Workload) -> int:
+    """Events that reach the clean topic and events_by_user: valid, of a known user."""
+    return sum(1 for record in workload.records if record.event is not None and record.event.user_id is not None)
+
+
+def clean_rows(workload: Workload) -> list[dict]:
+    """The clean topic's rows as the ingest job writes them: each clean event with `day`
+    (its UTC date) and its user's latest profile (None when the user has none)."""
+    latest = {}
+    for profile in sorted(workload.profiles, key=lambda p: p.updated_at):
+        latest[profile.user_id] = profile
+    rows = []
+    for record in workload.records:
+        event = record.event
+        if event is None or event.user_id is None:
+            continue
+        profile = latest.get(event.user_id)
+        row = {
+            **event.to_dict(),
+            "day": time.strftime("%Y-%m-%d", time.gmtime(event.date // 1000)),
+            "signup_date": profile.signup_date if profile else None,
+            "home_city": profile.home_city if profile else None,
+            "segment": profile.segment if profile else None,
+        }
+        rows.append({column: row[column] for column in CLEAN_COLUMNS})
+    return rows
+
+
+def fill_clean_topic(settings: Settings, rows: list[dict]) -> float:
+    """Produce clean rows (JSON, keyed by event_id) into the clean topic; returns the seconds."""
+    producer = produce.make_producer(settings)
+    topic = settings.topic(TOPICS["clean"])
+    failed: list[str] = []
+
+    def on_delivery(error, _message) -> None:
+        if error is not None:
+            failed.append(str(error))
+
+    started = time.monotonic()
+    for row in rows:
+        while True:
+            try:
+                producer.produce(topic, key=row["event_id"], value=json.dumps(row), on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    left = producer.flush(produce.FLUSH_TIMEOUT)
+    if failed or left:
+        raise BenchError(f"filling {topic}: {len(failed) + left} of {len(rows)} messages not delivered {failed[:1]}")
+    return time.monotonic() - started
+
+
+def check_delivered(report: produce.ProduceReport, expected: int) -> None:
+    if report.delivered != expected or report.failed:
+        raise BenchError(f"the producer did not deliver every event: {report} (expected {expected})")
+
+
+# --- Flink ------------------------------------------------------------------------------
+
+
+def submit_job(settings: Settings, job: str) -> str:
+    """Start one job of ksql/ alone and return its Flink job id.
+
+    The job's scripts and the shared definition scripts are copied into a temporary folder
+    and handed to ``clicklib.ksql.submit``, so the job is checked, named and started exactly
+    as ``clicklib pipeline up`` starts it.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-ksql-") as folder:
+        for script in sorted(ksql.KSQL_DIR.glob("*.sql")):
+            jobs = ksql.JOB_LINE.findall(script.read_text())
+            if not jobs or jobs == [job]:
+                shutil.copy(script, folder)
+        started = ksql.submit(settings, Path(folder))
+    return started[f"{settings.namespace}clicklib-{job}"]
+
+
+def flink_job(settings: Settings, job_id: str) -> dict:
+    """Flink's REST view of one job: state, start-time, timestamps per state, vertices."""
+    response = requests.get(f"{settings.flink_rest_url}/jobs/{job_id}", timeout=HTTP_TIMEOUT)
+    response.raise_for_status()
+    return response.json()
+
+
+def wait_jobs_running(settings: Settings, timeout: float = 180.0) -> dict[str, dict]:
+    """Wait until every job of the namespace has all its tasks RUNNING; returns name -> job."""
+    plans = ksql.plan_jobs(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = ksql.pipeline_jobs(settings, plans)
+        details = {name: flink_job(settings, job.job_id) for name, job in jobs.items() if job is not None}
+        ready = len(details) == len(plans) and all(
+            d["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in d["vertices"]) for d in details.values()
+        )
+        if ready:
+            return details
+        if time.monotonic() > deadline:
+            states = {name: d["state"] for name, d in details.items()}
+            raise BenchError(f"jobs of {settings.namespace} not running after {timeout:.0f} s: {states}")
+        time.sleep(0.5)
+
+
+# --- waiting for data -------------------------------------------------------------------
+
+
+class Landing:
+    """Watches the clean topic and events_by_user of one namespace.
+
+    ``settled`` waits for the clean topic to reach its final size. ``rows`` waits until
+    events_by_user holds every expected row, cheaply: the Connect sink writes each partition
+    of the clean topic in order and finishes a batch before it takes the next, so once the
+    newest message of every partition is a row in Cassandra the earlier ones are too; one
+    COUNT(*) then confirms it (and the wait goes on if it does not).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = settings.topic(TOPICS["clean"])
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "group.id": f"{settings.namespace}bench-landing",  # never commits, never joins
+                "enable.auto.commit": False,
+                "log_level": 0,
+            }
+        )
+        metadata = self.consumer.list_topics(self.topic, timeout=topics.ADMIN_TIMEOUT)
+        self.partitions = sorted(metadata.topics[self.topic].partitions)
+        self._lookup = None
+        self._newest: tuple[dict[int, int], list[dict]] | None = None
+
+    def __enter__(self) -> Landing:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.consumer.close()
+
+    def ends(self) -> dict[int, int]:
+        return {
+            p: self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=topics.ADMIN_TIMEOUT)[1]
+            for p in self.partitions
+        }
+
+    def settled(self, at_least: int, quiet: float, timeout: float) -> tuple[float, int]:
+        """When the clean topic reached its final size, and that size.
+
+        Waits until the topic holds at least ``at_least`` messages and has not grown for
+        ``quiet`` seconds; returns the wall-clock time (epoch s) of the poll that first saw
+        the final size. The size can exceed the clean events: an event joined before its
+        user's profile was read is written again, after a tombstone, once the profile arrives.
+        """
+        deadline = time.monotonic() + timeout
+        size, changed = -1, time.time()
+        while True:
+            now, held = time.time(), sum(self.ends().values())
+            if held != size:
+                size, changed = held, now
+            elif held >= at_least and now - changed >= quiet:
+                return changed, size
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.topic} holds {held} messages after {timeout:.0f} s, expected {at_least}")
+            time.sleep(POLL_SECONDS)
+
+    def rows(self, expected: int, timeout: float) -> float:
+        """Wall-clock time (epoch s) of the first poll at which events_by_user holds every expected row."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ends = self.ends()
+            if sum(ends.values()) >= expected and self._newest_rows_written(ends):
+                landed = time.time()
+                if cassandra.count_rows("events_by_user", self.settings) >= expected:
+                    return landed
+                self._check_sink_dlq()
+                time.sleep(1.0)  # the newest rows are in but not all: the COUNT(*) is not free
+            if time.monotonic() > deadline:
+                rows = cassandra.count_rows("events_by_user", self.settings)
+                raise BenchError(
+                    f"events_by_user of {self.settings.namespace} holds {rows} of {expected} rows after "
+                    f"{timeout:.0f} s ({sum(ends.values())} messages in {self.topic})"
+                )
+            time.sleep(POLL_SECONDS)
+
+    def _check_sink_dlq(self) -> None:
+        dlq = self.settings.topic(TOPICS["sink_dlq"])
+        try:
+            dead = sum(topics.end_offsets(self.settings, dlq).values())
+        except KeyError:  # the topic does not exist: nothing was dead-lettered
+            return
+        if dead:
+            raise BenchError(f"the sink dead-lettered {dead} records into {dlq}; their rows will never land")
+
+    def _newest_rows_written(self, ends: dict[int, int]) -> bool:
+        if self._newest is None or self._newest[0] != ends:
+            self._newest = (ends, self._newest_messages(ends))
+        if self._lookup is None:
+            self._lookup = cassandra.session(self.settings).prepare(
+                f"SELECT event_id FROM {self.settings.keyspace}.events_by_user "
+                "WHERE user_id = ? AND date = ? AND event_id = ?"
+            )
+        cql = cassandra.session(self.settings)
+        return all(
+            cql.execute(self._lookup, (row["user_id"], row["date"], row["event_id"])).one() is not None
+            for row in self._newest[1]
+        )
+
+    def _newest_messages(self, ends: dict[int, int], back: int = 5) -> list[dict]:
+        """The newest non-tombstone message of each non-empty partition."""
+        starts = {p: max(end - back, 0) for p, end in ends.items() if end > 0}
+        self.consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in starts.items()])
+        newest: dict[int, dict] = {}
+        pending = set(starts)
+        deadline = time.monotonic() + 30
+        try:
+            while pending and time.monotonic() < deadline:
+                for message in self.consumer.consume(num_messages=100, timeout=0.5):
+                    if message.error() is not None:
+                        continue
+                    if message.value() is not None:
+                        newest[message.partition()] = json.loads(message.value())
+                    if message.offset() >= ends[message.partition()] - 1:
+                        pending.discard(message.partition())
+        finally:
+            self.consumer.unassign()
+        return list(newest.values())

@@ -1,0 +1,63 @@
+"""The benchmark harness (bench/) with a tiny workload against the real stack.
+
+It checks that a run writes every figure, each one positive, and leaves nothing behind.
+No test asserts a time: the figures depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import json
+from numbers import Number
+from pathlib import Path
+
+from bench import run as bench
+from clicklib import cassandra, topics
+from clicklib.settings import Settings
+
+STAGES = ("producer", "streaming_sql", "sink", "cassandra", "end_to_end")
+STAGE_FIELDS = ("events", "seconds", "events_per_s", "window", "notes")
+LATENCY_FIELDS = ("offered_rate", "achieved_send_rate", "samples", "p50_ms", "p95_ms", "p99_ms", "max_ms", "note")
+
+
+def numbers(value: object, path: str = "") -> list[tuple[str, Number]]:
+    """Every number in a JSON value, with where it is."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, Number):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in numbers(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in numbers(item, f"{path}[{i}]")]
+    return []
+
+
+def test_a_tiny_run_writes_every_figure_and_cleans_up(live_stack: Settings, tmp_path: Path):
+    result = bench.run(
+        live_stack, events=2_000, latency_events=500, out_dir=tmp_path, min_latency_samples=100, warmup_events=100
+    )
+
+    data = json.loads(Path(result["files"]["json"]).read_text())
+    assert Path(result["files"]["markdown"]).read_text().startswith("# clicklib bench")
+    assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".md"}
+    for stage in STAGES:
+        assert all(field in data["stages"][stage] for field in STAGE_FIELDS), stage
+    assert data["stages"]["end_to_end"]["slowest_stage"] in ("producer", "streaming_sql", "sink")
+    assert "ratio_to_slowest_stage" in data["stages"]["end_to_end"]
+    assert all(field in data["latency"] for field in LATENCY_FIELDS)
+    assert data["latency"]["samples"] >= 100
+    assert {p["service"] for p in data["memory"]["processes"]} >= {"kafka", "cassandra", "connect", "flink"}
+    assert data["parameters"]["events"] == 2_000 and data["parameters"]["latency_events"] == 500
+    assert data["machine"]["logical_cpus"] and data["machine"]["memory_total_mb"]
+    assert data["versions"]["flink"] != "unknown" and data["versions"]["cassandra"] != "unknown"
+
+    figures = numbers({key: data[key] for key in ("stages", "latency", "memory")})
+    assert figures
+    assert [(where, value) for where, value in figures if not value > 0] == []
+
+    assert data["warnings"] == []
+    prefix = data["namespace_prefix"]
+    left_topics = [t for t in topics.admin(live_stack).list_topics(timeout=30).topics if t.startswith(prefix)]
+    keyspaces = cassandra.session(live_stack).execute("SELECT keyspace_name FROM system_schema.keyspaces")
+    left_keyspaces = [row[0] for row in keyspaces if row[0].startswith(prefix)]
+    assert left_topics == [] and left_keyspaces == []
