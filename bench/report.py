@@ -16,7 +16,7 @@ from clicklib.settings import Settings
 
 STAGE_TITLES = {
     "producer": "1. producer alone",
-    "streaming_sql": "2. streaming SQL alone (ingest job)",
+    "streaming_sql": "2. streaming SQL alone (ingest + enrich jobs)",
     "sink": "3. sink alone (events-by-user connector)",
     "cassandra": "4. Cassandra alone (Python driver)",
     "end_to_end": "5. end to end",

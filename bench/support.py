@@ -6,12 +6,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import requests
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -24,7 +21,7 @@ from clicklib.templates import TOPICS
 
 POLL_SECONDS = 0.2
 HTTP_TIMEOUT = 30.0
-INGEST_JOB = "ingest"
+CLEAN_JOBS = ("ingest", "enrich")  # the jobs between the raw topic and the clean one
 SINK_CONNECTOR = "clicklib-events-by-user"  # after the namespace
 
 # The columns of the clean topic, in the order ksql/05_clickstream_clean.sql declares them.
@@ -189,20 +186,10 @@ def check_delivered(report: produce.ProduceReport, expected: int) -> None:
 # --- Flink ------------------------------------------------------------------------------
 
 
-def submit_job(settings: Settings, job: str) -> str:
-    """Start one job of ksql/ alone and return its Flink job id.
-
-    The job's scripts and the shared definition scripts are copied into a temporary folder
-    and handed to ``clicklib.ksql.submit``, so the job is checked, named and started exactly
-    as ``clicklib pipeline up`` starts it.
-    """
-    with tempfile.TemporaryDirectory(prefix="bench-ksql-") as folder:
-        for script in sorted(ksql.KSQL_DIR.glob("*.sql")):
-            jobs = ksql.JOB_LINE.findall(script.read_text())
-            if not jobs or jobs == [job]:
-                shutil.copy(script, folder)
-        started = ksql.submit(settings, Path(folder))
-    return started[f"{settings.namespace}clicklib-{job}"]
+def submit_jobs(settings: Settings, jobs: list[str]) -> dict[str, str]:
+    """Start some jobs of ksql/ alone, exactly as ``clicklib pipeline up`` starts them;
+    returns Flink job name -> job id."""
+    return ksql.submit(settings, jobs=jobs)
 
 
 def flink_job(settings: Settings, job_id: str) -> dict:

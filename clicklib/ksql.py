@@ -1,11 +1,12 @@
 """Streaming SQL: the scripts in ``ksql/``, submitted through the Flink SQL Gateway.
 
 Scripts are numbered files. A file without a ``-- job: NAME`` line holds definitions (SET,
-CREATE TABLE, CREATE VIEW) run in every job's session; a file with one adds its statements
-to that job, whose INSERTs run together as one statement set, i.e. one Flink job named
-``<namespace>clicklib-<job>``. Submission checks every statement first (definitions run,
-INSERTs are EXPLAINed) and starts nothing if any is broken; a job already running is
-left alone, so submitting twice never starts a second copy.
+CREATE TABLE, CREATE VIEW) run in every job's session; a file with one (or with
+``-- jobs: A, B``) adds its statements to that job (or those jobs), whose INSERTs run
+together as one statement set, i.e. one Flink job named ``<namespace>clicklib-<job>``.
+Submission checks every statement first (definitions run, INSERTs are EXPLAINed) and
+starts nothing if any is broken; a job already running is left alone, so submitting
+twice never starts a second copy.
 
 Errors from the gateway are raised with the file and statement that caused them and the
 gateway's own root cause, not its whole Java stack trace.
@@ -28,7 +29,10 @@ from clicklib.settings import Settings, get_settings
 from clicklib.templates import pipeline_params, render
 
 KSQL_DIR = Path(__file__).resolve().parents[1] / "ksql"
-JOB_LINE = re.compile(r"^--\s*job:\s*([a-z0-9-]+)\s*$", re.MULTILINE)
+JOB_LINE = re.compile(r"^--\s*jobs?:\s*([a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)\s*$", re.MULTILINE)
+CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(\w+)", re.IGNORECASE)
+INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
+TOPIC_OPTION = re.compile(r"'topic'\s*=\s*'([^']+)'")
 ACTIVE_STATES = {"INITIALIZING", "CREATED", "RUNNING", "RESTARTING", "RECONCILING"}
 
 HTTP_TIMEOUT = 30.0
@@ -163,6 +167,18 @@ class JobPlan:
     definitions: list[Statement] = field(default_factory=list)
     inserts: list[Statement] = field(default_factory=list)
 
+    @property
+    def source_topics(self) -> list[str]:
+        """The Kafka topics this job reads: its consumer-group tables that it does not write."""
+        written = {m.group(1) for s in self.inserts if (m := INSERT_INTO.match(s.text))}
+        topics = []
+        for statement in self.definitions:
+            table = CREATE_TABLE.match(statement.text)
+            topic = TOPIC_OPTION.search(statement.text)
+            if table and topic and "properties.group.id" in statement.text and table.group(1) not in written:
+                topics.append(topic.group(1))
+        return topics
+
 
 @dataclass(frozen=True)
 class JobInfo:
@@ -220,10 +236,14 @@ def plan_jobs(settings: Settings, directory: Path = KSQL_DIR, group_suffix: str 
     by_job: dict[str, list[tuple[Path, str]]] = {}
     for path in scripts:
         text = path.read_text()
-        jobs = JOB_LINE.findall(text)
-        if len(jobs) > 1:
-            raise SqlError(f"{path}: names {len(jobs)} jobs ({', '.join(jobs)}); a script belongs to one job")
-        (by_job.setdefault(jobs[0], []) if jobs else shared).append((path, text))
+        lines = JOB_LINE.findall(text)
+        if len(lines) > 1:
+            raise SqlError(f"{path}: has {len(lines)} job lines; name every job of the script on one `-- jobs:` line")
+        jobs = [job.strip() for job in lines[0].split(",")] if lines else []
+        for job in jobs:
+            by_job.setdefault(job, []).append((path, text))
+        if not jobs:
+            shared.append((path, text))
     plans = []
     for job, files in by_job.items():
         flink_name = f"{settings.namespace}clicklib-{job}"
@@ -295,13 +315,16 @@ def pipeline_jobs(settings: Settings, plans: list[JobPlan]) -> dict[str, JobInfo
     return {plan.flink_name: active.get(plan.flink_name) for plan in plans}
 
 
-def submit(settings: Settings | None = None, directory: Path = KSQL_DIR) -> dict[str, str]:
-    """Check every script, then start each job that is not running. Returns name -> job id.
+def submit(
+    settings: Settings | None = None, directory: Path = KSQL_DIR, jobs: list[str] | None = None
+) -> dict[str, str]:
+    """Check every script, then start each job (or only ``jobs``) that is not running.
 
-    If starting a job fails, the jobs this call started are cancelled again.
+    Returns Flink job name -> job id. If starting a job fails, the jobs this call started
+    are cancelled again.
     """
     settings = settings or get_settings()
-    plans = plan_jobs(settings, directory)
+    plans = [plan for plan in plan_jobs(settings, directory) if jobs is None or plan.name in jobs]
     running = pipeline_jobs(settings, plans)
     pending = [plan for plan in plans if running[plan.flink_name] is None]
     check(settings, pending)
@@ -373,15 +396,20 @@ def _active_jobs(settings: Settings) -> dict[str, JobInfo]:
     return {j.name: j for j in reversed(list_jobs(settings)) if j.state in ACTIVE_STATES}
 
 
-def preview(query: str, settings: Settings | None = None, limit: int = 20, timeout: float = 60.0) -> list[dict]:
-    """Up to ``limit`` rows of a streaming query over the pipeline's tables and views, then stop it.
+def preview(
+    query: str, settings: Settings | None = None, limit: int = 20, timeout: float = 60.0, job: str = "ingest"
+) -> list[dict]:
+    """Up to ``limit`` rows of a streaming query over one job's tables and views, then stop it.
 
-    The seed's KSQL editor view: the query runs as a short-lived Flink job over every
-    table and view the scripts define, reading the raw topic from the start under its
-    own consumer group, without checkpoints (so it commits no offsets anywhere).
+    The seed's KSQL editor view: the query runs as a short-lived Flink job in a session
+    holding everything ``job``'s scripts define, reading its topics from the start under
+    its own consumer group, without checkpoints (so it commits no offsets anywhere).
     """
     settings = settings or get_settings()
-    plan = plan_jobs(settings, group_suffix="-preview")[-1]  # the last job's session defines every view
+    plans = {plan.name: plan for plan in plan_jobs(settings, group_suffix="-preview")}
+    if job not in plans:
+        raise SqlError(f"no job {job!r} in {KSQL_DIR}; jobs are {', '.join(plans)}")
+    plan = plans[job]
     rows: list[dict] = []
     with SqlGatewaySession(settings) as session:
         _run_definitions(session, plan)

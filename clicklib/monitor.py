@@ -52,9 +52,11 @@ def group_lag(group: str, topic: str, settings: Settings | None = None) -> Group
 
 
 def consumer_lags(settings: Settings | None = None) -> list[GroupLag]:
-    """Lag of every consumer in the pipeline: each Flink job on the raw topic, each sink on its topic."""
+    """Lag of every consumer in the pipeline: each Flink job on the topics it reads, each sink on its topic."""
     settings = settings or get_settings()
-    lags = [group_lag(plan.flink_name, settings.topic(TOPICS["raw"]), settings) for plan in ksql.plan_jobs(settings)]
+    lags = [
+        group_lag(plan.flink_name, topic, settings) for plan in ksql.plan_jobs(settings) for topic in plan.source_topics
+    ]
     for connector in connect.load_connectors(settings):
         for topic in connector.config["topics"].split(","):
             lags.append(group_lag(f"connect-{connector.name}", topic.strip(), settings))

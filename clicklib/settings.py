@@ -60,7 +60,7 @@ class Settings:
     flink_jobmanager_memory: str = "1g"
     flink_taskmanager_memory: str = "2g"
     sql_gateway_heap: str = "512m"
-    flink_task_slots: int = 8
+    flink_task_slots: int = 12
 
     java: str = ""
     startup_timeout: float = 240.0

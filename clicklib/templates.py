@@ -14,6 +14,7 @@ TOPICS = {
     "raw": "clickstream",
     "users": "clickstream_users",
     "dlq": "clickstream_dlq",
+    "valid": "clickstream_valid",
     "clean": "clickstream_clean",
     "pageviews": "pageviews_per_minute",
     "activity": "user_activity",
@@ -41,6 +42,7 @@ def pipeline_params(settings: Settings) -> dict[str, str]:
             "join_state_ttl": settings.join_state_ttl,
             "dedup_ttl": settings.dedup_ttl,
             "parallelism": str(settings.flink_parallelism),
+            "raw_partitions": str(settings.raw_partitions),
             "alert_percent": str(settings.alert_percent),
         }
     )

@@ -17,9 +17,9 @@ def admin(settings: Settings) -> AdminClient:
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """Raw and clean events are keyed by user and event and spread over partitions; profiles
+    """Raw, valid and clean events are keyed by user or event and spread over partitions; profiles
     are compacted so the latest profile per user is kept forever; the rest are small."""
-    partitions = {"raw": settings.raw_partitions, "clean": settings.raw_partitions}
+    partitions = {key: settings.raw_partitions for key in ("raw", "valid", "clean")}
     configs = {"users": {"cleanup.policy": "compact"}}
     return [
         NewTopic(

@@ -176,5 +176,7 @@ io.tmp.dirs: {flink_data / "tmp"}
 web.tmpdir: {flink_data / "web"}
 execution.checkpointing.dir: file://{flink_data / "checkpoints"}
 execution.checkpointing.interval: 10 s
+# Sampled flame graphs in the web UI and REST API: how the benchmarks found where CPU goes.
+rest.flamegraph.enabled: true
 """,
     )

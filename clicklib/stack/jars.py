@@ -3,7 +3,8 @@
 Each service has its own pom in ``clicklib/stack/poms/<service>/`` and its own
 classpath folder, because Kafka, Cassandra, Connect and Flink pull conflicting versions
 of the same libraries. Flink's distribution comes from PyPI (``apache-flink-libraries``);
-the Cassandra sink plugin is built from ``connect/cassandra-sink``. A folder is
+the Cassandra sink plugin is built from ``connect/cassandra-sink`` and the Flink SQL
+functions from ``ksql/functions``. A folder is
 resolved again only when what it was resolved from changes, so a warm ``up`` touches
 no network.
 """
@@ -25,6 +26,8 @@ POMS = Path(__file__).parent / "poms"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SINK_PLUGIN_SOURCE = PROJECT_ROOT / "connect" / "cassandra-sink"
 SINK_PLUGIN_NAME = "clicklib-cassandra-sink"
+FLINK_FUNCTIONS_SOURCE = PROJECT_ROOT / "ksql" / "functions"
+FLINK_FUNCTIONS_NAME = "clicklib-flink-functions"
 FLINK_DIST_PACKAGE = "apache-flink-libraries"
 FLINK_VERSION = "2.2.0"
 MAVEN_SERVICES = ("kafka", "cassandra", "connect", "flink")
@@ -56,8 +59,10 @@ def resolve_for(settings: Settings, services: list[str], log=print) -> None:
             resolve_maven(settings, service, log)
     if "flink" in wanted:
         resolve_flink_dist(settings, log)
+        build_maven_project(FLINK_FUNCTIONS_SOURCE, FLINK_FUNCTIONS_NAME, jars_dir(settings, "flink-functions"), log)
     if "connect" in wanted:
-        build_sink_plugin(settings, log)
+        target = jars_dir(settings, "connect-plugins") / SINK_PLUGIN_NAME
+        build_maven_project(SINK_PLUGIN_SOURCE, SINK_PLUGIN_NAME, target, log)
 
 
 def _fingerprint(*paths: Path, extra: str = "") -> str:
@@ -192,34 +197,31 @@ def pip_download(requirement: str, directory: Path, wheel_glob: str) -> Path:
     return wheels[-1]
 
 
-def build_sink_plugin(settings: Settings, log=print) -> Path:
-    """The Kafka Connect Cassandra sink plugin folder, built from connect/cassandra-sink."""
-    pom = SINK_PLUGIN_SOURCE / "pom.xml"
+def build_maven_project(source: Path, name: str, target: Path, log=print) -> Path:
+    """Build one of the repository's Java projects (and run its tests) into ``target``: its jar
+    and its runtime dependencies, rebuilt only when the project's pom or sources change."""
+    pom = source / "pom.xml"
     if not pom.is_file():
-        raise StackError(
-            f"the Cassandra sink plugin source is missing ({pom}); the local stack runs from a clicklib checkout"
-        )
-    target = jars_dir(settings, "connect-plugins") / SINK_PLUGIN_NAME
-    fingerprint = _fingerprint(pom, SINK_PLUGIN_SOURCE / "src")
+        raise StackError(f"the source of {name} is missing ({pom}); the local stack runs from a clicklib checkout")
+    fingerprint = _fingerprint(pom, source / "src")
     if _is_current(target, fingerprint):
         return target
-    log(f"building the Cassandra sink plugin from {SINK_PLUGIN_SOURCE}")
+    log(f"building {name} from {source}")
     _fresh_dir(target)
     _run_maven(
         [
             "-f",
             str(pom),
-            "-DskipTests",
             "package",
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={target}",
         ],
-        f"the Cassandra sink plugin ({pom})",
+        f"{name} ({pom})",
     )
-    built = list((SINK_PLUGIN_SOURCE / "target").glob(f"{SINK_PLUGIN_NAME}-*.jar"))
+    built = list((source / "target").glob(f"{name}-*.jar"))
     if not built:
-        raise DependencyResolutionError(f"Maven built no {SINK_PLUGIN_NAME} jar from {pom}")
+        raise DependencyResolutionError(f"Maven built no {name} jar from {pom}")
     for jar in built:
         shutil.copy2(jar, target / jar.name)
     _mark_current(target, fingerprint)

@@ -246,7 +246,7 @@ def _flink_common(settings: Settings, java: str, name: str) -> list[str]:
         f"-Dlog4j.configurationFile={configs.conf_dir(settings) / 'log4j2.properties'}",
         f"-Dlog.file={configs.log_dir(settings) / (name + '.log')}",
         "-cp",
-        classpath(settings, "flink-dist", "flink"),
+        classpath(settings, "flink-dist", "flink", "flink-functions"),
     ]
 
 

@@ -55,7 +55,11 @@ def test_the_stack_and_producer_notebooks_record_the_real_figures(executed, work
 
 def test_the_sql_notebook_starts_both_jobs_and_previews_rows(executed):
     recorded = executed["03_streaming_sql.ipynb"]
-    assert [name.split("_", 1)[1] for name in recorded["jobs"]] == ["clicklib-aggregates", "clicklib-ingest"]
+    assert [name.split("_", 1)[1] for name in recorded["jobs"]] == [
+        "clicklib-aggregates",
+        "clicklib-enrich",
+        "clicklib-ingest",
+    ]
     assert recorded["preview_rows"] == SMALL["03_streaming_sql.ipynb"]["preview_rows"]
 
 

@@ -32,11 +32,11 @@ def nothing_submitted(settings: Settings) -> None:
 def test_an_invalid_sql_file_is_named_and_nothing_is_submitted(namespaced, tmp_path):
     scripts = tmp_path / "ksql"
     shutil.copytree(ksql.KSQL_DIR, scripts)
-    broken = scripts / "07_pageviews_per_minute.sql"
+    broken = scripts / "09_pageviews_per_minute.sql"
     broken.write_text(broken.read_text().replace("COUNT(DISTINCT user_id)", "COUNT(DISTINCT visitor)"))
     with pytest.raises(SqlError) as caught:
         pipeline.up(namespaced, ksql_dir=scripts)
-    assert "07_pageviews_per_minute.sql" in str(caught.value)
+    assert "09_pageviews_per_minute.sql" in str(caught.value)
     assert "visitor" in str(caught.value)
     nothing_submitted(namespaced)
 

@@ -30,21 +30,30 @@ def test_placeholders_take_the_namespace_and_the_in_cluster_addresses():
     assert params["bootstrap_servers"] == "kafka:29092"
 
 
-def test_the_shipped_scripts_plan_two_jobs_with_every_placeholder_filled():
+def test_the_shipped_scripts_plan_three_jobs_with_every_placeholder_filled():
     plans = ksql.plan_jobs(Settings(namespace="t1_"))
     assert [(p.name, p.flink_name) for p in plans] == [
         ("ingest", "t1_clicklib-ingest"),
+        ("enrich", "t1_clicklib-enrich"),
         ("aggregates", "t1_clicklib-aggregates"),
     ]
     for plan in plans:
         for statement in [*plan.definitions, *plan.inserts]:
             assert "${" not in statement.text, statement.source
-    ingest, aggregates = plans
+    ingest, enrich, aggregates = plans
     assert [s.source.split(":")[0] for s in ingest.inserts] == [
-        "ksql/04_clickstream_dlq.sql",
-        "ksql/05_clickstream_clean.sql",
+        "ksql/03_clickstream_dlq.sql",
+        "ksql/05_route_valid_events.sql",
     ]
+    assert [s.source.split(":")[0] for s in enrich.inserts] == ["ksql/07_clickstream_clean.sql"]
     assert len(aggregates.inserts) == 4
+
+
+def test_each_job_reads_the_topics_it_does_not_write():
+    ingest, enrich, aggregates = ksql.plan_jobs(Settings(namespace="t1_"))
+    assert ingest.source_topics == ["t1_clickstream"]
+    assert sorted(enrich.source_topics) == ["t1_clickstream_users", "t1_clickstream_valid"]
+    assert aggregates.source_topics == ["t1_clickstream_valid"]
     assert "'properties.group.id' = 't1_clicklib-aggregates'" in " ".join(s.text for s in aggregates.definitions)
 
 
@@ -57,10 +66,18 @@ def test_every_statement_in_ksql_is_preceded_by_a_comment():
             assert previous.lstrip().startswith("--"), f"{path.name}:{line} has no comment before it"
 
 
-def test_a_script_naming_two_jobs_is_refused(tmp_path: Path):
+def test_a_script_with_two_job_lines_is_refused(tmp_path: Path):
     (tmp_path / "01_x.sql").write_text("-- job: a\n-- job: b\nINSERT INTO t SELECT 1;")
-    with pytest.raises(SqlError, match=r"01_x\.sql: names 2 jobs"):
+    with pytest.raises(SqlError, match=r"01_x\.sql: has 2 job lines"):
         ksql.plan_jobs(Settings(), tmp_path)
+
+
+def test_a_script_shared_by_several_jobs_joins_each(tmp_path: Path):
+    (tmp_path / "01_t.sql").write_text("-- jobs: a, b\n-- t\nCREATE TABLE t (x INT);")
+    (tmp_path / "02_a.sql").write_text("-- job: a\n-- a\nINSERT INTO t SELECT 1;")
+    (tmp_path / "03_b.sql").write_text("-- job: b\n-- b\nINSERT INTO t SELECT 2;")
+    plans = ksql.plan_jobs(Settings(), tmp_path)
+    assert [[s.text for s in p.definitions] for p in plans] == [["CREATE TABLE t (x INT)"]] * 2
 
 
 def test_a_job_without_insert_is_refused(tmp_path: Path):

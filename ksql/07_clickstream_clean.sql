@@ -1,4 +1,4 @@
--- job: ingest
+-- job: enrich
 -- Clean events enriched with their user's profile, keyed by event_id: an upsert topic, so a
 -- replayed event overwrites itself instead of appearing twice.
 CREATE TABLE clickstream_clean (
@@ -37,11 +37,12 @@ CREATE TABLE clickstream_clean (
 -- profile arrives. An event-time temporal join would hold every event back until the
 -- watermark passes it, so the newest events would never reach Cassandra while traffic pauses.
 -- Events are kept in join state for ${join_state_ttl} only (enough for a late profile);
--- profiles are kept for good.
+-- profiles are kept for good. Only known users' events are clean (the seed's filter).
 INSERT INTO clickstream_clean
 SELECT /*+ STATE_TTL('e' = '${join_state_ttl}') */
   e.event_id, e.`date`, e.`day`, e.session_id, e.user_id, e.event, e.page_type, e.current_url,
   e.referrer, e.partner_id, e.partner_name, e.init_session, e.user_agent, e.ip, e.city,
   e.country, e.`language`, e.status, u.signup_date, u.home_city, u.segment
-FROM clickstream_clean_events AS e
-LEFT JOIN clickstream_users AS u ON e.user_id = u.user_id;
+FROM clickstream_valid AS e
+LEFT JOIN clickstream_users AS u ON e.user_id = u.user_id
+WHERE e.user_id IS NOT NULL;

@@ -1,3 +1,4 @@
+-- job: enrich
 -- User profiles from the compacted topic clickstream_users, keyed by user_id: the latest
 -- profile of each user wins. It is the table side of the clean events' enrichment.
 CREATE TABLE clickstream_users (
