@@ -33,9 +33,13 @@ unit: $(STAMP)
 integration: jars browser
 	$(BIN)/pytest tests/integration
 
-# One pytest session: the stack fixture comes up once for the tests and the notebooks.
+# One pytest session: the stack fixture comes up once for the tests and the notebooks, and
+# goes down at the end when it was not running before, even when a test failed.
 test: lint jars browser
-	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax
+	@$(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
+	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax; rc=$$?; \
+	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; \
+	exit $$rc
 
 demo: jars
 	$(BIN)/clicklib demo

@@ -60,17 +60,17 @@ def up(
     jars.resolve_for(settings, names, log=lambda message: emit("jars", "resolving", message))
     configs.write_log_configs(settings)
 
-    started: list[psutil.Process] = []
+    started: dict[str, psutil.Process] = {}
     try:
         for phase in PHASES:
             members = [name for name in phase if name in names]
             for name in members:
                 if name in to_start:
-                    started.append(_start(settings, name, java, emit))
+                    started[name] = _start(settings, name, java, emit)
             for name in members:
-                _wait_healthy(settings, name, emit)
+                _wait_healthy(settings, name, emit, started.get(name) or running[name])
     except BaseException:
-        process.terminate(started + _strays(settings))
+        process.terminate([*started.values(), *_strays(settings)])
         raise
     return status(settings)
 
@@ -90,13 +90,14 @@ def _start(settings: Settings, name: str, java: str, emit: EventCallback) -> psu
     )
 
 
-def _wait_healthy(settings: Settings, name: str, emit: EventCallback) -> None:
-    spec = PROCESSES[name]
+def _wait_healthy(settings: Settings, name: str, emit: EventCallback, proc: psutil.Process) -> None:
     deadline = time.monotonic() + settings.startup_timeout
     started_at = time.monotonic()
+    spec = PROCESSES[name]
     while True:
-        proc = process.owned_process(settings, name, spec.pid_path(settings))
-        if proc is None:
+        # The process object itself, not its pid file and command line: right after exec the
+        # command line can read empty, and a child that died stays a zombie until reaped.
+        if not process.alive(proc):
             _fail(settings, name, "exited during startup")
         probe = spec.probe(settings)
         if probe.healthy:

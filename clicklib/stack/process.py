@@ -172,6 +172,13 @@ def owned_process(settings: Settings, name: str, pid_path: Path) -> psutil.Proce
     return None
 
 
+def alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def stack_processes(settings: Settings) -> list[psutil.Process]:
     """Every live process that carries this home's marker, pid file or not."""
     marker = home_marker(settings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from clicklib import pipeline, reports
 from clicklib.generate import generate
 from tests import oracle
+from tests.browser import chromium
 
 SMALL = {
     "01_stack.ipynb": {},
@@ -88,29 +88,6 @@ def test_the_analysis_notebook_funnel_and_sessions_match_pandas(executed, worklo
     assert recorded["funnel_reached"] == expected_reached
     assert recorded["sessions"] == clean["session_id"].nunique()
     assert recorded["events"] == len(clean)
-
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=15000",
-]
-
-
-def chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["/usr/bin/chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def test_the_analysis_report_renders_its_charts_in_a_browser(executed, tmp_path):

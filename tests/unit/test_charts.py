@@ -2,7 +2,6 @@
 and offline rendering, proven in a headless Chromium with no network."""
 
 import re
-import subprocess
 from pathlib import Path
 
 import altair as alt
@@ -13,8 +12,8 @@ import vl_convert as vlc
 from clicklib import analysis, charts
 from clicklib.generate import generate
 from tests import oracle
+from tests.browser import CHROMIUM, chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -268,22 +267,7 @@ def _dump_dom(tmp_path: Path, name: str, *body: str) -> str:
     page.write_text(
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'></head><body>\n" + "\n".join(body) + "\n</body></html>"
     )
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / f'profile-{name}'}",
-        "--virtual-time-budget=10000",
-        "--dump-dom",
-        page.as_uri(),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    result = chromium(page, tmp_path / f"profile-{name}", "--dump-dom", budget_ms=10_000)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
