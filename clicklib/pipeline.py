@@ -8,6 +8,7 @@ connectors and jobs that call created, so nothing is left half-submitted.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,20 +91,26 @@ def down(
 
 
 def wait_settled(settings: Settings | None = None, timeout: float = 600.0, quiet_seconds: float = 3.0) -> float:
-    """Wait until every consumer has caught up and the topics stopped growing; returns the wait.
+    """Wait until the pipeline has done all it will do with what it was sent; returns the wait.
 
-    Flink commits its offsets at checkpoints, so this takes at least one checkpoint
-    interval after the last event.
+    That is: every consumer has caught up and stayed so for ``quiet_seconds``, and the event
+    topics have been silent for longer than the idle timeout, after which every partition is
+    idle, the watermark stops, and no further window will close until new events arrive.
+    Flink commits its offsets at checkpoints, so this takes at least one checkpoint interval.
     """
     settings = settings or get_settings()
     started = time.monotonic()
+    idle_after = _seconds(settings.idle_timeout) + 3.0
+    event_topics = [settings.topic(TOPICS["raw"]), settings.topic(TOPICS["valid"])]
     previous: list[GroupLag] | None = None
     quiet_since = None
     while True:
         lags = consumer_lags(settings)
         if all(lag.lag == 0 for lag in lags) and lags == previous:
             quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= quiet_seconds:
+            times = [topics.last_append_time(settings, topic) for topic in event_topics]
+            last = max((t for t in times if t), default=0.0)
+            if time.monotonic() - quiet_since >= quiet_seconds and time.time() - last >= idle_after:
                 return time.monotonic() - started
         else:
             quiet_since = None
@@ -112,3 +119,12 @@ def wait_settled(settings: Settings | None = None, timeout: float = 600.0, quiet
             raise PipelineError(f"the pipeline did not settle within {timeout:.0f} s; still behind: {behind or 'none'}")
         previous = lags
         time.sleep(1.0)
+
+
+def _seconds(duration: str) -> float:
+    """Seconds in a Flink duration such as "30 s", "500 ms", "2 min"."""
+    number, unit = re.fullmatch(r"\s*([0-9.]+)\s*([a-z]*)\s*", duration.lower()).groups()
+    factor = {"": 0.001, "ms": 0.001, "s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}.get(unit)
+    if factor is None:
+        raise PipelineError(f"cannot read the duration {duration!r}; write it like '30 s'")
+    return float(number) * factor

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from clicklib.exceptions import PipelineError
@@ -66,8 +66,6 @@ def delete_topics(settings: Settings) -> None:
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """Partition -> offset of the next message (the high watermark) of a topic."""
-    from confluent_kafka import Consumer
-
     consumer = Consumer(
         {"bootstrap.servers": settings.bootstrap_servers, "group.id": "clicklib-offsets", "log_level": 0}
     )
@@ -77,5 +75,25 @@ def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
         return {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=ADMIN_TIMEOUT)[1] for p in partitions
         }
+    finally:
+        consumer.close()
+
+
+def last_append_time(settings: Settings, topic: str) -> float | None:
+    """When the newest message of a topic was written (epoch seconds), None for an empty topic."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.bootstrap_servers, "group.id": "clicklib-offsets", "log_level": 0}
+    )
+    try:
+        newest = None
+        for partition, end in end_offsets(settings, topic).items():
+            if end == 0:
+                continue
+            consumer.assign([TopicPartition(topic, partition, end - 1)])
+            message = consumer.poll(ADMIN_TIMEOUT)
+            if message is not None and message.error() is None:
+                _, millis = message.timestamp()
+                newest = max(newest or 0.0, millis / 1000)
+        return newest
     finally:
         consumer.close()
