@@ -151,7 +151,7 @@ def _excerpt(statement: str, width: int = 80) -> str:
 @dataclass(frozen=True)
 class Statement:
     text: str
-    source: str  # "ksql/05_clickstream_clean.sql:12"
+    source: str  # "ksql/07_clickstream_clean.sql:12"
 
     @property
     def is_insert(self) -> bool:
