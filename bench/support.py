@@ -14,6 +14,7 @@ import requests
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from clicklib import cassandra, connect, ksql, pipeline, produce, topics
+from clicklib.events import FIELDS
 from clicklib.exceptions import ClicklibError
 from clicklib.generate import Workload
 from clicklib.settings import Settings
@@ -24,30 +25,9 @@ HTTP_TIMEOUT = 30.0
 CLEAN_JOBS = ("ingest", "enrich")  # the jobs between the raw topic and the clean one
 SINK_CONNECTOR = "clicklib-events-by-user"  # after the namespace
 
-# The columns of the clean topic, in the order ksql/05_clickstream_clean.sql declares them.
-CLEAN_COLUMNS = (
-    "event_id",
-    "date",
-    "day",
-    "session_id",
-    "user_id",
-    "event",
-    "page_type",
-    "current_url",
-    "referrer",
-    "partner_id",
-    "partner_name",
-    "init_session",
-    "user_agent",
-    "ip",
-    "city",
-    "country",
-    "language",
-    "status",
-    "signup_date",
-    "home_city",
-    "segment",
-)
+# The columns of the clean topic, in the order ksql/07_clickstream_clean.sql declares them:
+# the event's fields with `day` after `date`, then the user's profile.
+CLEAN_COLUMNS = (*FIELDS[:2], "day", *FIELDS[2:], "signup_date", "home_city", "segment")
 # events_by_user holds every clean column but `day`.
 EVENTS_BY_USER_COLUMNS = tuple(c for c in CLEAN_COLUMNS if c != "day")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from clicklib import cassandra, connect, ksql, topics
 from clicklib.exceptions import PipelineError
-from clicklib.monitor import GroupLag, consumer_lags
+from clicklib.monitor import GroupLag, consumer_lags, topic_offsets
 from clicklib.settings import Settings, get_settings
 from clicklib.templates import TOPICS
 
@@ -62,10 +62,10 @@ def status(
 ) -> PipelineStatus:
     settings = settings or get_settings()
     report = PipelineStatus()
-    existing = set(topics.admin(settings).list_topics(timeout=topics.ADMIN_TIMEOUT).topics)
+    offsets = topic_offsets(settings)
     for base in TOPICS.values():
         name = settings.topic(base)
-        report.topics[name] = sum(topics.end_offsets(settings, name).values()) if name in existing else -1
+        report.topics[name] = offsets.get(name, -1)
     for name, job in ksql.pipeline_jobs(settings, ksql.plan_jobs(settings, ksql_dir)).items():
         report.jobs[name] = job.state if job else "NOT RUNNING"
     client = connect.ConnectClient(settings)
