@@ -1,6 +1,17 @@
 """Every error clicklib raises on purpose, in one place.
 
-Each message names what was wrong, where, and what to do about it.
+Each message names what was wrong, where, and what to do about it. The tree::
+
+    ClicklibError
+    ├── SettingsError              a CLICKLIB_* variable holds a value that cannot be used
+    ├── InvalidEventError          a message does not match the event schema
+    ├── StackError                 the local stack could not be started, checked or stopped
+    │   ├── JavaNotFoundError, PortInUseError, DependencyResolutionError, ServiceStartError
+    └── PipelineError              the pipeline could not be defined, set up, checked or torn down
+        ├── DefinitionError        a SQL script, connector config or the schema is broken
+        │   └── TemplateError      ... names a placeholder that settings do not fill
+        └── ServiceError           a service refused a request or could not be reached
+            ├── KafkaError, CassandraError, ConnectorError, FlinkError, SqlError
 """
 
 from __future__ import annotations
@@ -12,6 +23,14 @@ class ClicklibError(Exception):
 
 class SettingsError(ClicklibError):
     """A ``CLICKLIB_*`` variable holds a value that cannot be used."""
+
+
+class InvalidEventError(ClicklibError):
+    """A clickstream message does not match the event schema."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid event: {reason}")
+        self.reason = reason
 
 
 class StackError(ClicklibError):
@@ -44,29 +63,53 @@ class ServiceStartError(StackError):
         self.log_tail = log_tail
 
 
-class SqlError(ClicklibError):
-    """The SQL Gateway refused or failed a statement, or a SQL script is broken."""
-
-
-class InvalidEventError(ClicklibError):
-    """A clickstream message does not match the event schema."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"invalid event: {reason}")
-        self.reason = reason
-
-
 class PipelineError(ClicklibError):
-    """The pipeline could not be set up, checked or torn down."""
+    """The pipeline could not be defined, set up, checked or torn down."""
 
 
-class TemplateError(PipelineError):
+class DefinitionError(PipelineError):
+    """A SQL script, a connector config or the Cassandra schema is broken."""
+
+
+class TemplateError(DefinitionError):
     """A SQL script or connector config names a placeholder that settings do not fill."""
 
 
-class ConnectorError(PipelineError):
-    """Kafka Connect refused a connector or a connector failed."""
+class ServiceError(PipelineError):
+    """A service refused a request or could not be reached; names the service and its address."""
+
+    service = "a service"
+
+    def __init__(self, message: str, address: str = "") -> None:
+        super().__init__(message)
+        self.address = address
 
 
-class CassandraError(ClicklibError):
+class KafkaError(ServiceError):
+    """Kafka refused a request or could not be reached."""
+
+    service = "kafka"
+
+
+class CassandraError(ServiceError):
     """Cassandra refused a request or could not be reached."""
+
+    service = "cassandra"
+
+
+class ConnectorError(ServiceError):
+    """Kafka Connect refused a connector, a connector failed, or Connect could not be reached."""
+
+    service = "connect"
+
+
+class FlinkError(ServiceError):
+    """Flink's REST API refused a request or could not be reached."""
+
+    service = "flink"
+
+
+class SqlError(ServiceError):
+    """The SQL Gateway refused or failed a statement, or could not be reached."""
+
+    service = "sql-gateway"

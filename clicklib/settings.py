@@ -19,6 +19,37 @@ from pathlib import Path
 from clicklib.exceptions import SettingsError
 
 ENV_PREFIX = "CLICKLIB_"
+HOST = re.compile(r"[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+")
+PORT_FIELDS = (
+    "kafka_port",
+    "kafka_controller_port",
+    "cassandra_port",
+    "cassandra_storage_port",
+    "connect_port",
+    "flink_rest_port",
+    "flink_rpc_port",
+    "sql_gateway_port",
+)
+URL_FIELDS = ("connect_url", "flink_rest_url", "sql_gateway_url")
+# Durations are written the way Flink reads them ("30 s", "500 ms", "2 min"), since the SQL
+# scripts take them verbatim.
+DURATION_FIELDS = ("idle_timeout", "checkpoint_interval", "join_state_ttl", "dedup_ttl")
+DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|sec|min|h|d)\s*")
+DURATION_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def _var(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def parse_duration(text: str, variable: str) -> float:
+    """Seconds in a duration such as "30 s", "500 ms", "2 min"; an error names ``variable``."""
+    match = DURATION.fullmatch(text)
+    if match is None:
+        raise SettingsError(
+            f"{variable}={text!r} is not a duration; write a number and a unit (ms, s, min, h, d), like '30 s'"
+        )
+    return float(match.group(1)) * DURATION_UNITS[match.group(2)]
 
 
 def _default_home() -> Path:
@@ -64,6 +95,10 @@ class Settings:
 
     java: str = ""
     startup_timeout: float = 240.0
+    # One timeout policy for every client request (Kafka admin, Cassandra, the REST APIs);
+    # health probes use the shorter one so a dead service is reported quickly.
+    request_timeout: float = 30.0
+    probe_timeout: float = 5.0
 
     # The pipeline. A namespace prefixes every topic, the keyspace, job and connector names,
     # so that several pipelines (tests, experiments) share one cluster without colliding.
@@ -83,12 +118,38 @@ class Settings:
     alert_percent: int = 5
 
     def __post_init__(self) -> None:
-        # Derived addresses are filled in once so every reader sees the same value.
+        # Everything is checked here, when settings are read, so a bad value fails at once
+        # naming its variable instead of deep inside whatever uses it first.
         if not re.fullmatch(r"[a-z0-9_]*", self.namespace):
             raise SettingsError(
                 f"{ENV_PREFIX}NAMESPACE={self.namespace!r} may hold only a-z, 0-9 and _ "
                 "(it prefixes Kafka topics and the Cassandra keyspace)"
             )
+        if not HOST.fullmatch(self.bind_host):
+            raise SettingsError(
+                f"{ENV_PREFIX}BIND_HOST={self.bind_host!r} is not a host name or IP address; "
+                "the local stack binds 127.0.0.1 by default"
+            )
+        for name in PORT_FIELDS:
+            port = getattr(self, name)
+            if not 1 <= port <= 65535:
+                raise SettingsError(f"{_var(name)}={port} is not a port; use a number from 1 to 65535")
+        for name in DURATION_FIELDS:
+            parse_duration(getattr(self, name), _var(name))
+        for name in ("startup_timeout", "request_timeout", "probe_timeout"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{_var(name)}={getattr(self, name)} must be a positive number of seconds")
+        for name, minimum in (
+            ("flink_task_slots", 1),
+            ("raw_partitions", 1),
+            ("replication_factor", 1),
+            ("flink_parallelism", 1),
+            ("watermark_delay_seconds", 0),
+            ("alert_percent", 0),
+        ):
+            if getattr(self, name) < minimum:
+                raise SettingsError(f"{_var(name)} must be at least {minimum}, got {getattr(self, name)}")
+        # Derived addresses are filled in once so every reader sees the same value.
         derived = {
             "bootstrap_servers": f"{self.bind_host}:{self.kafka_port}",
             "cassandra_hosts": self.bind_host,
@@ -105,9 +166,22 @@ class Settings:
         ):
             if not getattr(self, name):
                 object.__setattr__(self, name, getattr(self, source))
+        for name in URL_FIELDS:
+            url = getattr(self, name)
+            if not re.fullmatch(r"https?://[^\s/:]+(:\d{1,5})?/?", url):
+                raise SettingsError(f"{_var(name)}={url!r} is not a URL; write it like http://host:port")
+        for name in ("bootstrap_servers", "flink_bootstrap_servers"):
+            for address in getattr(self, name).split(","):
+                if not re.fullmatch(r"\s*[^\s:,]+:\d{1,5}\s*", address):
+                    raise SettingsError(
+                        f"{_var(name)}={getattr(self, name)!r}: {address.strip()!r} is not host:port; "
+                        "write it like broker-1:9092,broker-2:9092"
+                    )
+        for name in ("cassandra_hosts", "connect_cassandra_hosts"):
+            hosts = [h.strip() for h in getattr(self, name).split(",")]
+            if not all(HOST.fullmatch(h) for h in hosts):
+                raise SettingsError(f"{_var(name)}={getattr(self, name)!r} is not a comma-separated list of hosts")
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
-        if self.flink_task_slots < 1:
-            raise SettingsError(f"{ENV_PREFIX}FLINK_TASK_SLOTS must be at least 1, got {self.flink_task_slots}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -122,12 +196,16 @@ class Settings:
         return cls(**values)
 
     @property
+    def idle_timeout_seconds(self) -> float:
+        return parse_duration(self.idle_timeout, _var("idle_timeout"))
+
+    @property
+    def checkpoint_interval_seconds(self) -> float:
+        return parse_duration(self.checkpoint_interval, _var("checkpoint_interval"))
+
+    @property
     def keyspace(self) -> str:
         return f"{self.namespace}clickstream"
-
-    def topic(self, base: str) -> str:
-        """A pipeline topic's name in this namespace ("clickstream" -> "t1_clickstream")."""
-        return f"{self.namespace}{base}"
 
     @property
     def cassandra_contact_points(self) -> list[str]:

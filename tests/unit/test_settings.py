@@ -58,3 +58,33 @@ def test_home_heap_and_slots_come_from_the_environment(tmp_path):
 def test_a_port_that_is_not_a_number_names_the_variable():
     with pytest.raises(SettingsError, match="CLICKLIB_KAFKA_PORT='ninety'"):
         Settings.from_env({"CLICKLIB_KAFKA_PORT": "ninety"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("CLICKLIB_IDLE_TIMEOUT", "thirty seconds", "is not a duration"),
+        ("CLICKLIB_IDLE_TIMEOUT", "30", "is not a duration"),
+        ("CLICKLIB_CHECKPOINT_INTERVAL", "10 parsecs", "is not a duration"),
+        ("CLICKLIB_KAFKA_PORT", "70000", "is not a port"),
+        ("CLICKLIB_CONNECT_PORT", "0", "is not a port"),
+        ("CLICKLIB_BIND_HOST", "local host", "is not a host name"),
+        ("CLICKLIB_BOOTSTRAP_SERVERS", "broker-1", "is not host:port"),
+        ("CLICKLIB_CONNECT_URL", "127.0.0.1:8083", "is not a URL"),
+        ("CLICKLIB_CASSANDRA_HOSTS", "c1;c2", "is not a comma-separated list of hosts"),
+        ("CLICKLIB_REQUEST_TIMEOUT", "-1", "must be a positive number"),
+        ("CLICKLIB_RAW_PARTITIONS", "0", "must be at least 1"),
+    ],
+)
+def test_a_bad_value_fails_when_settings_are_read_naming_the_variable(variable, value, words):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable: value})
+    assert f"{variable}=" in str(caught.value) or variable in str(caught.value)
+    assert words in str(caught.value)
+
+
+def test_durations_are_read_in_flink_units():
+    settings = Settings.from_env({"CLICKLIB_IDLE_TIMEOUT": "2 min", "CLICKLIB_CHECKPOINT_INTERVAL": "500 ms"})
+    assert settings.idle_timeout_seconds == 120.0
+    assert settings.checkpoint_interval_seconds == 0.5
+    assert settings.idle_timeout == "2 min"  # the SQL scripts take it verbatim
