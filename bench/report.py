@@ -9,10 +9,8 @@ from importlib import metadata
 
 import confluent_kafka
 import psutil
-import requests
 
-from clicklib import cassandra
-from clicklib.settings import Settings
+from clicklib.pipeline import Pipeline
 
 STAGE_TITLES = {
     "producer": "1. producer alone",
@@ -39,21 +37,19 @@ def machine() -> dict:
     }
 
 
-def versions(settings: Settings) -> dict:
+def versions(pipeline: Pipeline) -> dict:
     found: dict[str, str] = {}
     for package in ("clicklib", "confluent-kafka", "cassandra-driver", "psutil"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[package] = metadata.version(package)
     found["librdkafka"] = confluent_kafka.libversion()[0]
     probes = {
-        "flink": lambda: requests.get(f"{settings.flink_rest_url}/config", timeout=10).json()["flink-version"],
-        "kafka_connect": lambda: requests.get(settings.connect_url, timeout=10).json()["version"],
+        "flink": lambda: pipeline.flink.config()["flink-version"],
+        "kafka_connect": lambda: pipeline.connect.info()["version"],
         "sink_plugin": lambda: next(
-            p["version"]
-            for p in requests.get(f"{settings.connect_url}/connector-plugins", timeout=10).json()
-            if p["class"].endswith("CassandraSinkConnector")
+            p["version"] for p in pipeline.connect.plugins() if p["class"].endswith("CassandraSinkConnector")
         ),
-        "cassandra": lambda: cassandra.session(settings).execute("SELECT release_version FROM system.local").one()[0],
+        "cassandra": lambda: pipeline.cassandra.execute("SELECT release_version FROM system.local").one()[0],
     }
     for name, probe in probes.items():
         try:

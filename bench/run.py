@@ -24,6 +24,7 @@ from bench.memory import RssSampler
 from bench.support import BenchError, clean_count
 from clicklib import generate, stack
 from clicklib.exceptions import ClicklibError
+from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings, get_settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -89,7 +90,7 @@ def run(
             "checkpoint_interval": settings.checkpoint_interval,
         },
         "machine": report.machine(),
-        "versions": report.versions(settings),
+        "versions": _versions(settings),
         "stages": {},
         "warnings": [],
     }
@@ -167,3 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _versions(settings: Settings) -> dict:
+    with Pipeline(settings) as pipeline:
+        return report.versions(pipeline)

@@ -14,29 +14,28 @@ from datetime import UTC, datetime
 
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import UNSET_VALUE
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from bench.support import (
     CLEAN_JOBS,
     EVENTS_BY_USER_COLUMNS,
     POLL_SECONDS,
-    SINK_CONNECTOR,
     BenchError,
     Landing,
     check_delivered,
     clean_count,
     clean_rows,
     fill_clean_topic,
-    flink_job,
     namespaced,
     submit_jobs,
     timeout_for,
     wait_jobs_running,
 )
-from clicklib import cassandra, connect, pipeline, produce, topics
+from clicklib import produce
 from clicklib.generate import Workload
+from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
-from clicklib.templates import TOPICS
+from clicklib.topics import RAW
 
 CASSANDRA_CONCURRENCY = 100
 SETTLED_QUIET_SECONDS = 5.0
@@ -61,10 +60,10 @@ def utc(epoch: float) -> str:
 
 def producer_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
     """clicklib.produce into a fresh raw topic that nothing reads."""
-    with namespaced(base, namespace, warnings) as settings:
-        topics.create_topics(settings)
+    with namespaced(base, namespace, warnings) as pipeline:
+        pipeline.kafka.create_topics(pipeline.definition.topics)
         started = time.time()
-        report = produce.produce_records(workload.records, settings, show_progress=False)
+        report = produce.produce_records(pipeline, workload.records, show_progress=False)
         check_delivered(report, len(workload.records))
     return measured(
         report.delivered,
@@ -72,20 +71,20 @@ def producer_alone(base: Settings, namespace: str, workload: Workload, warnings:
         started + report.seconds,  # the producer's own clock: from its first produce() to flush()
         "first produce() call",
         "flush() returned: every message acknowledged",
-        f"acks=all, idempotent, lz4, linger 20 ms; {settings.raw_partitions} partitions; nothing consumes the topic",
+        f"acks=all, idempotent, lz4, linger 20 ms; {base.raw_partitions} partitions; nothing consumes the topic",
     )
 
 
 def streaming_sql_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
     """The jobs that make clean events (ingest and enrich) alone, over a raw topic filled before they start."""
     expected = clean_count(workload)
-    with namespaced(base, namespace, warnings) as settings:
-        topics.create_topics(settings)
-        check_delivered(produce.produce(workload, settings, show_progress=False), len(workload.records))
-        with Landing(settings) as landing:
-            job_ids = submit_jobs(settings, list(CLEAN_JOBS))
+    with namespaced(base, namespace, warnings) as pipeline:
+        pipeline.kafka.create_topics(pipeline.definition.topics)
+        check_delivered(produce.produce(pipeline, workload, show_progress=False), len(workload.records))
+        with Landing(pipeline) as landing:
+            job_ids = submit_jobs(pipeline, list(CLEAN_JOBS))
             ended, messages = landing.settled(expected, SETTLED_QUIET_SECONDS, timeout_for(len(workload.records)))
-        jobs = [flink_job(settings, job_id) for job_id in job_ids.values()]
+        jobs = [pipeline.flink.job(job_id) for job_id in job_ids.values()]
     started = min(job["start-time"] for job in jobs) / 1000
     extra = (
         f" as {messages:,} messages (the extra ones: a tombstone and the joined row again for each event joined "
@@ -112,14 +111,14 @@ def streaming_sql_alone(base: Settings, namespace: str, workload: Workload, warn
 def sink_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
     """The events-by-user connector alone over a clean topic filled before it starts."""
     rows = clean_rows(workload)
-    with namespaced(base, namespace, warnings) as settings:
-        cassandra.apply_schema(settings)
-        topics.create_topics(settings)
-        fill_clean_topic(settings, rows)
-        client = connect.ConnectClient(settings)
-        (connector,) = [c for c in connect.load_connectors(settings) if c.name == settings.namespace + SINK_CONNECTOR]
+    with namespaced(base, namespace, warnings) as pipeline:
+        pipeline.cassandra.apply_schema(pipeline.definition.schema)
+        pipeline.kafka.create_topics(pipeline.definition.topics)
+        fill_clean_topic(pipeline, rows)
+        client = pipeline.connect
+        connector = pipeline.definition.connector("events_by_user")
         client.validate(connector)
-        with Landing(settings) as landing:
+        with Landing(pipeline) as landing:
             started = time.time()
             client.put(connector)
             client.wait_running([connector.name])
@@ -143,17 +142,17 @@ def cassandra_alone(base: Settings, namespace: str, workload: Workload, warnings
     columns = ", ".join(EVENTS_BY_USER_COLUMNS)
     # Unset, not null: like the sink, write no tombstone for a missing value.
     params = [tuple(UNSET_VALUE if row[c] is None else row[c] for c in EVENTS_BY_USER_COLUMNS) for row in rows]
-    with namespaced(base, namespace, warnings) as settings:
-        cassandra.apply_schema(settings)
-        cql = cassandra.session(settings)
+    with namespaced(base, namespace, warnings) as pipeline:
+        pipeline.cassandra.apply_schema(pipeline.definition.schema)
+        cql = pipeline.cassandra.session
         insert = cql.prepare(
-            f"INSERT INTO {settings.keyspace}.events_by_user ({columns}) "
+            f"INSERT INTO {pipeline.settings.keyspace}.events_by_user ({columns}) "
             f"VALUES ({', '.join('?' * len(EVENTS_BY_USER_COLUMNS))})"
         )
         started = time.time()
         execute_concurrent_with_args(cql, insert, params, concurrency=CASSANDRA_CONCURRENCY, raise_on_first_error=True)
         ended = time.time()
-        written = cassandra.count_rows("events_by_user", settings)
+        written = pipeline.cassandra.count_rows("events_by_user")
     if written != len(rows):
         raise BenchError(f"events_by_user holds {written} rows after {len(rows)} inserts")
     return measured(
@@ -170,13 +169,13 @@ def cassandra_alone(base: Settings, namespace: str, workload: Workload, warnings
 def end_to_end(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
     """The whole pipeline: producer -> Kafka -> both Flink jobs -> every connector -> Cassandra."""
     expected = clean_count(workload)
-    with namespaced(base, namespace, warnings) as settings:
-        pipeline.up(settings)
-        wait_jobs_running(settings)
-        produce.publish_profiles(workload.profiles, settings)  # reference data, before the clock starts
-        with Landing(settings) as landing:
+    with namespaced(base, namespace, warnings) as pipeline:
+        pipeline.up()
+        wait_jobs_running(pipeline)
+        produce.publish_profiles(pipeline, workload.profiles)  # reference data, before the clock starts
+        with Landing(pipeline) as landing:
             started = time.time()
-            report = produce.produce_records(workload.records, settings, show_progress=False)
+            report = produce.produce_records(pipeline, workload.records, show_progress=False)
             ended = landing.rows(expected, timeout_for(len(workload.records)))
         check_delivered(report, len(workload.records))
     return measured(
@@ -208,18 +207,18 @@ def latency(
     first and is not sampled.
     """
     warmup_clean, expected = clean_count(warmup), clean_count(workload)
-    with namespaced(base, namespace, warnings) as settings:
-        pipeline.up(settings)
-        wait_jobs_running(settings)
-        with Landing(settings) as landing:
-            check_delivered(produce.produce(warmup, settings, rate=rate, show_progress=False), len(warmup.records))
+    with namespaced(base, namespace, warnings) as pipeline:
+        pipeline.up()
+        wait_jobs_running(pipeline)
+        with Landing(pipeline) as landing:
+            check_delivered(produce.produce(pipeline, warmup, rate=rate, show_progress=False), len(warmup.records))
             landing.rows(warmup_clean, timeout_for(len(warmup.records)))
-            report = produce.produce(workload, settings, rate=rate, show_progress=False)
+            report = produce.produce(pipeline, workload, rate=rate, show_progress=False)
             check_delivered(report, len(workload.records))
             landing.rows(warmup_clean + expected, timeout_for(len(workload.records)))
         sampled = {r.event.event_id for r in workload.records if r.event is not None and r.event.user_id is not None}
-        sent_ms = send_times(settings, sampled)
-        written_us = write_times(settings, sampled)
+        sent_ms = send_times(pipeline, sampled)
+        written_us = write_times(pipeline, sampled)
     latencies = sorted(written_us[event_id] / 1000 - sent_ms[event_id] for event_id in sampled)
     return {
         "offered_rate": round(rate, 1),
@@ -247,19 +246,15 @@ def percentile(ordered: list[float], p: float) -> float:
     return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
 
 
-def send_times(settings: Settings, event_ids: set[str]) -> dict[str, int]:
+def send_times(pipeline: Pipeline, event_ids: set[str]) -> dict[str, int]:
     """event_id -> CreateTime (epoch ms) of the raw messages carrying those events."""
-    topic = settings.topic(TOPICS["raw"])
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"{settings.namespace}bench-send-times",  # never commits, never joins
-            "enable.auto.commit": False,
-            "log_level": 0,
-        }
+    topic = pipeline.topic(RAW)
+    # never commits, never joins
+    consumer = pipeline.kafka.consumer(
+        f"{pipeline.settings.namespace}bench-send-times", **{"enable.auto.commit": False}
     )
     try:
-        partitions = consumer.list_topics(topic, timeout=topics.ADMIN_TIMEOUT).topics[topic].partitions
+        partitions = consumer.list_topics(topic, timeout=pipeline.kafka.timeout).topics[topic].partitions
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in partitions}
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         pending = {p for p, end in ends.items() if end > 0}
@@ -284,10 +279,10 @@ def send_times(settings: Settings, event_ids: set[str]) -> dict[str, int]:
     return found
 
 
-def write_times(settings: Settings, event_ids: set[str]) -> dict[str, int]:
+def write_times(pipeline: Pipeline, event_ids: set[str]) -> dict[str, int]:
     """event_id -> WRITETIME(event) (epoch µs) of the sampled rows of events_by_user."""
-    frame = cassandra.query_df(
-        f"SELECT event_id, WRITETIME(event) AS written FROM {settings.keyspace}.events_by_user", settings=settings
+    frame = pipeline.cassandra.query_df(
+        f"SELECT event_id, WRITETIME(event) AS written FROM {pipeline.settings.keyspace}.events_by_user"
     )
     written = {e: int(w) for e, w in zip(frame["event_id"], frame["written"], strict=True) if e in event_ids}
     if len(written) != len(event_ids):

@@ -10,20 +10,18 @@ import sys
 import time
 from collections.abc import Iterator
 
-import requests
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 
-from clicklib import cassandra, connect, ksql, pipeline, produce, topics
+from clicklib import produce, streaming_sql
 from clicklib.events import FIELDS
 from clicklib.exceptions import ClicklibError
 from clicklib.generate import Workload
+from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
-from clicklib.templates import TOPICS
+from clicklib.topics import CLEAN, SINK_DLQ
 
 POLL_SECONDS = 0.2
-HTTP_TIMEOUT = 30.0
 CLEAN_JOBS = ("ingest", "enrich")  # the jobs between the raw topic and the clean one
-SINK_CONNECTOR = "clicklib-events-by-user"  # after the namespace
 
 # The columns of the clean topic, in the order ksql/07_clickstream_clean.sql declares them:
 # the event's fields with `day` after `date`, then the user's profile.
@@ -45,22 +43,24 @@ def timeout_for(events: int) -> float:
 
 
 @contextlib.contextmanager
-def namespaced(base: Settings, namespace: str, warnings: list[str]) -> Iterator[Settings]:
-    """Settings of a fresh namespace, torn down (purged) afterwards whatever happened.
+def namespaced(base: Settings, namespace: str, warnings: list[str]) -> Iterator[Pipeline]:
+    """The pipeline of a fresh namespace (nothing set up), torn down (purged) afterwards
+    whatever happened.
 
     A failed clean-up is reported in ``warnings`` (and on stderr) instead of hiding the
     stage's own error.
     """
-    settings = dataclasses.replace(base, namespace=namespace)
+    pipeline = Pipeline(dataclasses.replace(base, namespace=namespace))
     try:
-        yield settings
+        yield pipeline
     finally:
-        for problem in teardown(settings):
+        for problem in teardown(pipeline):
             warnings.append(problem)
             print(f"bench: warning: {problem}", file=sys.stderr, flush=True)
+        pipeline.close()
 
 
-def teardown(settings: Settings) -> list[str]:
+def teardown(pipeline: Pipeline) -> list[str]:
     """Stop the namespace's jobs and connectors, wait until the jobs are gone, then delete its
     topics, keyspace and consumer groups. Returns what could not be done.
 
@@ -68,38 +68,20 @@ def teardown(settings: Settings) -> list[str]:
     still-running client asks for.
     """
     problems = []
+    groups = sorted({consumer.group for consumer in pipeline.definition.consumers})
     steps = (
-        ("cancel the Flink jobs", lambda: ksql.stop(settings)),
-        ("delete the connectors", lambda: connect.unregister(settings)),
-        ("wait for the jobs to stop", lambda: _wait_no_active_jobs(settings)),
-        ("delete topics and keyspace", lambda: pipeline.down(settings, purge=True)),
-        ("delete consumer groups", lambda: _delete_groups(settings)),
+        ("cancel the Flink jobs", lambda: streaming_sql.stop(pipeline)),
+        ("delete the connectors", lambda: pipeline.connect.unregister(pipeline.definition.connectors)),
+        ("wait for the jobs to stop", lambda: streaming_sql.wait_stopped(pipeline)),
+        ("delete topics and keyspace", lambda: pipeline.down(purge=True)),
+        ("delete consumer groups", lambda: pipeline.kafka.delete_groups(groups)),
     )
     for what, step in steps:
         try:
             step()
         except Exception as exc:  # report every step that fails, and go on with the next
-            problems.append(f"namespace {settings.namespace}: could not {what}: {exc}")
+            problems.append(f"namespace {pipeline.settings.namespace}: could not {what}: {exc}")
     return problems
-
-
-def _wait_no_active_jobs(settings: Settings, timeout: float = 60.0) -> None:
-    names = {plan.flink_name for plan in ksql.plan_jobs(settings)}
-    deadline = time.monotonic() + timeout
-    while any(j.name in names and j.state in ksql.ACTIVE_STATES for j in ksql.list_jobs(settings)):
-        if time.monotonic() > deadline:
-            raise BenchError(f"jobs of {settings.namespace} still active after {timeout:.0f} s")
-        time.sleep(0.5)
-
-
-def _delete_groups(settings: Settings) -> None:
-    groups = [plan.flink_name for plan in ksql.plan_jobs(settings)]
-    groups += [f"connect-{c.name}" for c in connect.load_connectors(settings)]
-    client = topics.admin(settings)  # keep it referenced: a collected client drops its futures
-    futures = client.delete_consumer_groups(groups, request_timeout=topics.ADMIN_TIMEOUT)
-    for future in futures.values():
-        with contextlib.suppress(KafkaException):  # a group that never committed does not exist
-            future.result(timeout=topics.ADMIN_TIMEOUT)
 
 
 # --- workloads --------------------------------------------------------------------------
@@ -133,10 +115,10 @@ def clean_rows(workload: Workload) -> list[dict]:
     return rows
 
 
-def fill_clean_topic(settings: Settings, rows: list[dict]) -> float:
+def fill_clean_topic(pipeline: Pipeline, rows: list[dict]) -> float:
     """Produce clean rows (JSON, keyed by event_id) into the clean topic; returns the seconds."""
-    producer = produce.make_producer(settings)
-    topic = settings.topic(TOPICS["clean"])
+    producer = produce.make_producer(pipeline.kafka)
+    topic = pipeline.topic(CLEAN)
     failed: list[str] = []
 
     def on_delivery(error, _message) -> None:
@@ -166,34 +148,26 @@ def check_delivered(report: produce.ProduceReport, expected: int) -> None:
 # --- Flink ------------------------------------------------------------------------------
 
 
-def submit_jobs(settings: Settings, jobs: list[str]) -> dict[str, str]:
+def submit_jobs(pipeline: Pipeline, jobs: list[str]) -> dict[str, str]:
     """Start some jobs of ksql/ alone, exactly as ``clicklib pipeline up`` starts them;
     returns Flink job name -> job id."""
-    return ksql.submit(settings, jobs=jobs)
+    return streaming_sql.submit(pipeline, jobs=jobs)
 
 
-def flink_job(settings: Settings, job_id: str) -> dict:
-    """Flink's REST view of one job: state, start-time, timestamps per state, vertices."""
-    response = requests.get(f"{settings.flink_rest_url}/jobs/{job_id}", timeout=HTTP_TIMEOUT)
-    response.raise_for_status()
-    return response.json()
-
-
-def wait_jobs_running(settings: Settings, timeout: float = 180.0) -> dict[str, dict]:
+def wait_jobs_running(pipeline: Pipeline, timeout: float = 180.0) -> dict[str, dict]:
     """Wait until every job of the namespace has all its tasks RUNNING; returns name -> job."""
-    plans = ksql.plan_jobs(settings)
     deadline = time.monotonic() + timeout
     while True:
-        jobs = ksql.pipeline_jobs(settings, plans)
-        details = {name: flink_job(settings, job.job_id) for name, job in jobs.items() if job is not None}
-        ready = len(details) == len(plans) and all(
+        jobs = streaming_sql.running_jobs(pipeline)
+        details = {name: pipeline.flink.job(job.job_id) for name, job in jobs.items() if job is not None}
+        ready = len(details) == len(jobs) and all(
             d["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in d["vertices"]) for d in details.values()
         )
         if ready:
             return details
         if time.monotonic() > deadline:
             states = {name: d["state"] for name, d in details.items()}
-            raise BenchError(f"jobs of {settings.namespace} not running after {timeout:.0f} s: {states}")
+            raise BenchError(f"jobs of {pipeline.settings.namespace} not running after {timeout:.0f} s: {states}")
         time.sleep(0.5)
 
 
@@ -210,18 +184,15 @@ class Landing:
     COUNT(*) then confirms it (and the wait goes on if it does not).
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.topic = settings.topic(TOPICS["clean"])
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.bootstrap_servers,
-                "group.id": f"{settings.namespace}bench-landing",  # never commits, never joins
-                "enable.auto.commit": False,
-                "log_level": 0,
-            }
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.topic = pipeline.topic(CLEAN)
+        # never commits, never joins
+        self.consumer = pipeline.kafka.consumer(
+            f"{pipeline.settings.namespace}bench-landing", **{"enable.auto.commit": False}
         )
-        metadata = self.consumer.list_topics(self.topic, timeout=topics.ADMIN_TIMEOUT)
+        self.timeout = pipeline.settings.request_timeout
+        metadata = self.consumer.list_topics(self.topic, timeout=self.timeout)
         self.partitions = sorted(metadata.topics[self.topic].partitions)
         self._lookup = None
         self._newest: tuple[dict[int, int], list[dict]] | None = None
@@ -234,7 +205,7 @@ class Landing:
 
     def ends(self) -> dict[int, int]:
         return {
-            p: self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=topics.ADMIN_TIMEOUT)[1]
+            p: self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=self.timeout)[1]
             for p in self.partitions
         }
 
@@ -265,36 +236,35 @@ class Landing:
             ends = self.ends()
             if sum(ends.values()) >= expected and self._newest_rows_written(ends):
                 landed = time.time()
-                if cassandra.count_rows("events_by_user", self.settings) >= expected:
+                if self.pipeline.cassandra.count_rows("events_by_user") >= expected:
                     return landed
                 self._check_sink_dlq()
                 time.sleep(1.0)  # the newest rows are in but not all: the COUNT(*) is not free
             if time.monotonic() > deadline:
-                rows = cassandra.count_rows("events_by_user", self.settings)
+                rows = self.pipeline.cassandra.count_rows("events_by_user")
                 raise BenchError(
-                    f"events_by_user of {self.settings.namespace} holds {rows} of {expected} rows after "
+                    f"events_by_user of {self.pipeline.settings.namespace} holds {rows} of {expected} rows after "
                     f"{timeout:.0f} s ({sum(ends.values())} messages in {self.topic})"
                 )
             time.sleep(POLL_SECONDS)
 
     def _check_sink_dlq(self) -> None:
-        dlq = self.settings.topic(TOPICS["sink_dlq"])
-        try:
-            dead = sum(topics.end_offsets(self.settings, dlq).values())
-        except KeyError:  # the topic does not exist: nothing was dead-lettered
+        dlq = self.pipeline.topic(SINK_DLQ)
+        if dlq not in self.pipeline.kafka.topic_names():  # nothing was dead-lettered
             return
+        dead = sum(self.pipeline.kafka.end_offsets(dlq).values())
         if dead:
             raise BenchError(f"the sink dead-lettered {dead} records into {dlq}; their rows will never land")
 
     def _newest_rows_written(self, ends: dict[int, int]) -> bool:
         if self._newest is None or self._newest[0] != ends:
             self._newest = (ends, self._newest_messages(ends))
+        cql = self.pipeline.cassandra.session
         if self._lookup is None:
-            self._lookup = cassandra.session(self.settings).prepare(
-                f"SELECT event_id FROM {self.settings.keyspace}.events_by_user "
+            self._lookup = cql.prepare(
+                f"SELECT event_id FROM {self.pipeline.settings.keyspace}.events_by_user "
                 "WHERE user_id = ? AND date = ? AND event_id = ?"
             )
-        cql = cassandra.session(self.settings)
         return all(
             cql.execute(self._lookup, (row["user_id"], row["date"], row["event_id"])).one() is not None
             for row in self._newest[1]

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.query import SimpleStatement, dict_factory
 
 from clicklib.exceptions import CassandraError
-from clicklib.settings import Settings, get_settings
-from clicklib.templates import pipeline_params, render
+from clicklib.settings import Settings
+from clicklib.templates import render
 
-SCHEMA_FILE = Path(__file__).with_name("schema.cql")
 PAGE_SIZE = 5000
+DICTS = "clicklib-dicts"  # the execution profile that returns rows as dicts
 TABLES = (
     "events_by_user",
     "events_by_day",
@@ -25,86 +24,84 @@ TABLES = (
     "status_per_minute",
 )
 
-_sessions: dict[tuple, tuple[Cluster, Session]] = {}
-_lock = threading.Lock()
+
+def schema_statements(text: str, params: dict[str, str], source: str) -> tuple[str, ...]:
+    """The schema file's statements with the keyspace and replication filled in."""
+    rendered = render(text, params, source)
+    lines = [line for line in rendered.splitlines() if not line.strip().startswith("--")]
+    return tuple(statement.strip() for statement in "\n".join(lines).split(";") if statement.strip())
 
 
-def session(settings: Settings | None = None) -> Session:
-    """A connected session, shared per contact point (the driver pools connections itself)."""
-    settings = settings or get_settings()
-    key = (tuple(settings.cassandra_contact_points), settings.cassandra_port, settings.cassandra_datacenter)
-    with _lock:
-        if key not in _sessions:
-            cluster = Cluster(settings.cassandra_contact_points, port=settings.cassandra_port)
+class CassandraClient:
+    """A thin client of one Cassandra cluster: one driver session, opened on first use and
+    kept (the driver pools its connections itself)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.contact_points = settings.cassandra_contact_points
+        self.port = settings.cassandra_port
+        self.address = f"{settings.cassandra_hosts}:{settings.cassandra_port}"
+        self.keyspace = settings.keyspace
+        self.timeout = settings.request_timeout
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            dicts = ExecutionProfile(row_factory=dict_factory)
+            cluster = Cluster(
+                self.contact_points,
+                port=self.port,
+                connect_timeout=self.timeout,
+                execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(), DICTS: dicts},
+            )
             try:
-                _sessions[key] = (cluster, cluster.connect())
+                self._session = cluster.connect()
             except NoHostAvailable as exc:
                 cluster.shutdown()
                 raise CassandraError(
-                    f"cassandra at {settings.cassandra_hosts}:{settings.cassandra_port} is not reachable; "
-                    "start it with `clicklib stack up` or set CLICKLIB_CASSANDRA_HOSTS"
+                    f"cassandra at {self.address} is not reachable; "
+                    "start it with `clicklib stack up` or set CLICKLIB_CASSANDRA_HOSTS",
+                    self.address,
                 ) from exc
-        return _sessions[key][1]
+            self._cluster = cluster
+        return self._session
 
-
-def close_all() -> None:
-    with _lock:
-        for cluster, _ in _sessions.values():
-            cluster.shutdown()
-        _sessions.clear()
-
-
-def schema_statements(settings: Settings) -> list[str]:
-    """The schema file's statements with the keyspace and replication filled in."""
-    text = render(SCHEMA_FILE.read_text(), pipeline_params(settings), str(SCHEMA_FILE))
-    lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
-    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
-
-
-def apply_schema(settings: Settings | None = None) -> None:
-    """Create the keyspace and tables that do not exist yet."""
-    settings = settings or get_settings()
-    cql = session(settings)
-    for statement in schema_statements(settings):
+    def execute(self, cql: str, params: Any = None, what: str = "") -> Any:
         try:
-            cql.execute(statement, timeout=60)
+            return self.session.execute(cql, params, timeout=self.timeout)
+        except CassandraError:
+            raise
         except Exception as exc:  # the driver's errors share no useful base class
-            raise CassandraError(f"{SCHEMA_FILE.name}: Cassandra refused `{statement.splitlines()[0]}`: {exc}") from exc
+            raise CassandraError(
+                f"cassandra at {self.address} refused {what or '`' + cql.splitlines()[0] + '`'}: {exc}", self.address
+            ) from exc
 
+    def apply_schema(self, statements: Sequence[str]) -> None:
+        """Create the keyspace and tables that do not exist yet."""
+        for statement in statements:
+            self.execute(statement, what=f"the schema statement `{statement.splitlines()[0]}`")
 
-def drop_keyspace(settings: Settings) -> None:
-    session(settings).execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=60)
+    def drop_keyspace(self) -> None:
+        self.execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}")
 
+    def query_df(self, cql: str, params: Any = None, page_size: int = PAGE_SIZE) -> pd.DataFrame:
+        """Run a CQL query and return every row as a DataFrame, fetching page by page."""
+        statement = SimpleStatement(cql, fetch_size=page_size)
+        try:
+            result = self.session.execute(statement, params, timeout=self.timeout, execution_profile=DICTS)
+            rows = list(result)  # iterating the result set fetches the following pages
+        except CassandraError:
+            raise
+        except Exception as exc:
+            raise CassandraError(f"cassandra at {self.address} refused `{cql}`: {exc}", self.address) from exc
+        return pd.DataFrame(rows, columns=list(result.column_names or []) or None)
 
-def query_df(
-    cql: str, params: Any = None, settings: Settings | None = None, page_size: int = PAGE_SIZE
-) -> pd.DataFrame:
-    """Run a CQL query and return every row as a DataFrame, fetching page by page."""
-    statement = SimpleStatement(cql, fetch_size=page_size)
-    cql_session = session(settings)
-    try:
-        result = cql_session.execute(statement, params, timeout=120, execution_profile=_dict_profile(cql_session))
-    except Exception as exc:
-        raise CassandraError(f"Cassandra refused `{cql}`: {exc}") from exc
-    rows = list(result)  # iterating the result set fetches the following pages
-    columns = list(result.column_names or [])
-    return pd.DataFrame(rows, columns=columns or None)
+    def count_rows(self, table: str) -> int:
+        """Rows in one of the pipeline's tables (a full scan: fine for a laptop's data)."""
+        return int(self.execute(f"SELECT COUNT(*) FROM {self.keyspace}.{table}").one()[0])
 
-
-def _dict_profile(cql_session: Session) -> str:
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
-
-    name = "clicklib-dicts"
-    if name not in cql_session.cluster.profile_manager.profiles:
-        default = cql_session.cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
-        cql_session.cluster.add_execution_profile(
-            name, ExecutionProfile(load_balancing_policy=default.load_balancing_policy, row_factory=dict_factory)
-        )
-    return name
-
-
-def count_rows(table: str, settings: Settings | None = None) -> int:
-    """Rows in one of the pipeline's tables (a full scan: fine for a laptop's data)."""
-    settings = settings or get_settings()
-    row = session(settings).execute(f"SELECT COUNT(*) FROM {settings.keyspace}.{table}", timeout=120).one()
-    return int(row[0])
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.shutdown()
+        self._cluster = self._session = None

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -16,6 +17,9 @@ from rich.table import Table
 from clicklib import stack as local_stack
 from clicklib.exceptions import ClicklibError
 from clicklib.settings import get_settings
+
+if TYPE_CHECKING:
+    from clicklib.pipeline import PipelineStatus
 
 # Piped output (CI logs, make) gets a wide fixed width instead of wrapping at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -68,8 +72,8 @@ def status_table(rows: list[local_stack.ServiceStatus]) -> Table:
 @click.argument("services", nargs=-1)
 def stack_up(services: tuple[str, ...]) -> None:
     """Start SERVICES (default: all) and wait until each answers a real request."""
-    settings = get_settings()
     with _clear_errors():
+        settings = get_settings()
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.fields[name]:<18}"),
@@ -122,10 +126,10 @@ def stack_status(as_json: bool) -> None:
     """Probe each service and show its state, port, pid, memory and URL."""
     with _clear_errors():
         rows = local_stack.status(get_settings())
-        if as_json:
-            click.echo(json.dumps({row.service: row.to_dict() for row in rows}, indent=2))
-        else:
-            console.print(status_table(rows))
+    if as_json:
+        click.echo(json.dumps({row.service: row.to_dict() for row in rows}, indent=2))
+    else:
+        console.print(status_table(rows))
     if not all(row.healthy for row in rows):
         sys.exit(3)
 
@@ -136,9 +140,9 @@ def stack_status(as_json: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows.")
 def stack_logs(service: str, lines: int, follow: bool) -> None:
     """Show the log tail of SERVICE (kafka, cassandra, connect, flink, sql-gateway)."""
-    settings = get_settings()
     with _clear_errors():
-        click.echo(local_stack.logs(service, lines, settings))
+        settings = get_settings()
+        click.echo(local_stack.logs(settings, service, lines))
         if follow:
             _follow(local_stack.log_paths(settings, service))
 
@@ -167,13 +171,14 @@ def _follow(paths: list) -> None:
 def produce_command(n_events: int, rate: float | None, seed: int, invalid_ratio: float, jsonl: str | None) -> None:
     """Generate clickstream events (or replay a file) and produce them into Kafka."""
     from clicklib import generate, produce
+    from clicklib.pipeline import Pipeline
 
-    settings = get_settings()
     with _clear_errors():
+        pipeline = Pipeline(get_settings())
         workload = (
             generate.read_jsonl(jsonl) if jsonl else generate.generate(n_events, seed=seed, invalid_ratio=invalid_ratio)
         )
-        report = produce.produce(workload, settings, rate=rate)
+        report = produce.produce(pipeline, workload, rate=rate)
         console.print(f"{report.delivered} delivered, {report.failed} failed ({report.rate:,.0f} events/s)")
         if report.errors:
             errors.print(f"first errors: {'; '.join(report.errors)}")
@@ -191,35 +196,36 @@ def pipeline_group() -> None:
 @pipeline_group.command("up")
 def pipeline_up() -> None:
     """Apply the schema, create topics, register connectors, submit the SQL (idempotent)."""
-    from clicklib import pipeline
+    from clicklib.pipeline import Pipeline
 
     with _clear_errors():
+        pipeline = Pipeline(get_settings())
         with console.status("setting up the pipeline"):
-            report = pipeline.up(get_settings())
+            report = pipeline.up()
         console.print(pipeline_table(report))
 
 
 @pipeline_group.command("status")
 def pipeline_status() -> None:
     """Show the pipeline's topics, Flink jobs and connectors."""
-    from clicklib import pipeline
+    from clicklib.pipeline import Pipeline
 
     with _clear_errors():
-        console.print(pipeline_table(pipeline.status(get_settings())))
+        console.print(pipeline_table(Pipeline(get_settings()).status()))
 
 
 @pipeline_group.command("down")
 @click.option("--purge", is_flag=True, help="Also delete the topics and the Cassandra keyspace.")
 def pipeline_down(purge: bool) -> None:
     """Cancel the SQL jobs and delete the connectors (data stays unless --purge)."""
-    from clicklib import pipeline
+    from clicklib.pipeline import Pipeline
 
     with _clear_errors():
-        pipeline.down(get_settings(), purge=purge)
+        Pipeline(get_settings()).down(purge=purge)
         console.print("pipeline down" + (", topics and keyspace deleted" if purge else ""))
 
 
-def pipeline_table(report) -> Table:
+def pipeline_table(report: PipelineStatus) -> Table:
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     table.add_column("kind")
     table.add_column("name")
@@ -251,11 +257,12 @@ def demo_command(n_events: int, seed: int | None, invalid_ratio: float) -> None:
 @click.option("--out", type=click.Path(file_okay=False), help="Results folder (default bench/results).")
 def bench_command(events: int | None, latency_events: int | None, out: str | None) -> None:
     """Measure each stage's throughput, the latency and the memory on the local stack (bench/)."""
-    from clicklib.stack.jars import PROJECT_ROOT
+    from clicklib.resources import checkout_root
 
-    if not (PROJECT_ROOT / "bench" / "run.py").is_file():
+    root = checkout_root()
+    if root is None or not (root / "bench" / "run.py").is_file():
         raise click.ClickException("clicklib bench runs from a clicklib checkout: bench/ is not installed")
-    sys.path.insert(0, str(PROJECT_ROOT))  # bench/ sits beside the package, not inside it
+    sys.path.insert(0, str(root))  # bench/ sits beside the package, not inside it
     from bench.run import main as bench_main
 
     argv = []

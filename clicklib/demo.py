@@ -9,21 +9,27 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from clicklib import cassandra, generate, pipeline, produce, reports, stack
+from clicklib import generate, produce, reports, resources, stack
+from clicklib.exceptions import PipelineError
+from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
-from clicklib.stack.jars import PROJECT_ROOT
-from clicklib.templates import TOPICS
-from clicklib.topics import end_offsets
-
-REPORTS = PROJECT_ROOT / "reports"
+from clicklib.topics import DLQ, SINK_DLQ
 
 
-def wait_for_rows(settings: Settings, table: str, target: int, timeout: float = 600.0) -> float:
+def reports_dir() -> Path:
+    """Where the demo writes its reports: ``reports/`` in a checkout, else in the current folder."""
+    return (resources.checkout_root() or Path.cwd()) / "reports"
+
+
+def wait_for_rows(pipeline: Pipeline, table: str, target: int, timeout: float = 600.0) -> float:
     """Seconds until ``table`` holds ``target`` rows, counted from the call."""
     started = time.monotonic()
-    while cassandra.count_rows(table, settings) < target:
+    while pipeline.cassandra.count_rows(table) < target:
         if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{table} did not reach {target} rows within {timeout:.0f} s")
+            raise PipelineError(
+                f"{table} did not reach {target} rows within {timeout:.0f} s; "
+                "`clicklib pipeline status` shows which job or connector is behind"
+            )
         time.sleep(0.25)
     return time.monotonic() - started
 
@@ -36,7 +42,8 @@ def run(settings: Settings, n_events: int, seed: int | None, invalid_ratio: floa
     console.print(f"{sum(r.healthy for r in rows)}/{len(rows)} services healthy")
 
     console.rule("pipeline")
-    pipeline.up(settings)
+    pipeline = Pipeline(settings)
+    pipeline.up()
     console.print("schema applied, topics created, connectors running, SQL jobs submitted")
 
     console.rule("workload")
@@ -46,13 +53,13 @@ def run(settings: Settings, n_events: int, seed: int | None, invalid_ratio: floa
     start_ms = int(time.time() // 60 * 60_000)
     workload = generate.generate(n_events, seed=seed, invalid_ratio=invalid_ratio, start_ms=start_ms)
     clean = sum(1 for e in workload.events if e.user_id is not None)
-    before = cassandra.count_rows("events_by_user", settings)
-    report = produce.produce(workload, settings)
+    before = pipeline.cassandra.count_rows("events_by_user")
+    report = produce.produce(pipeline, workload)
     console.print(f"produced {report} ({report.rate:,.0f} events/s), seed {seed}")
 
-    latency = wait_for_rows(settings, "events_by_user", before + clean)
+    latency = wait_for_rows(pipeline, "events_by_user", before + clean)
     console.print(f"last event produced -> last row in events_by_user: {latency:.1f} s")
-    settled = pipeline.wait_settled(settings)
+    settled = pipeline.wait_settled()
 
     summary = {
         "seed": seed,
@@ -63,9 +70,9 @@ def run(settings: Settings, n_events: int, seed: int | None, invalid_ratio: floa
         "produce_rate": round(report.rate),
         "latency_last_event_to_cassandra_seconds": round(latency, 2),
         "settled_after_seconds": round(settled, 1),
-        "dlq_messages": sum(end_offsets(settings, settings.topic(TOPICS["dlq"])).values()),
-        "sink_dlq_messages": sum(end_offsets(settings, settings.topic(TOPICS["sink_dlq"])).values()),
-        "rows": {table: cassandra.count_rows(table, settings) for table in cassandra.TABLES},
+        "dlq_messages": sum(pipeline.kafka.end_offsets(pipeline.topic(DLQ)).values()),
+        "sink_dlq_messages": sum(pipeline.kafka.end_offsets(pipeline.topic(SINK_DLQ)).values()),
+        "rows": {table: pipeline.cassandra.count_rows(table) for table in pipeline.definition.tables},
     }
     table = Table(title="Cassandra after the demo", show_edge=False, box=None, header_style="bold")
     table.add_column("table")
@@ -74,11 +81,12 @@ def run(settings: Settings, n_events: int, seed: int | None, invalid_ratio: floa
         table.add_row(f"{settings.keyspace}.{name}", f"{count:,}")
     console.print(table)
     console.print(
-        f"dead letters: {summary['dlq_messages']} invalid messages in {settings.topic(TOPICS['dlq'])}, "
-        f"{summary['sink_dlq_messages']} in {settings.topic(TOPICS['sink_dlq'])}"
+        f"dead letters: {summary['dlq_messages']} invalid messages in {pipeline.topic(DLQ)}, "
+        f"{summary['sink_dlq_messages']} in {pipeline.topic(SINK_DLQ)}"
     )
-    REPORTS.mkdir(exist_ok=True)
-    path = Path(REPORTS / "demo-summary.json")
+    out = reports_dir()
+    out.mkdir(exist_ok=True)
+    path = out / "demo-summary.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     console.print(f"summary: {path}")
 
@@ -89,10 +97,10 @@ def run(settings: Settings, n_events: int, seed: int | None, invalid_ratio: floa
         "02_produce.ipynb": {"n_events": 2_000, "seed": seed + 1, "start_ms": start_ms},
         "04_cassandra_sink.ipynb": {"watch_seconds": 10},
         "05_monitoring.ipynb": {"refresh": False},
-        "06_analysis.ipynb": {"charts_dir": str(REPORTS / "charts")},
+        "06_analysis.ipynb": {"charts_dir": str(out / "charts")},
     }
     with console.status("executing notebooks 01-06 with papermill"):
-        reports.execute_series(REPORTS, parameters)
-    console.print(f"executed notebooks and their HTML: {REPORTS}/0*.ipynb, {REPORTS}/0*.html")
-    console.print(f"analysis charts (PNG and HTML): {REPORTS / 'charts'}")
+        reports.execute_series(out, parameters)
+    console.print(f"executed notebooks and their HTML: {out}/0*.ipynb, {out}/0*.html")
+    console.print(f"analysis charts (PNG and HTML): {out / 'charts'}")
     return summary

@@ -6,13 +6,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError as DeliveryError
+from confluent_kafka import Message, Producer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from clicklib.exceptions import PipelineError
+from clicklib.exceptions import KafkaError
 from clicklib.generate import GeneratedRecord, UserProfile, Workload
-from clicklib.settings import Settings, get_settings
-from clicklib.templates import TOPICS
+from clicklib.kafka import KafkaClient
+from clicklib.pipeline import Pipeline
+from clicklib.topics import RAW, USERS
 
 FLUSH_TIMEOUT = 60.0
 
@@ -39,18 +41,16 @@ class ProduceReport:
         return text + (f"; first error: {self.errors[0]}" if self.errors else "")
 
 
-def make_producer(settings: Settings) -> Producer:
+def make_producer(kafka: KafkaClient) -> Producer:
     # Idempotence with acks=all: a retried send is never written twice; lz4 and a short
     # linger batch the small JSON messages without adding visible latency.
-    return Producer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
+    return kafka.producer(
+        **{
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 20,
             "compression.type": "lz4",
             "client.id": "clicklib-producer",
-            "log_level": 0,
         }
     )
 
@@ -65,7 +65,7 @@ def _send(
 ) -> ProduceReport:
     report = ProduceReport(topic)
 
-    def on_delivery(error: KafkaError | None, _: Message) -> None:
+    def on_delivery(error: DeliveryError | None, _: Message) -> None:
         if error is None:
             report.delivered += 1
         else:
@@ -113,41 +113,33 @@ def _send(
     return report
 
 
-def publish_profiles(profiles: list[UserProfile], settings: Settings | None = None) -> ProduceReport:
+def publish_profiles(pipeline: Pipeline, profiles: list[UserProfile]) -> ProduceReport:
     """Publish user profiles to the compacted profile topic, keyed by user_id."""
-    settings = settings or get_settings()
-    topic = settings.topic(TOPICS["users"])
     messages = ((p.user_id, p.to_json()) for p in profiles)
-    return _check(_send(make_producer(settings), topic, messages, len(profiles), None, False))
+    report = _send(make_producer(pipeline.kafka), pipeline.topic(USERS), messages, len(profiles), None, False)
+    if report.failed:
+        raise KafkaError(f"kafka did not accept every profile: {report}", pipeline.kafka.bootstrap_servers)
+    return report
 
 
 def produce_records(
+    pipeline: Pipeline,
     records: list[GeneratedRecord],
-    settings: Settings | None = None,
     rate: float | None = None,
     show_progress: bool = True,
 ) -> ProduceReport:
     """Send raw records (valid or not) to the raw topic, keyed by user_id, at most ``rate`` per second."""
-    settings = settings or get_settings()
-    topic = settings.topic(TOPICS["raw"])
     messages = ((r.key, r.value) for r in records)
-    return _send(make_producer(settings), topic, messages, len(records), rate, show_progress)
+    return _send(make_producer(pipeline.kafka), pipeline.topic(RAW), messages, len(records), rate, show_progress)
 
 
 def produce(
+    pipeline: Pipeline,
     workload: Workload,
-    settings: Settings | None = None,
     rate: float | None = None,
     show_progress: bool = True,
 ) -> ProduceReport:
     """Publish a workload: its profiles first (so events find them), then its records."""
-    settings = settings or get_settings()
     if workload.profiles:
-        publish_profiles(workload.profiles, settings)
-    return produce_records(workload.records, settings, rate, show_progress)
-
-
-def _check(report: ProduceReport) -> ProduceReport:
-    if report.failed:
-        raise PipelineError(f"kafka did not accept every message: {report}")
-    return report
+        publish_profiles(pipeline, workload.profiles)
+    return produce_records(pipeline, workload.records, rate, show_progress)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from importlib.resources import as_file
 from pathlib import Path
 from typing import Any
 
+from clicklib import resources
 from clicklib.notebook import read_records
-
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def export_html(notebook: Path, html: Path) -> Path:
@@ -23,7 +23,7 @@ def export_html(notebook: Path, html: Path) -> Path:
 def execute_series(
     out_dir: Path,
     parameters: dict[str, dict[str, Any]] | None = None,
-    notebooks: Path = NOTEBOOKS,
+    notebooks: Path | None = None,
     html: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Run every numbered notebook in order into ``out_dir``; returns what each recorded.
@@ -34,16 +34,18 @@ def execute_series(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     records = {}
-    for source in sorted(notebooks.glob("[0-9][0-9]_*.ipynb")):
-        executed = out_dir / source.name
-        papermill.execute_notebook(
-            str(source),
-            str(executed),
-            parameters=(parameters or {}).get(source.name, {}),
-            cwd=str(notebooks),
-            progress_bar=False,
-        )
-        if html:
-            export_html(executed, executed.with_suffix(".html"))
-        records[source.name] = read_records(executed)
+    with as_file(resources.notebooks_dir()) as shipped:
+        folder = notebooks or shipped
+        for source in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+            executed = out_dir / source.name
+            papermill.execute_notebook(
+                str(source),
+                str(executed),
+                parameters=(parameters or {}).get(source.name, {}),
+                cwd=str(out_dir),
+                progress_bar=False,
+            )
+            if html:
+                export_html(executed, executed.with_suffix(".html"))
+            records[source.name] = read_records(executed)
     return records

@@ -1,4 +1,8 @@
-"""``${name}`` placeholders in the SQL scripts and connector configs, filled from settings."""
+"""``${name}`` placeholders in the SQL scripts, connector configs and schema, filled from settings.
+
+A topic is named in them by its base name, ``${topic.clickstream_dlq}``, and filled with its
+name in the settings' namespace.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,14 @@ import re
 
 from clicklib.exceptions import TemplateError
 from clicklib.settings import Settings
+from clicklib.topics import TOPICS, topic_name
 
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-# Logical topic name -> base name; Settings.topic() adds the namespace.
-TOPICS = {
-    "raw": "clickstream",
-    "users": "clickstream_users",
-    "dlq": "clickstream_dlq",
-    "valid": "clickstream_valid",
-    "clean": "clickstream_clean",
-    "pageviews": "pageviews_per_minute",
-    "activity": "user_activity",
-    "sessions": "user_sessions",
-    "status": "status_per_minute",
-    "sink_dlq": "clickstream_sink_dlq",
-}
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
-def pipeline_params(settings: Settings) -> dict[str, str]:
+def placeholders(settings: Settings) -> dict[str, str]:
     """Every value a script or connector config may name, as text."""
-    params = {f"topic_{key}": settings.topic(base) for key, base in TOPICS.items()}
+    params = {f"topic.{base}": topic_name(settings, base) for base in TOPICS}
     params.update(
         {
             "namespace": settings.namespace,

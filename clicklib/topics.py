@@ -1,99 +1,56 @@
-"""The pipeline's Kafka topics: which exist, with how many partitions and what retention."""
+"""The pipeline's Kafka topics: their names, partitions and configs.
+
+A topic is named everywhere in code and in the SQL and connector templates by its base
+name (``clickstream_dlq``); ``topic_name`` puts it in the settings' namespace
+(``t1_clickstream_dlq``).
+"""
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from dataclasses import dataclass, field
 
-from clicklib.exceptions import PipelineError
 from clicklib.settings import Settings
-from clicklib.templates import TOPICS
 
-ADMIN_TIMEOUT = 30.0
+RAW = "clickstream"  # every message as it arrived, key user_id
+USERS = "clickstream_users"  # user profiles, compacted: the latest per user is kept
+DLQ = "clickstream_dlq"  # invalid raw messages with the reason
+VALID = "clickstream_valid"  # valid events, typed, one partition per raw partition
+CLEAN = "clickstream_clean"  # valid events of known users with their profile, upsert by event_id
+PAGEVIEWS = "pageviews_per_minute"
+ACTIVITY = "user_activity"
+SESSIONS = "user_sessions"
+STATUS = "status_per_minute"
+SINK_DLQ = "clickstream_sink_dlq"  # records the Cassandra sink could not write
+
+TOPICS = (RAW, USERS, DLQ, VALID, CLEAN, PAGEVIEWS, ACTIVITY, SESSIONS, STATUS, SINK_DLQ)
+# Event topics are spread over partitions like the raw one; the rest are small.
+PARTITIONED = (RAW, VALID, CLEAN)
+CONFIGS = {USERS: {"cleanup.policy": "compact"}}
 
 
-def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
+@dataclass(frozen=True)
+class Topic:
+    base: str  # the name in code and templates: "clickstream_dlq"
+    name: str  # the name in Kafka, in the namespace: "t1_clickstream_dlq"
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
 
 
-def topic_specs(settings: Settings) -> list[NewTopic]:
-    """Raw, valid and clean events are keyed by user or event and spread over partitions; profiles
-    are compacted so the latest profile per user is kept forever; the rest are small."""
-    partitions = {key: settings.raw_partitions for key in ("raw", "valid", "clean")}
-    configs = {"users": {"cleanup.policy": "compact"}}
-    return [
-        NewTopic(
-            settings.topic(base),
-            num_partitions=partitions.get(key, 1),
-            replication_factor=settings.replication_factor,
-            config=configs.get(key, {}),
+def topic_name(settings: Settings, base: str) -> str:
+    """A pipeline topic's name in the settings' namespace ("clickstream" -> "t1_clickstream")."""
+    return f"{settings.namespace}{base}"
+
+
+def pipeline_topics(settings: Settings) -> tuple[Topic, ...]:
+    """Every topic of the pipeline, as settings size it."""
+    return tuple(
+        Topic(
+            base,
+            topic_name(settings, base),
+            settings.raw_partitions if base in PARTITIONED else 1,
+            settings.replication_factor,
+            dict(CONFIGS.get(base, {})),
         )
-        for key, base in TOPICS.items()
-    ]
-
-
-def create_topics(settings: Settings) -> list[str]:
-    """Create the pipeline's topics that do not exist yet; returns the ones created."""
-    client = admin(settings)
-    try:
-        existing = set(client.list_topics(timeout=ADMIN_TIMEOUT).topics)
-    except KafkaException as exc:
-        raise PipelineError(
-            f"kafka at {settings.bootstrap_servers} is not reachable ({exc}); "
-            "start it with `clicklib stack up` or set CLICKLIB_BOOTSTRAP_SERVERS"
-        ) from exc
-    missing = [spec for spec in topic_specs(settings) if spec.topic not in existing]
-    if not missing:
-        return []
-    for topic, future in client.create_topics(missing, operation_timeout=ADMIN_TIMEOUT).items():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise PipelineError(f"kafka refused to create topic {topic}: {exc}") from exc
-    return [spec.topic for spec in missing]
-
-
-def delete_topics(settings: Settings) -> None:
-    """Delete the pipeline's topics (used to clean up test namespaces)."""
-    client = admin(settings)
-    existing = set(client.list_topics(timeout=ADMIN_TIMEOUT).topics)
-    names = [settings.topic(base) for base in TOPICS.values() if settings.topic(base) in existing]
-    if names:
-        for future in client.delete_topics(names, operation_timeout=ADMIN_TIMEOUT).values():
-            future.result()
-
-
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    """Partition -> offset of the next message (the high watermark) of a topic."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": "clicklib-offsets", "log_level": 0}
+        for base in TOPICS
     )
-    try:
-        metadata = consumer.list_topics(topic, timeout=ADMIN_TIMEOUT)
-        partitions = metadata.topics[topic].partitions
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=ADMIN_TIMEOUT)[1] for p in partitions
-        }
-    finally:
-        consumer.close()
-
-
-def last_append_time(settings: Settings, topic: str) -> float | None:
-    """When the newest message of a topic was written (epoch seconds), None for an empty topic."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": "clicklib-offsets", "log_level": 0}
-    )
-    try:
-        newest = None
-        for partition, end in end_offsets(settings, topic).items():
-            if end == 0:
-                continue
-            consumer.assign([TopicPartition(topic, partition, end - 1)])
-            message = consumer.poll(ADMIN_TIMEOUT)
-            if message is not None and message.error() is None:
-                _, millis = message.timestamp()
-                newest = max(newest or 0.0, millis / 1000)
-        return newest
-    finally:
-        consumer.close()

@@ -15,7 +15,7 @@ CREATE TABLE clickstream_raw (
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
 ) WITH (
   'connector' = 'kafka',
-  'topic' = '${topic_raw}',
+  'topic' = '${topic.clickstream}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'properties.group.id' = '${group_id}',
   'scan.startup.mode' = 'group-offsets',

@@ -8,7 +8,7 @@ CREATE TABLE clickstream_dlq (
   source_offset BIGINT
 ) WITH (
   'connector' = 'kafka',
-  'topic' = '${topic_dlq}',
+  'topic' = '${topic.clickstream_dlq}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'format' = 'json'
 );

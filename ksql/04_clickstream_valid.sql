@@ -44,7 +44,7 @@ CREATE TABLE clickstream_valid (
   WATERMARK FOR ts AS ts - INTERVAL '${watermark_delay_seconds}' SECOND
 ) WITH (
   'connector' = 'kafka',
-  'topic' = '${topic_valid}',
+  'topic' = '${topic.clickstream_valid}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'properties.group.id' = '${group_id}',
   'scan.startup.mode' = 'group-offsets',

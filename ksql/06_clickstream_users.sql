@@ -10,7 +10,7 @@ CREATE TABLE clickstream_users (
   PRIMARY KEY (user_id) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
-  'topic' = '${topic_users}',
+  'topic' = '${topic.clickstream_users}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'properties.group.id' = '${group_id}',
   'key.format' = 'raw',

@@ -26,7 +26,7 @@ CREATE TABLE clickstream_clean (
   PRIMARY KEY (event_id) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
-  'topic' = '${topic_clean}',
+  'topic' = '${topic.clickstream_clean}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'key.format' = 'raw',
   'value.format' = 'json'
@@ -37,7 +37,8 @@ CREATE TABLE clickstream_clean (
 -- profile arrives. An event-time temporal join would hold every event back until the
 -- watermark passes it, so the newest events would never reach Cassandra while traffic pauses.
 -- Events are kept in join state for ${join_state_ttl} only (enough for a late profile);
--- profiles are kept for good. Only known users' events are clean (the seed's filter).
+-- profiles are kept for good. Only known users' events are clean: anonymous visitors (no
+-- user_id) are left out here and counted in status_per_minute only.
 INSERT INTO clickstream_clean
 SELECT /*+ STATE_TTL('e' = '${join_state_ttl}') */
   e.event_id, e.`date`, e.`day`, e.session_id, e.user_id, e.event, e.page_type, e.current_url,

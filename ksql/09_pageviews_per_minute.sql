@@ -12,7 +12,7 @@ CREATE TABLE pageviews_per_minute (
   `users` BIGINT
 ) WITH (
   'connector' = 'kafka',
-  'topic' = '${topic_pageviews}',
+  'topic' = '${topic.pageviews_per_minute}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601'

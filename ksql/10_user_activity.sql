@@ -10,7 +10,7 @@ CREATE TABLE user_activity (
   `events` BIGINT
 ) WITH (
   'connector' = 'kafka',
-  'topic' = '${topic_activity}',
+  'topic' = '${topic.user_activity}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601'

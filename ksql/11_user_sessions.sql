@@ -14,7 +14,7 @@ CREATE TABLE user_sessions (
   reached_purchase BOOLEAN
 ) WITH (
   'connector' = 'kafka',
-  'topic' = '${topic_sessions}',
+  'topic' = '${topic.user_sessions}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601'

@@ -13,7 +13,7 @@ CREATE TABLE status_per_minute (
   `alert` BOOLEAN
 ) WITH (
   'connector' = 'kafka',
-  'topic' = '${topic_status}',
+  'topic' = '${topic.status_per_minute}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
   'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601'

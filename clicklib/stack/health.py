@@ -1,16 +1,21 @@
-"""Health probes: a service is healthy only when a real request to it succeeds."""
+"""Health probes: a service is healthy only when a real request to it succeeds.
+
+Each probe talks to its service through the same client the pipeline uses, with the short
+``probe_timeout``, and turns any failure into a one-line reason.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-import requests
-
+from clicklib.connect import ConnectClient
+from clicklib.exceptions import ClicklibError
+from clicklib.flink import FlinkClient
 from clicklib.settings import Settings
+from clicklib.sql_gateway import SqlGatewayClient
 
 CASSANDRA_SINK_CLASS = "io.clicklib.connect.cassandra.CassandraSinkConnector"
-HTTP_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -19,15 +24,9 @@ class Probe:
     detail: str
 
 
-def _why(exc: Exception) -> str:
-    """A one-line reason for a failed HTTP request, without urllib3's nesting."""
-    if isinstance(exc, requests.ConnectionError):
-        return "connection refused" if "refused" in str(exc).lower() else "not reachable"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return f"HTTP {exc.response.status_code}"
-    return str(exc).splitlines()[0][:120]
+def _reason(exc: ClicklibError) -> str:
+    """The failure without the advice on how to start the stack, which status shows anyway."""
+    return str(exc).split("; start it with")[0].split(" while ")[-1][:160]
 
 
 def kafka(settings: Settings) -> Probe:
@@ -37,7 +36,7 @@ def kafka(settings: Settings) -> Probe:
     # while the broker is still starting.
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
     try:
-        metadata = admin.list_topics(timeout=5)
+        metadata = admin.list_topics(timeout=settings.probe_timeout)
     except Exception as exc:  # the client raises KafkaException and friends
         return Probe(False, f"metadata request: {str(exc)[:120]}")
     if not metadata.brokers:
@@ -51,8 +50,8 @@ def cassandra(settings: Settings) -> Probe:
     cluster = Cluster(
         settings.cassandra_contact_points,
         port=settings.cassandra_port,
-        connect_timeout=5,
-        control_connection_timeout=5,
+        connect_timeout=settings.probe_timeout,
+        control_connection_timeout=settings.probe_timeout,
     )
     previous = logging.getLogger("cassandra").level
     # The driver warns about every failed connection attempt during startup.
@@ -71,12 +70,13 @@ def cassandra(settings: Settings) -> Probe:
 
 
 def connect(settings: Settings) -> Probe:
+    client = ConnectClient(settings.connect_url, settings.probe_timeout)
     try:
-        response = requests.get(f"{settings.connect_url}/connector-plugins", timeout=HTTP_TIMEOUT)
-        response.raise_for_status()
-        plugins = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        return Probe(False, f"GET /connector-plugins: {_why(exc)}")
+        plugins = client.plugins()
+    except ClicklibError as exc:
+        return Probe(False, f"GET /connector-plugins: {_reason(exc)}")
+    finally:
+        client.close()
     if any(p.get("class") == CASSANDRA_SINK_CLASS for p in plugins):
         return Probe(True, "Cassandra sink plugin loaded")
     return Probe(False, f"{CASSANDRA_SINK_CLASS} not among {len(plugins)} plugins")
@@ -84,12 +84,13 @@ def connect(settings: Settings) -> Probe:
 
 def flink_overview(settings: Settings) -> dict | str:
     """Flink's /overview as a dict, or why it could not be had."""
+    client = FlinkClient(settings.flink_rest_url, settings.probe_timeout)
     try:
-        response = requests.get(f"{settings.flink_rest_url}/overview", timeout=HTTP_TIMEOUT)
-        response.raise_for_status()
-        return response.json()
-    except (requests.RequestException, ValueError) as exc:
-        return f"GET /overview: {_why(exc)}"
+        return client.overview()
+    except ClicklibError as exc:
+        return f"GET /overview: {_reason(exc)}"
+    finally:
+        client.close()
 
 
 def flink_jobmanager(settings: Settings) -> Probe:
@@ -112,12 +113,11 @@ def flink(settings: Settings) -> Probe:
 
 
 def sql_gateway(settings: Settings) -> Probe:
-    base = settings.sql_gateway_url
+    client = SqlGatewayClient(settings.sql_gateway_url, settings.probe_timeout)
     try:
-        response = requests.post(f"{base}/v1/sessions", json={}, timeout=HTTP_TIMEOUT)
-        response.raise_for_status()
-        handle = response.json()["sessionHandle"]
-        requests.delete(f"{base}/v1/sessions/{handle}", timeout=HTTP_TIMEOUT)
-    except (requests.RequestException, ValueError, KeyError) as exc:
-        return Probe(False, f"POST /v1/sessions: {_why(exc)}")
+        client.session().close()
+    except ClicklibError as exc:
+        return Probe(False, f"POST /v1/sessions: {_reason(exc)}")
+    finally:
+        client.close()
     return Probe(True, "opens sessions")

@@ -19,14 +19,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+from clicklib import resources
 from clicklib.exceptions import DependencyResolutionError, StackError
 from clicklib.settings import Settings
 
 POMS = Path(__file__).parent / "poms"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SINK_PLUGIN_SOURCE = PROJECT_ROOT / "connect" / "cassandra-sink"
+SINK_PLUGIN_SOURCE = Path(str(resources.connect_dir() / "cassandra-sink"))
 SINK_PLUGIN_NAME = "clicklib-cassandra-sink"
-FLINK_FUNCTIONS_SOURCE = PROJECT_ROOT / "ksql" / "functions"
+FLINK_FUNCTIONS_SOURCE = Path(str(resources.ksql_dir() / "functions"))
 FLINK_FUNCTIONS_NAME = "clicklib-flink-functions"
 FLINK_DIST_PACKAGE = "apache-flink-libraries"
 FLINK_VERSION = "2.2.0"
@@ -59,10 +59,12 @@ def resolve_for(settings: Settings, services: list[str], log=print) -> None:
             resolve_maven(settings, service, log)
     if "flink" in wanted:
         resolve_flink_dist(settings, log)
-        build_maven_project(FLINK_FUNCTIONS_SOURCE, FLINK_FUNCTIONS_NAME, jars_dir(settings, "flink-functions"), log)
+        build_maven_project(
+            settings, FLINK_FUNCTIONS_SOURCE, FLINK_FUNCTIONS_NAME, jars_dir(settings, "flink-functions"), log
+        )
     if "connect" in wanted:
         target = jars_dir(settings, "connect-plugins") / SINK_PLUGIN_NAME
-        build_maven_project(SINK_PLUGIN_SOURCE, SINK_PLUGIN_NAME, target, log)
+        build_maven_project(settings, SINK_PLUGIN_SOURCE, SINK_PLUGIN_NAME, target, log)
 
 
 def _fingerprint(*paths: Path, extra: str = "") -> str:
@@ -197,21 +199,29 @@ def pip_download(requirement: str, directory: Path, wheel_glob: str) -> Path:
     return wheels[-1]
 
 
-def build_maven_project(source: Path, name: str, target: Path, log=print) -> Path:
-    """Build one of the repository's Java projects (and run its tests) into ``target``: its jar
-    and its runtime dependencies, rebuilt only when the project's pom or sources change."""
+def build_maven_project(settings: Settings, source: Path, name: str, target: Path, log=print) -> Path:
+    """Build one of clicklib's Java projects (and run its tests) into ``target``: its jar
+    and its runtime dependencies, rebuilt only when the project's pom or sources change.
+
+    The build runs in a copy under ``<home>/build/``, so an installed package, whose
+    sources may be read-only, builds as a checkout does.
+    """
     pom = source / "pom.xml"
     if not pom.is_file():
-        raise StackError(f"the source of {name} is missing ({pom}); the local stack runs from a clicklib checkout")
+        raise StackError(f"the source of {name} is missing ({pom}); reinstall clicklib or use a clicklib checkout")
     fingerprint = _fingerprint(pom, source / "src")
     if _is_current(target, fingerprint):
         return target
     log(f"building {name} from {source}")
+    build = settings.home / "build" / name
+    _fresh_dir(build)
+    shutil.copy2(pom, build / "pom.xml")
+    shutil.copytree(source / "src", build / "src")
     _fresh_dir(target)
     _run_maven(
         [
             "-f",
-            str(pom),
+            str(build / "pom.xml"),
             "package",
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
@@ -219,7 +229,7 @@ def build_maven_project(source: Path, name: str, target: Path, log=print) -> Pat
         ],
         f"{name} ({pom})",
     )
-    built = list((source / "target").glob(f"{name}-*.jar"))
+    built = list((build / "target").glob(f"{name}-*.jar"))
     if not built:
         raise DependencyResolutionError(f"Maven built no {name} jar from {pom}")
     for jar in built:

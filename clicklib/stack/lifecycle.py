@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 
 from clicklib.exceptions import ServiceStartError, StackError
-from clicklib.settings import Settings, get_settings
+from clicklib.settings import Settings
 from clicklib.stack import configs, jars, process
 from clicklib.stack.services import PHASES, PROCESSES, SERVICES, expand, service_url
 
@@ -38,7 +38,7 @@ def _quiet(*_: object) -> None:
 
 
 def up(
-    settings: Settings | None = None,
+    settings: Settings,
     services: list[str] | None = None,
     on_event: EventCallback | None = None,
 ) -> list[ServiceStatus]:
@@ -47,7 +47,6 @@ def up(
     A running service is left alone. On any failure, every process this call started
     is stopped again before the error propagates, so nothing is left half-started.
     """
-    settings = settings or get_settings()
     emit = on_event or _quiet
     names = expand(services)
     java = process.find_java(settings)
@@ -129,13 +128,12 @@ def _strays(settings: Settings) -> list[psutil.Process]:
     return [proc for proc in process.stack_processes(settings) if proc.pid not in known]
 
 
-def down(settings: Settings | None = None, services: list[str] | None = None) -> list[str]:
+def down(settings: Settings, services: list[str] | None = None) -> list[str]:
     """Stop the named services (default: every process of the stack), newest phase first.
 
     Returns the processes that were stopped. Stopping a service does not stop what
     depends on it: Connect keeps retrying Kafka until Kafka is back.
     """
-    settings = settings or get_settings()
     if services:
         expand(services)  # raises naming an unknown service
     names = {p for s in services for p in SERVICES[s]} if services else set(PROCESSES)
@@ -157,9 +155,8 @@ def down(settings: Settings | None = None, services: list[str] | None = None) ->
     return stopped
 
 
-def status(settings: Settings | None = None) -> list[ServiceStatus]:
+def status(settings: Settings) -> list[ServiceStatus]:
     """One row per service: whether it runs here, answers, and what it costs in memory."""
-    settings = settings or get_settings()
     rows = []
     for service, members in SERVICES.items():
         procs = [process.owned_process(settings, name, PROCESSES[name].pid_path(settings)) for name in members]
@@ -203,9 +200,8 @@ def log_paths(settings: Settings, service: str) -> list[Path]:
     return [PROCESSES[name].log_path(settings) for name in members]
 
 
-def logs(service: str, lines: int = 100, settings: Settings | None = None) -> str:
+def logs(settings: Settings, service: str, lines: int = 100) -> str:
     """The last lines of a service's log."""
-    settings = settings or get_settings()
     parts = []
     for path in log_paths(settings, service):
         parts.append(f"==> {path} <==\n{process.log_tail(path, lines)}")

@@ -11,7 +11,7 @@ from numbers import Number
 from pathlib import Path
 
 from bench import run as bench
-from clicklib import cassandra, topics
+from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 
 STAGES = ("producer", "streaming_sql", "sink", "cassandra", "end_to_end")
@@ -57,7 +57,8 @@ def test_a_tiny_run_writes_every_figure_and_cleans_up(live_stack: Settings, tmp_
 
     assert data["warnings"] == []
     prefix = data["namespace_prefix"]
-    left_topics = [t for t in topics.admin(live_stack).list_topics(timeout=30).topics if t.startswith(prefix)]
-    keyspaces = cassandra.session(live_stack).execute("SELECT keyspace_name FROM system_schema.keyspaces")
+    with Pipeline(live_stack) as pipeline:
+        left_topics = [t for t in pipeline.kafka.topic_names() if t.startswith(prefix)]
+        keyspaces = pipeline.cassandra.execute("SELECT keyspace_name FROM system_schema.keyspaces")
     left_keyspaces = [row[0] for row in keyspaces if row[0].startswith(prefix)]
     assert left_topics == [] and left_keyspaces == []

@@ -9,19 +9,20 @@ import uuid
 import pytest
 from confluent_kafka import Consumer
 
-from clicklib import connect, monitor, pipeline, produce
+from clicklib import monitor, produce
 from clicklib.generate import generate
+from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 
 
 @pytest.fixture
 def paused_sink(live_stack: Settings):
-    settings = dataclasses.replace(live_stack, namespace=f"m{uuid.uuid4().hex[:8]}_")
-    pipeline.up(settings)
-    name = f"{settings.namespace}clicklib-events-by-user"
-    connect.ConnectClient(settings).pause(name)
-    yield settings, name
-    pipeline.down(settings, purge=True)
+    with Pipeline(dataclasses.replace(live_stack, namespace=f"m{uuid.uuid4().hex[:8]}_")) as pipeline:
+        pipeline.up()
+        name = pipeline.definition.connector("events_by_user").name
+        pipeline.connect.pause(name)
+        yield pipeline, name
+        pipeline.down(purge=True)
 
 
 def count_messages(settings: Settings, topic: str) -> int:
@@ -53,25 +54,27 @@ def count_messages(settings: Settings, topic: str) -> int:
     return count
 
 
+def messages(pipeline: Pipeline) -> dict[str, int]:
+    return dict(monitor.topic_rates(pipeline, interval=0.1)[["topic", "messages"]].itertuples(index=False))
+
+
 def test_end_offsets_and_the_sink_lag_are_the_real_ones(paused_sink):
-    settings, sink = paused_sink
+    pipeline, sink = paused_sink
+    settings = pipeline.settings
     workload = generate(2_000, seed=99)
-    report = produce.produce(workload, settings, show_progress=False)
-    clean_topic = settings.topic("clickstream_clean")
+    report = produce.produce(pipeline, workload, show_progress=False)
+    clean_topic = pipeline.topic("clickstream_clean")
     clean = sum(1 for e in workload.events if e.user_id is not None)
     deadline = time.monotonic() + 120
-    while monitor.topic_offsets(settings).get(clean_topic, 0) < clean and time.monotonic() < deadline:
+    while messages(pipeline).get(clean_topic, 0) < clean and time.monotonic() < deadline:
         time.sleep(1)
 
-    offsets = monitor.topic_offsets(settings)
-    assert (
-        offsets[settings.topic("clickstream")]
-        == report.delivered
-        == count_messages(settings, settings.topic("clickstream"))
-    )
-    lags = monitor.lags(settings).set_index("group")
+    offsets = messages(pipeline)
+    raw_topic = pipeline.topic("clickstream")
+    assert offsets[raw_topic] == report.delivered == count_messages(settings, raw_topic)
+    lags = monitor.lags(pipeline).set_index("group")
     assert lags.loc[f"connect-{sink}", "lag"] == count_messages(settings, clean_topic) >= clean
 
-    connect.ConnectClient(settings).resume(sink)
-    pipeline.wait_settled(settings, timeout=300)
-    assert monitor.lags(settings)["lag"].sum() == 0
+    pipeline.connect.resume(sink)
+    pipeline.wait_settled(timeout=300)
+    assert monitor.lags(pipeline)["lag"].sum() == 0

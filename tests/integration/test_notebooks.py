@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from clicklib import pipeline, reports
+from clicklib import reports
 from clicklib.generate import generate
+from clicklib.pipeline import Pipeline
 from tests import oracle
 from tests.browser import chromium
 
@@ -38,7 +39,8 @@ def executed(live_stack, tmp_path_factory):
         yield records
     finally:
         patch.undo()
-        pipeline.down(settings, purge=True)
+        with Pipeline(settings) as pipeline:
+            pipeline.down(purge=True)
 
 
 @pytest.fixture(scope="module")

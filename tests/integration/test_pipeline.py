@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 from confluent_kafka import Consumer
 
-from clicklib import cassandra, ksql, pipeline, produce, stack
+from clicklib import produce, stack, streaming_sql
 from clicklib.generate import generate
+from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 from tests import oracle
 
@@ -26,11 +27,11 @@ WORKLOAD = {"n_events": 20_000, "seed": 20261128, "invalid_ratio": 0.01}
 
 
 @pytest.fixture(scope="module")
-def pipeline_settings(live_stack: Settings):
-    settings = dataclasses.replace(live_stack, namespace=f"p{uuid.uuid4().hex[:8]}_")
-    pipeline.up(settings)
-    yield settings
-    pipeline.down(settings, purge=True)
+def pipeline(live_stack: Settings):
+    with Pipeline(dataclasses.replace(live_stack, namespace=f"p{uuid.uuid4().hex[:8]}_")) as pipeline:
+        pipeline.up()
+        yield pipeline
+        pipeline.down(purge=True)
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +40,15 @@ def workload():
 
 
 @pytest.fixture(scope="module")
-def produced(pipeline_settings, workload):
-    report = produce.produce(workload, pipeline_settings, show_progress=False)
+def produced(pipeline, workload) -> Pipeline:
+    report = produce.produce(pipeline, workload, show_progress=False)
     assert report.delivered == len(workload.records) and report.failed == 0
-    pipeline.wait_settled(pipeline_settings, timeout=600)
-    return pipeline_settings
+    pipeline.wait_settled(timeout=600)
+    return pipeline
 
 
-def table(settings: Settings, name: str) -> pd.DataFrame:
-    frame = cassandra.query_df(f"SELECT * FROM {settings.keyspace}.{name}", settings=settings)
+def table(pipeline: Pipeline, name: str) -> pd.DataFrame:
+    frame = pipeline.cassandra.query_df(f"SELECT * FROM {pipeline.settings.keyspace}.{name}")
     for column in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[column]):
             frame[column] = frame[column].astype("datetime64[ms]").astype("int64")
@@ -76,6 +77,7 @@ def _values(series: pd.Series) -> list:
 
 
 def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 60.0) -> list[dict]:
+    # A plain consumer of its own, independent of clicklib's clients.
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -112,13 +114,13 @@ def test_every_clean_event_lands_in_cassandra_with_all_its_fields(produced, work
 def test_the_dead_letter_topic_holds_exactly_the_invalid_messages(produced, workload):
     invalid = [(r.value, r.reason) for r in workload.records if r.reason is not None]
     assert len(invalid) == round(WORKLOAD["n_events"] * WORKLOAD["invalid_ratio"])
-    dead = read_topic(produced, produced.topic("clickstream_dlq"), len(invalid))
+    dead = read_topic(produced.settings, produced.topic("clickstream_dlq"), len(invalid))
     assert Counter((d["message"], d["reason"]) for d in dead) == Counter(invalid)
 
 
 @pytest.fixture(scope="module")
 def watermark(produced) -> int:
-    mark = ksql.job_watermark(produced, f"{produced.namespace}clicklib-aggregates")
+    mark = streaming_sql.job_watermark(produced, "aggregates")
     assert mark is not None
     return mark
 
@@ -136,7 +138,7 @@ def test_closed_sessions_equal_pandas(produced, workload, watermark):
 
 
 def test_closed_status_windows_and_alerts_equal_pandas(produced, workload, watermark):
-    expected = oracle.closed(oracle.status_per_minute(workload, produced.alert_percent), watermark)
+    expected = oracle.closed(oracle.status_per_minute(workload, produced.settings.alert_percent), watermark)
     assert expected["alert"].any() and not expected["alert"].all()
     same_rows(table(produced, "status_per_minute"), expected, ["window_start"])
 
@@ -156,15 +158,15 @@ KEYS = {
 }
 
 
-def snapshot(settings: Settings) -> dict[str, pd.DataFrame]:
-    return {name: table(settings, name).sort_values(key, ignore_index=True) for name, key in KEYS.items()}
+def snapshot(pipeline: Pipeline) -> dict[str, pd.DataFrame]:
+    return {name: table(pipeline, name).sort_values(key, ignore_index=True) for name, key in KEYS.items()}
 
 
 def test_producing_the_same_workload_again_changes_no_row(produced, workload):
     before = snapshot(produced)
-    report = produce.produce(workload, produced, show_progress=False)
+    report = produce.produce(produced, workload, show_progress=False)
     assert report.delivered == len(workload.records)
-    pipeline.wait_settled(produced, timeout=600)
+    produced.wait_settled(timeout=600)
     after = snapshot(produced)
     for name in ("events_by_user", "events_by_day"):
         pd.testing.assert_frame_equal(after[name], before[name], check_like=True, obj=name)
@@ -174,7 +176,7 @@ def test_producing_the_same_workload_again_changes_no_row(produced, workload):
         same_rows(kept, before[name][list(after[name].columns)], KEYS[name])
     # The replay wakes idle partitions, and the watermark may move on to the newest partition's
     # time: a window closed meanwhile must hold each event once, the replayed copies not counted.
-    watermark = ksql.job_watermark(produced, f"{produced.namespace}clicklib-aggregates")
+    watermark = streaming_sql.job_watermark(produced, "aggregates")
     same_rows(
         after["pageviews_per_minute"],
         oracle.closed(oracle.pageviews_per_minute(workload), watermark),
@@ -196,19 +198,19 @@ def test_restarting_connect_under_load_loses_and_duplicates_nothing(produced, wo
     # A second workload after the first: later event times, other users and events.
     last = max(e.date for e in workload.events)
     second = generate(6_000, seed=7, start_ms=last + 3_600_000)
-    produce.publish_profiles(second.profiles, produced)
+    produce.publish_profiles(produced, second.profiles)
     result: dict[str, produce.ProduceReport] = {}
     sender = threading.Thread(
-        target=lambda: result.update(report=produce.produce_records(second.records, produced, 1_000, False))
+        target=lambda: result.update(report=produce.produce_records(produced, second.records, 1_000, False))
     )
     sender.start()
     time.sleep(1.5)
-    assert stack.down(produced, ["connect"]) == ["connect"]
+    assert stack.down(produced.settings, ["connect"]) == ["connect"]
     time.sleep(2.0)  # events keep arriving while no worker runs
-    stack.up(produced, ["connect"])
+    stack.up(produced.settings, ["connect"])
     sender.join(timeout=120)
     assert result["report"].delivered == len(second.records)
-    pipeline.wait_settled(produced, timeout=600)
+    produced.wait_settled(timeout=600)
     expected = pd.concat([oracle.clean_events(workload), oracle.clean_events(second)])
     events = table(produced, "events_by_user")
     assert len(events) == len(expected)

@@ -11,7 +11,7 @@ from cassandra.cluster import Cluster
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from clicklib.ksql import SqlGatewaySession
+from clicklib.sql_gateway import SqlGatewayClient
 from clicklib.stack.health import CASSANDRA_SINK_CLASS
 
 
@@ -84,7 +84,7 @@ def test_sql_gateway_runs_a_flink_job_that_reads_kafka(live_stack, unique_name):
     create_topic(live_stack, unique_name)
     sent = [{"id": i, "page": f"/p/{i}"} for i in range(25)]
     produce(live_stack, unique_name, sent)
-    with SqlGatewaySession(live_stack) as sql:
+    with SqlGatewayClient(live_stack.sql_gateway_url, live_stack.request_timeout).session() as sql:
         sql.execute(
             f"""CREATE TABLE visits (id INT, page STRING) WITH (
                 'connector' = 'kafka', 'topic' = '{unique_name}',

@@ -1,0 +1,139 @@
+"""Kafka: one admin client for topics and consumer groups, producers and consumers, all
+configured from settings, every failure raised as a KafkaError naming the brokers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from clicklib.exceptions import KafkaError
+from clicklib.settings import Settings
+from clicklib.topics import Topic
+
+
+class KafkaClient:
+    """A thin client of one Kafka cluster."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bootstrap_servers = settings.bootstrap_servers
+        self.timeout = settings.request_timeout
+        # log_level 0 keeps librdkafka's own connection chatter out of notebooks and terminals;
+        # failures reach the caller as exceptions instead.
+        self.base_config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "log_level": 0}
+        self._admin: AdminClient | None = None
+
+    @property
+    def admin(self) -> AdminClient:
+        # Built once and kept: a collected admin client drops the futures it handed out.
+        if self._admin is None:
+            self._admin = AdminClient(dict(self.base_config))
+        return self._admin
+
+    def fail(self, what: str, exc: BaseException) -> KafkaError:
+        return KafkaError(
+            f"kafka at {self.bootstrap_servers} failed while {what}: {exc}; "
+            "is it running (`clicklib stack status`), and does CLICKLIB_BOOTSTRAP_SERVERS point at it?",
+            self.bootstrap_servers,
+        )
+
+    def producer(self, **config: Any) -> Producer:
+        return Producer({**self.base_config, **config})
+
+    def consumer(self, group: str, **config: Any) -> Consumer:
+        return Consumer({**self.base_config, "group.id": group, **config})
+
+    def topic_names(self) -> set[str]:
+        try:
+            return set(self.admin.list_topics(timeout=self.timeout).topics)
+        except KafkaException as exc:
+            raise self.fail("listing topics", exc) from exc
+
+    def create_topics(self, topics: Sequence[Topic]) -> list[str]:
+        """Create the topics that do not exist yet; returns the names created."""
+        existing = self.topic_names()
+        missing = [
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor, config=t.config)
+            for t in topics
+            if t.name not in existing
+        ]
+        if not missing:
+            return []
+        for name, future in self.admin.create_topics(missing, operation_timeout=self.timeout).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise self.fail(f"creating topic {name}", exc) from exc
+        return [t.topic for t in missing]
+
+    def delete_topics(self, names: Sequence[str]) -> list[str]:
+        """Delete those of the named topics that exist; returns their names."""
+        existing = self.topic_names()
+        doomed = [name for name in names if name in existing]
+        if doomed:
+            for name, future in self.admin.delete_topics(doomed, operation_timeout=self.timeout).items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    raise self.fail(f"deleting topic {name}", exc) from exc
+        return doomed
+
+    def delete_groups(self, groups: Sequence[str]) -> None:
+        """Delete consumer groups; a group that never committed does not exist and is skipped."""
+        if not groups:
+            return
+        for future in self.admin.delete_consumer_groups(list(groups), request_timeout=self.timeout).values():
+            try:
+                future.result(timeout=self.timeout)
+            except KafkaException as exc:
+                if "GROUP_ID_NOT_FOUND" not in str(exc) and "NOT_FOUND" not in str(exc):
+                    raise self.fail("deleting consumer groups", exc) from exc
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Partition -> offset of the next message (the high watermark) of a topic."""
+        consumer = self.consumer("clicklib-offsets")
+        try:
+            metadata = consumer.list_topics(topic, timeout=self.timeout)
+            if topic not in metadata.topics or metadata.topics[topic].error is not None:
+                raise KafkaError(f"kafka at {self.bootstrap_servers} has no topic {topic}", self.bootstrap_servers)
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout)[1]
+                for p in metadata.topics[topic].partitions
+            }
+        except KafkaException as exc:
+            raise self.fail(f"reading the end offsets of {topic}", exc) from exc
+        finally:
+            consumer.close()
+
+    def committed(self, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """A consumer group's committed offset per partition (0 where it never committed)."""
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
+        try:
+            result = self.admin.list_consumer_group_offsets([request])[group].result(timeout=self.timeout)
+        except KafkaException as exc:
+            raise self.fail(f"reading the offsets of consumer group {group}", exc) from exc
+        offsets = {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
+        return {p: offsets.get(p, 0) for p in partitions}
+
+    def last_append_time(self, topic: str) -> float | None:
+        """When the newest message of a topic was written (epoch seconds), None for an empty topic."""
+        ends = self.end_offsets(topic)
+        consumer = self.consumer("clicklib-offsets")
+        try:
+            newest = None
+            for partition, end in ends.items():
+                if end == 0:
+                    continue
+                consumer.assign([TopicPartition(topic, partition, end - 1)])
+                message = consumer.poll(self.timeout)
+                if message is not None and message.error() is None:
+                    _, millis = message.timestamp()
+                    newest = max(newest or 0.0, millis / 1000)
+            return newest
+        except KafkaException as exc:
+            raise self.fail(f"reading the newest message of {topic}", exc) from exc
+        finally:
+            consumer.close()

@@ -1,0 +1,40 @@
+"""Kafka offsets of the pipeline: how many messages each topic holds, and how far each
+consumer (the Flink jobs, the sink connectors) trails the topics it reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clicklib.definition import PipelineDefinition
+from clicklib.kafka import KafkaClient
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    topic: str
+    committed: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return self.end - self.committed
+
+
+def topic_messages(definition: PipelineDefinition, kafka: KafkaClient) -> dict[str, int]:
+    """Messages in each pipeline topic (the sum of its partitions' end offsets); missing topics left out."""
+    existing = kafka.topic_names()
+    return {t.name: sum(kafka.end_offsets(t.name).values()) for t in definition.topics if t.name in existing}
+
+
+def group_lag(kafka: KafkaClient, group: str, topic: str) -> GroupLag:
+    """How far a consumer group's committed offsets trail a topic's end (a partition the
+    group never committed counts from offset 0)."""
+    ends = kafka.end_offsets(topic)
+    committed = kafka.committed(group, topic, list(ends))
+    return GroupLag(group, topic, sum(committed.values()), sum(ends.values()))
+
+
+def consumer_lags(definition: PipelineDefinition, kafka: KafkaClient) -> list[GroupLag]:
+    """Lag of every consumer in the pipeline: each Flink job on the topics it reads, each sink on its topic."""
+    return [group_lag(kafka, consumer.group, consumer.topic) for consumer in definition.consumers]
