@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -95,3 +96,60 @@ class FlinkClient(RestClient):
         values = self.json("get", path, f"reading watermarks of job {job_id}")
         with self.reading(f"the watermarks of job {job_id}"):
             return [int(float(v["value"])) for v in values]
+
+    def stop_with_savepoint(self, job_id: str, timeout: float = 120.0) -> str:
+        """Stop a job, taking a savepoint first; returns the savepoint's path.
+
+        Without draining: open windows are not fired but kept in the savepoint, so a job
+        resumed from it carries on as if it had never stopped.
+        """
+        body = {"drain": False, "formatType": "CANONICAL"}
+        trigger = self.json("post", f"/jobs/{job_id}/stop", f"stopping job {job_id} with a savepoint", json=body)
+        with self.reading("the savepoint trigger"):
+            request = trigger["request-id"]
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.json("get", f"/jobs/{job_id}/savepoints/{request}", f"the savepoint of job {job_id}")
+            with self.reading(f"the savepoint of job {job_id}"):
+                status = answer["status"]["id"]
+                operation = answer.get("operation") or {}
+            if status == "COMPLETED":
+                if "location" in operation:
+                    return operation["location"]
+                cause = (operation.get("failure-cause") or {}).get("stack-trace", "no reason given")
+                raise self.fail(f"flink could not take a savepoint of job {job_id}: {_first_cause(cause)}")
+            if time.monotonic() > deadline:
+                raise self.fail(f"the savepoint of job {job_id} did not complete within {timeout:.0f} s")
+            time.sleep(0.5)
+
+    def latest_checkpoint(self, job_id: str) -> tuple[str, float] | None:
+        """The path and time (epoch s) of a job's newest completed checkpoint, if Flink knows the job."""
+        response = self.request("get", f"/jobs/{job_id}/checkpoints", f"asking for the checkpoints of job {job_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise self.fail(
+                f"flink at {self.base} refused the checkpoints of job {job_id}: {self.error_text(response)}"
+            )
+        with self.reading(f"the checkpoints of job {job_id}"):
+            completed = (response.json().get("latest") or {}).get("completed")
+            if not completed or not completed.get("external_path"):
+                return None
+            return completed["external_path"], completed["latest_ack_timestamp"] / 1000
+
+    def root_cause(self, job_id: str) -> str:
+        """The first line of the newest exception a job hit, or '' when it hit none."""
+        response = self.request("get", f"/jobs/{job_id}/exceptions", f"asking for the exceptions of job {job_id}")
+        if response.status_code >= 400:
+            return ""
+        data = response.json()
+        history = (data.get("exceptionHistory") or {}).get("entries") or []
+        trace = history[0].get("stacktrace", "") if history else data.get("root-exception") or ""
+        return _first_cause(trace)
+
+
+def _first_cause(trace: str) -> str:
+    """The most specific line of a Java stack trace: the last 'Caused by', else the first line."""
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by:").strip() for line in lines if line.startswith("Caused by:")]
+    return (causes[-1] if causes else lines[0] if lines else "")[:500]

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from clicklib.exceptions import FlinkError, SqlError
+from clicklib import job_state
+from clicklib.exceptions import DefinitionError, FlinkError, SqlError
 from clicklib.flink import JobInfo
+from clicklib.job_state import SavedState
 from clicklib.sql_gateway import Operation, SqlGatewaySession, excerpt
 from clicklib.sql_scripts import JobPlan, plan_jobs
 
@@ -49,30 +52,123 @@ def check(pipeline: Pipeline, plans: Sequence[JobPlan]) -> None:
                     raise SqlError(f"{statement.source}: {exc}", exc.address) from None
 
 
-def submit(pipeline: Pipeline, jobs: Sequence[str] | None = None, checked: bool = False) -> dict[str, str]:
-    """Check (unless ``checked``), then start each job (or only ``jobs``) that is not running.
+@dataclass(frozen=True)
+class JobStart:
+    """How ``submit`` left one job."""
 
-    Returns Flink job name -> job id. If starting a job fails, the jobs this call started
-    are cancelled again.
+    job_id: str
+    how: str  # "already running", "resumed from ...", "started fresh ..."
+
+
+def plan_starts(
+    pipeline: Pipeline, plans: Sequence[JobPlan], fresh: bool, drop_unrestorable: bool
+) -> dict[str, SavedState | None]:
+    """The state each job will resume from (None: a fresh start), refusing before anything is
+    submitted to resume a job from state its SQL no longer fits."""
+    starts: dict[str, SavedState | None] = {}
+    changed = []
+    for plan in plans:
+        state = None if fresh else job_state.newest_state(pipeline.settings, pipeline.flink, plan.flink_name)
+        if state is not None and not drop_unrestorable and job_state.sql_changed(pipeline.settings, plan):
+            changed.append(f"{plan.name} ({state.describe()})")
+        starts[plan.flink_name] = state
+    if changed:
+        raise DefinitionError(
+            f"the SQL of job(s) {', '.join(changed)} changed since their state was saved, so Flink could not "
+            "resume them from it; nothing was submitted. Either start them with empty state "
+            "(`clicklib pipeline up --fresh`: windows and sessions open now start over), or keep the state "
+            "that still fits and drop the rest (`clicklib pipeline up --drop-unrestorable-state`), or put "
+            "the old SQL back"
+        )
+    return starts
+
+
+def submit(
+    pipeline: Pipeline,
+    jobs: Sequence[str] | None = None,
+    checked: bool = False,
+    fresh: bool = False,
+    drop_unrestorable: bool = False,
+) -> dict[str, JobStart]:
+    """Start each job (or only ``jobs``) that is not running, resuming it from its newest
+    savepoint or retained checkpoint unless ``fresh``.
+
+    Every statement is checked first (unless ``checked``), and every saved state against
+    the SQL it was taken from. Returns Flink job name -> how it was left. If starting a job
+    fails, the jobs this call started are cancelled again.
     """
     plans = [plan for plan in pipeline.definition.jobs if jobs is None or plan.name in jobs]
     running = running_jobs(pipeline, plans)
     pending = [plan for plan in plans if running[plan.flink_name] is None]
+    starts = plan_starts(pipeline, pending, fresh, drop_unrestorable)
     if not checked:
         check(pipeline, pending)
-    started: dict[str, str] = {}
+    result = {name: JobStart(job.job_id, "already running") for name, job in running.items() if job}
+    started: list[str] = []
     try:
         for plan in pending:
+            state = starts[plan.flink_name]
+            if fresh:
+                job_state.forget(pipeline.settings, plan.flink_name)
             with pipeline.sql_gateway.session() as session:
                 _run_definitions(session, plan)
                 session.execute(f"SET 'pipeline.name' = '{plan.flink_name}'")
+                if state is not None:
+                    session.execute(f"SET 'execution.state-recovery.path' = '{state.path}'")
+                    if drop_unrestorable:
+                        session.execute("SET 'execution.state-recovery.ignore-unclaimed-state' = 'true'")
                 operation = session.submit(plan.statement_set())
-                started[plan.flink_name] = _wait_for_job_id(session, operation)
+                job_id = _wait_for_job_id(session, operation)
+            started.append(job_id)
+            job_state.record_started(pipeline.settings, plan, job_id)
+            how = f"resumed from its {state.describe()}" if state else "started fresh (no saved state)"
+            result[plan.flink_name] = JobStart(job_id, how)
+        wait_running(pipeline, {name: start.job_id for name, start in result.items()})
     except BaseException:
-        for job_id in started.values():
+        for job_id in started:
             pipeline.flink.cancel(job_id)
         raise
-    return {name: (job.job_id if job else started[name]) for name, job in running.items()}
+    for plan in pending:
+        # The new job has taken over: older checkpoints and savepoints of this name go.
+        job_state.prune(pipeline.settings, plan.flink_name, starts[plan.flink_name], result[plan.flink_name].job_id)
+    return result
+
+
+def wait_running(pipeline: Pipeline, jobs: dict[str, str], timeout: float = 180.0) -> None:
+    """Wait until each job (name -> job id) and all its tasks are RUNNING; a job that fails or
+    keeps restarting raises with Flink's root cause."""
+    deadline = time.monotonic() + timeout
+    pending = dict(jobs)
+    while pending:
+        for name, job_id in list(pending.items()):
+            detail = pipeline.flink.job(job_id)
+            state = detail.get("state")
+            vertices = detail.get("vertices", [])
+            if state == "RUNNING" and vertices and all(v.get("status") == "RUNNING" for v in vertices):
+                del pending[name]
+            elif state in ("FAILED", "CANCELED", "FAILING") or (
+                state == "RESTARTING" and time.monotonic() > deadline - timeout / 2
+            ):
+                raise FlinkError(_failure(pipeline, name, job_id, state), pipeline.flink.base)
+        if pending and time.monotonic() > deadline:
+            raise FlinkError(
+                f"job(s) {', '.join(pending)} not running after {timeout:.0f} s; "
+                "`clicklib stack status` shows whether the TaskManager has free slots",
+                pipeline.flink.base,
+            )
+        if pending:
+            time.sleep(0.5)
+
+
+def _failure(pipeline: Pipeline, name: str, job_id: str, state: str) -> str:
+    cause = pipeline.flink.root_cause(job_id) or "Flink gave no reason"
+    hint = ""
+    if "state" in cause.lower() and ("restore" in cause.lower() or "map" in cause.lower()):
+        hint = (
+            "; its saved state does not fit its SQL: `clicklib pipeline up --fresh` starts it with empty state, "
+            "`--drop-unrestorable-state` keeps what fits"
+        )
+    return f"job {name} is {state}: {cause}{hint}"
 
 
 def _wait_for_job_id(session: SqlGatewaySession, operation: Operation, timeout: float = 120.0) -> str:
@@ -88,12 +184,16 @@ def _wait_for_job_id(session: SqlGatewaySession, operation: Operation, timeout: 
     )
 
 
-def stop(pipeline: Pipeline) -> list[str]:
-    """Cancel the pipeline's running jobs; returns their names. Kafka keeps their offsets."""
-    running = {name: job for name, job in running_jobs(pipeline).items() if job}
-    for job in running.values():
-        pipeline.flink.cancel(job.job_id)
-    return sorted(running)
+def stop(pipeline: Pipeline, savepoint: bool = True) -> dict[str, str]:
+    """Stop the pipeline's running jobs, each with a savepoint (unless not ``savepoint``: then
+    cancel them; their newest retained checkpoint stays). Returns job name -> what happened."""
+    names = [name for name, job in running_jobs(pipeline).items() if job]
+    if savepoint:
+        return job_state.save_running(pipeline.settings, pipeline.flink, names)
+    active = pipeline.flink.active_jobs()
+    for name in names:
+        pipeline.flink.cancel(active[name].job_id)
+    return dict.fromkeys(names, "cancelled")
 
 
 def wait_stopped(pipeline: Pipeline, timeout: float = 60.0) -> None:
