@@ -52,7 +52,7 @@ def stack() -> None:
 
 def status_table(rows: list[local_stack.ServiceStatus]) -> Table:
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column in ("service", "state", "port", "pid", "rss MB", "url", "detail"):
+    for column in ("service", "state", "port", "pid", "rss MB", "restarts", "url", "detail"):
         table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "detail" else None)
     for row in rows:
         colour = "green" if row.healthy else ("yellow" if row.state in ("partial", "unhealthy") else "red")
@@ -62,6 +62,7 @@ def status_table(rows: list[local_stack.ServiceStatus]) -> Table:
             str(row.port),
             ",".join(map(str, row.pids)) or "-",
             f"{row.rss_mb:.0f}" if row.pids else "-",
+            str(row.restarts),
             row.url,
             row.detail,
         )
@@ -130,6 +131,15 @@ def stack_status(as_json: bool) -> None:
         click.echo(json.dumps({row.service: row.to_dict() for row in rows}, indent=2))
     else:
         console.print(status_table(rows))
+        from clicklib.stack import supervisor
+
+        watcher = supervisor.running(get_settings())
+        console.print(
+            f"supervisor: {f'running, pid {watcher.pid}' if watcher else 'not running (clicklib stack up starts it)'}"
+        )
+        for row in rows:
+            if row.given_up:
+                errors.print(f"[bold red]{row.service}:[/] {row.given_up}\n{row.log_tail}", highlight=False)
     if not all(row.healthy for row in rows):
         sys.exit(3)
 
@@ -175,9 +185,20 @@ def produce_command(n_events: int, rate: float | None, seed: int, invalid_ratio:
 
     with _clear_errors():
         pipeline = Pipeline(get_settings())
-        workload = (
-            generate.read_jsonl(jsonl) if jsonl else generate.generate(n_events, seed=seed, invalid_ratio=invalid_ratio)
-        )
+        if jsonl:
+            # Streamed line by line: any file size, and every line accounted for by its number.
+            file_report = produce.produce_file(pipeline, jsonl, rate=rate)
+            head, *reasons = file_report.summary()
+            console.print(head, highlight=False, markup=False, soft_wrap=True)
+            for reason in reasons:
+                out = console if reason.startswith("note:") else errors
+                out.print(reason, highlight=False, markup=False, soft_wrap=True)
+            if file_report.interrupted:
+                sys.exit(130)
+            if not file_report.ok:
+                sys.exit(1)
+            return
+        workload = generate.generate(n_events, seed=seed, invalid_ratio=invalid_ratio)
         report = produce.produce(pipeline, workload, rate=rate)
         console.print(f"{report.delivered} delivered, {report.failed} failed ({report.rate:,.0f} events/s)")
         if report.errors:
@@ -194,15 +215,27 @@ def pipeline_group() -> None:
 
 
 @pipeline_group.command("up")
-def pipeline_up() -> None:
-    """Apply the schema, create topics, register connectors, submit the SQL (idempotent)."""
+@click.option("--fresh", is_flag=True, help="Start every job with empty state instead of resuming its saved state.")
+@click.option(
+    "--drop-unrestorable-state",
+    "drop_unrestorable",
+    is_flag=True,
+    help="Resume from saved state even where the SQL changed, dropping the state no operator claims.",
+)
+def pipeline_up(fresh: bool, drop_unrestorable: bool) -> None:
+    """Apply the schema, create topics, register connectors, submit the SQL (idempotent).
+
+    Each job resumes from its newest savepoint or retained checkpoint; the table says which.
+    """
     from clicklib.pipeline import Pipeline
 
     with _clear_errors():
         pipeline = Pipeline(get_settings())
         with console.status("setting up the pipeline"):
-            report = pipeline.up()
+            report = pipeline.up(fresh=fresh, drop_unrestorable=drop_unrestorable)
         console.print(pipeline_table(report))
+        for job, how in report.started.items():
+            console.print(f"{job}: {how}", highlight=False)
 
 
 @pipeline_group.command("status")
@@ -217,12 +250,15 @@ def pipeline_status() -> None:
 @pipeline_group.command("down")
 @click.option("--purge", is_flag=True, help="Also delete the topics and the Cassandra keyspace.")
 def pipeline_down(purge: bool) -> None:
-    """Cancel the SQL jobs and delete the connectors (data stays unless --purge)."""
+    """Stop the SQL jobs with savepoints and delete the connectors (data stays unless --purge)."""
     from clicklib.pipeline import Pipeline
 
     with _clear_errors():
-        Pipeline(get_settings()).down(purge=purge)
-        console.print("pipeline down" + (", topics and keyspace deleted" if purge else ""))
+        with console.status("stopping the jobs with savepoints"):
+            stopped = Pipeline(get_settings()).down(purge=purge)
+        for job, how in stopped.items():
+            console.print(f"{job}: {how}", highlight=False)
+        console.print("pipeline down" + (", topics, keyspace and saved state deleted" if purge else ""))
 
 
 def pipeline_table(report: PipelineStatus) -> Table:

@@ -11,15 +11,20 @@ half-submitted.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from clicklib import definition as pipeline_definition
-from clicklib import streaming_sql
+from clicklib import job_state, streaming_sql
 from clicklib.cassandra import CassandraClient
 from clicklib.connect import ConnectClient
 from clicklib.definition import PipelineDefinition, Sources
-from clicklib.exceptions import PipelineError
+from clicklib.exceptions import ClicklibError, PipelineError
 from clicklib.flink import FlinkClient
 from clicklib.kafka import KafkaClient
 from clicklib.offsets import GroupLag, consumer_lags, topic_messages
@@ -32,6 +37,7 @@ class PipelineStatus:
     topics: dict[str, int] = field(default_factory=dict)  # topic -> messages (sum of end offsets), -1: missing
     jobs: dict[str, str] = field(default_factory=dict)  # Flink job name -> state
     connectors: dict[str, str] = field(default_factory=dict)  # connector -> "STATE task states"
+    started: dict[str, str] = field(default_factory=dict)  # Flink job name -> how `up` started it
 
 
 class Pipeline:
@@ -62,27 +68,51 @@ class Pipeline:
         """A topic's name in this pipeline's namespace ("clickstream_dlq" -> "t1_clickstream_dlq")."""
         return self.definition.topic(base)
 
-    def up(self) -> PipelineStatus:
-        """Check everything, then create what is missing and start what is not running."""
-        definition = self.definition
-        self.cassandra.apply_schema(definition.schema)
-        for connector in definition.connectors:
-            self.connect.validate(connector)
-        running = streaming_sql.running_jobs(self)
-        pending = [plan for plan in definition.jobs if running[plan.flink_name] is None]
-        streaming_sql.check(self, pending)
+    @contextlib.contextmanager
+    def lock(self, blocking: bool = True) -> Iterator[None]:
+        """Held while the pipeline is set up, taken down or healed, so the supervisor and a user's
+        command never submit the same job twice. Not ``blocking``: BlockingIOError when taken."""
+        path = registry_dir(self.settings) / f"{self.settings.namespace or 'default'}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
-        self.kafka.create_topics(definition.topics)
-        existing = set(self.connect.names())
-        try:
-            self.connect.register(definition.connectors, validated=True)
-            streaming_sql.submit(self, checked=True)
-        except BaseException:
+    def up(self, fresh: bool = False, drop_unrestorable: bool = False) -> PipelineStatus:
+        """Check everything, then create what is missing and start what is not running.
+
+        Each job resumes from its newest savepoint or retained checkpoint (``fresh``: from
+        empty state). Returns once every job and every connector task is RUNNING.
+        """
+        definition = self.definition
+        with self.lock():
+            self.cassandra.apply_schema(definition.schema)
+            self.cassandra.apply_ttls(self.settings.table_ttls, definition.tables)
             for connector in definition.connectors:
-                if connector.name not in existing:
-                    self.connect.delete(connector.name)
-            raise
-        return self.status()
+                self.connect.validate(connector)
+            running = streaming_sql.running_jobs(self)
+            pending = [plan for plan in definition.jobs if running[plan.flink_name] is None]
+            streaming_sql.plan_starts(self, pending, fresh, drop_unrestorable)
+            streaming_sql.check(self, pending)
+
+            self.kafka.create_topics(definition.topics)
+            self.kafka.set_topic_configs(definition.topics)
+            existing = set(self.connect.names())
+            try:
+                self.connect.register(definition.connectors, validated=True)
+                starts = streaming_sql.submit(self, checked=True, fresh=fresh, drop_unrestorable=drop_unrestorable)
+            except BaseException:
+                for connector in definition.connectors:
+                    if connector.name not in existing:
+                        self.connect.delete(connector.name)
+                raise
+            register(self.settings)
+        report = self.status()
+        report.started = {name: start.how for name, start in starts.items()}
+        return report
 
     def status(self) -> PipelineStatus:
         report = PipelineStatus()
@@ -94,16 +124,22 @@ class Pipeline:
             report.connectors[connector.name] = str(self.connect.status(connector.name))
         return report
 
-    def down(self, purge: bool = False) -> None:
-        """Stop the jobs and remove the connectors; ``purge`` also deletes topics and keyspace."""
-        streaming_sql.stop(self)
-        self.connect.unregister(self.definition.connectors)
-        if purge:
-            # A topic is deleted only once nothing reads it: the broker re-creates a topic that a
-            # still-running consumer asks for.
-            streaming_sql.wait_stopped(self)
-            self.kafka.delete_topics([t.name for t in self.definition.topics])
-            self.cassandra.drop_keyspace()
+    def down(self, purge: bool = False) -> dict[str, str]:
+        """Stop the jobs, each with a savepoint, and remove the connectors; returns job name ->
+        how it stopped. ``purge`` also deletes the topics, the keyspace and every saved state."""
+        with self.lock():
+            unregister(self.settings)
+            stopped = streaming_sql.stop(self, savepoint=not purge)
+            self.connect.unregister(self.definition.connectors)
+            if purge:
+                # A topic is deleted only once nothing reads it: the broker re-creates a topic that a
+                # still-running consumer asks for.
+                streaming_sql.wait_stopped(self)
+                self.kafka.delete_topics([t.name for t in self.definition.topics])
+                self.cassandra.drop_keyspace()
+                for plan in self.definition.jobs:
+                    job_state.forget(self.settings, plan.flink_name)
+        return stopped
 
     def lags(self) -> list[GroupLag]:
         """How far each consumer of the pipeline trails each topic it reads."""
@@ -138,3 +174,27 @@ class Pipeline:
                 )
             previous = lags
             time.sleep(1.0)
+
+
+def registry_dir(settings: Settings) -> Path:
+    """Where the pipelines that are up are listed, for the supervisor to keep them running."""
+    return settings.home / "run" / "pipelines"
+
+
+def register(settings: Settings) -> None:
+    path = registry_dir(settings) / f"{settings.namespace or 'default'}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings.to_env(), indent=2) + "\n")
+
+
+def unregister(settings: Settings) -> None:
+    (registry_dir(settings) / f"{settings.namespace or 'default'}.json").unlink(missing_ok=True)
+
+
+def registered(settings: Settings) -> list[Settings]:
+    """The settings of every pipeline that is up on this stack (as its `pipeline up` saw them)."""
+    found = []
+    for path in sorted(registry_dir(settings).glob("*.json")):
+        with contextlib.suppress(ValueError, TypeError, ClicklibError):
+            found.append(Settings.from_env(json.loads(path.read_text())))
+    return found

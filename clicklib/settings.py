@@ -33,7 +33,14 @@ PORT_FIELDS = (
 URL_FIELDS = ("connect_url", "flink_rest_url", "sql_gateway_url")
 # Durations are written the way Flink reads them ("30 s", "500 ms", "2 min"), since the SQL
 # scripts take them verbatim.
-DURATION_FIELDS = ("idle_timeout", "checkpoint_interval", "join_state_ttl", "dedup_ttl")
+DURATION_FIELDS = (
+    "idle_timeout",
+    "checkpoint_interval",
+    "join_state_ttl",
+    "dedup_ttl",
+    "crash_loop_window",
+    "topic_retention",
+)
 DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|sec|min|h|d)\s*")
 DURATION_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "min": 60, "h": 3600, "d": 86400}
 
@@ -117,6 +124,18 @@ class Settings:
     flink_parallelism: int = 1
     alert_percent: int = 5
 
+    # Self-healing: the supervisor gives a service up after this many exits within the window.
+    crash_loop_exits: int = 5
+    crash_loop_window: str = "10 min"
+    # Disk: each process log is rotated past log_max_mb, keeping log_keep old files; topics keep
+    # messages this long and at most this many MB per partition; tables may expire rows
+    # ("events_by_day=90 d, user_activity=7 d"; empty: rows are kept for good).
+    log_max_mb: int = 50
+    log_keep: int = 3
+    topic_retention: str = "7 d"
+    topic_retention_mb: int = 1024
+    cassandra_ttl: str = ""
+
     def __post_init__(self) -> None:
         # Everything is checked here, when settings are read, so a bad value fails at once
         # naming its variable instead of deep inside whatever uses it first.
@@ -146,6 +165,10 @@ class Settings:
             ("flink_parallelism", 1),
             ("watermark_delay_seconds", 0),
             ("alert_percent", 0),
+            ("crash_loop_exits", 1),
+            ("log_max_mb", 1),
+            ("log_keep", 1),
+            ("topic_retention_mb", 1),
         ):
             if getattr(self, name) < minimum:
                 raise SettingsError(f"{_var(name)} must be at least {minimum}, got {getattr(self, name)}")
@@ -181,6 +204,7 @@ class Settings:
             hosts = [h.strip() for h in getattr(self, name).split(",")]
             if not all(HOST.fullmatch(h) for h in hosts):
                 raise SettingsError(f"{_var(name)}={getattr(self, name)!r} is not a comma-separated list of hosts")
+        self.table_ttls  # noqa: B018 - parsed here so a bad value fails when settings are read
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
 
     @classmethod
@@ -200,8 +224,34 @@ class Settings:
         return parse_duration(self.idle_timeout, _var("idle_timeout"))
 
     @property
+    def table_ttls(self) -> dict[str, int]:
+        """Seconds each table keeps a row, from CLICKLIB_CASSANDRA_TTL ("table=duration, ...")."""
+        ttls = {}
+        for item in filter(None, (part.strip() for part in self.cassandra_ttl.split(","))):
+            table, _, duration = item.partition("=")
+            if not re.fullmatch(r"[a-z_]+", table.strip()) or not duration:
+                raise SettingsError(
+                    f"{_var('cassandra_ttl')}={self.cassandra_ttl!r}: {item!r} is not table=duration; "
+                    "write it like 'events_by_day=90 d, user_activity=7 d'"
+                )
+            ttls[table.strip()] = int(parse_duration(duration, _var("cassandra_ttl")))
+        return ttls
+
+    @property
+    def topic_retention_seconds(self) -> float:
+        return parse_duration(self.topic_retention, _var("topic_retention"))
+
+    @property
+    def crash_loop_window_seconds(self) -> float:
+        return parse_duration(self.crash_loop_window, _var("crash_loop_window"))
+
+    @property
     def checkpoint_interval_seconds(self) -> float:
         return parse_duration(self.checkpoint_interval, _var("checkpoint_interval"))
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``CLICKLIB_*`` variables, for a process that must see the same ones."""
+        return {_var(f.name): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @property
     def keyspace(self) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psutil
 
-from clicklib.exceptions import ServiceStartError, StackError
+from clicklib.exceptions import ClicklibError, ServiceStartError, StackError
 from clicklib.settings import Settings
-from clicklib.stack import configs, jars, process
+from clicklib.stack import configs, jars, process, supervisor
 from clicklib.stack.services import PHASES, PROCESSES, SERVICES, expand, service_url
 
 # (process name, event, detail): event is one of resolving, starting, waiting, healthy, failed.
@@ -28,6 +28,9 @@ class ServiceStatus:
     pids: list[int] = field(default_factory=list)
     rss_mb: float = 0.0
     detail: str = ""
+    restarts: int = 0  # by the supervisor, since the service was last started by hand
+    given_up: str = ""  # why the supervisor left it down, if it did
+    log_tail: str = ""  # the log's last lines when it was given up on
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,21 +63,26 @@ def up(
     configs.write_log_configs(settings)
 
     started: dict[str, psutil.Process] = {}
+    supervisor.forgive(settings, to_start)
     try:
         for phase in PHASES:
             members = [name for name in phase if name in names]
             for name in members:
                 if name in to_start:
-                    started[name] = _start(settings, name, java, emit)
+                    started[name] = start_process(settings, name, java, emit)
             for name in members:
-                _wait_healthy(settings, name, emit, started.get(name) or running[name])
+                wait_healthy(settings, name, started.get(name) or running[name], emit)
     except BaseException:
+        # Pid files go first, so the supervisor does not start again what this call gives up on.
+        for name in started:
+            PROCESSES[name].pid_path(settings).unlink(missing_ok=True)
         process.terminate([*started.values(), *_strays(settings)])
         raise
+    supervisor.start(settings)
     return status(settings)
 
 
-def _start(settings: Settings, name: str, java: str, emit: EventCallback) -> psutil.Process:
+def start_process(settings: Settings, name: str, java: str, emit: EventCallback = _quiet) -> psutil.Process:
     spec = PROCESSES[name]
     emit(name, "starting", "")
     if spec.prepare is not None:
@@ -89,7 +97,7 @@ def _start(settings: Settings, name: str, java: str, emit: EventCallback) -> psu
     )
 
 
-def _wait_healthy(settings: Settings, name: str, emit: EventCallback, proc: psutil.Process) -> None:
+def wait_healthy(settings: Settings, name: str, proc: psutil.Process, emit: EventCallback = _quiet) -> None:
     deadline = time.monotonic() + settings.startup_timeout
     started_at = time.monotonic()
     spec = PROCESSES[name]
@@ -125,6 +133,7 @@ def _fail(settings: Settings, name: str, what: str) -> None:
 def _strays(settings: Settings) -> list[psutil.Process]:
     """Marked processes that no pid file accounts for (a helper JVM, a lost pid file)."""
     known = {process.read_pid(PROCESSES[name].pid_path(settings)) for name in PROCESSES}
+    known.add(process.read_pid(supervisor.pid_path(settings)))
     return [proc for proc in process.stack_processes(settings) if proc.pid not in known]
 
 
@@ -137,6 +146,10 @@ def down(settings: Settings, services: list[str] | None = None) -> list[str]:
     if services:
         expand(services)  # raises naming an unknown service
     names = {p for s in services for p in SERVICES[s]} if services else set(PROCESSES)
+    if not services:
+        supervisor.stop(settings)  # first, so it does not start again what is being stopped
+    if "flink-jobmanager" in names:
+        save_flink_jobs(settings)
     stopped: list[str] = []
     for phase in reversed(PHASES):
         victims = []
@@ -155,10 +168,31 @@ def down(settings: Settings, services: list[str] | None = None) -> list[str]:
     return stopped
 
 
+def save_flink_jobs(settings: Settings) -> dict[str, str]:
+    """Stop the pipelines' running jobs with savepoints, so the next `pipeline up` resumes them."""
+    from clicklib import job_state
+    from clicklib.flink import FlinkClient
+
+    proc = process.owned_process(settings, "flink-jobmanager", PROCESSES["flink-jobmanager"].pid_path(settings))
+    if proc is None:
+        return {}
+    flink = FlinkClient(settings.flink_rest_url, settings.request_timeout)
+    try:
+        return job_state.save_running(settings, flink)
+    except ClicklibError:
+        return {}  # an unhealthy JobManager: its jobs' retained checkpoints remain
+    finally:
+        flink.close()
+
+
 def status(settings: Settings) -> list[ServiceStatus]:
-    """One row per service: whether it runs here, answers, and what it costs in memory."""
+    """One row per service: whether it runs here, answers, what it costs in memory, and how
+    often the supervisor restarted it."""
     rows = []
+    supervised = supervisor.read_state(settings)
     for service, members in SERVICES.items():
+        history = [supervised.get(name, {}) for name in members]
+        given_up = next((h["given_up"] for h in history if h.get("given_up")), "")
         procs = [process.owned_process(settings, name, PROCESSES[name].pid_path(settings)) for name in members]
         local = [p for p in procs if p is not None]
         probe = PROCESSES[members[-1]].probe(settings)
@@ -166,6 +200,8 @@ def status(settings: Settings) -> list[ServiceStatus]:
             state = "running" if probe.healthy else "unhealthy"
         elif local:
             state = "partial"
+        elif given_up:
+            state = "crash-loop"
         else:
             # Nothing of ours runs, yet something may answer: an existing cluster.
             state = "external" if probe.healthy else "stopped"
@@ -178,7 +214,10 @@ def status(settings: Settings) -> list[ServiceStatus]:
                 url=service_url(settings, service),
                 pids=[p.pid for p in local],
                 rss_mb=round(sum(_rss(p) for p in local) / 2**20, 1),
-                detail=probe.detail,
+                detail=given_up if state == "crash-loop" else probe.detail,
+                restarts=sum(h.get("restarts", 0) for h in history),
+                given_up=given_up,
+                log_tail=next((h["log_tail"] for h in history if h.get("given_up")), ""),
             )
         )
     return rows

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import socket
+import time
 
 import pytest
 
@@ -58,3 +61,53 @@ def test_an_unresolvable_artifact_is_named(tmp_path, monkeypatch, settings):
     with pytest.raises(DependencyResolutionError) as caught:
         jars.resolve_maven(dataclasses.replace(settings, home=tmp_path / "home"), "kafka", log=lambda _: None)
     assert "org.apache.kafka:kafka_2.13:jar:0.0.404" in str(caught.value)
+
+
+def wait_until(condition, timeout: float) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, f"not so after {timeout:.0f} s"
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def bound(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
+def kafka_row(settings):
+    return next(row for row in stack.status(settings) if row.service == "kafka")
+
+
+def test_a_killed_service_comes_back_and_a_crash_loop_is_given_up_on(live_stack, isolated_settings):
+    settings = dataclasses.replace(isolated_settings, crash_loop_exits=3)
+    stack.up(settings, ["kafka"])
+    try:
+        # Killed once: the supervisor starts it again, and status counts the restart.
+        os.kill(process.read_pid(settings.home / "run" / "kafka.pid"), signal.SIGKILL)
+        wait_until(lambda: kafka_row(settings).healthy and kafka_row(settings).restarts == 1, 60)
+
+        # Killed while its port is taken: every start fails, and after three exits it is left down.
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            os.kill(process.read_pid(settings.home / "run" / "kafka.pid"), signal.SIGKILL)
+            wait_until(lambda: bound(squatter, settings.kafka_port), 10)  # before the supervisor's 2 s backoff
+            squatter.listen()
+            wait_until(lambda: kafka_row(settings).state == "crash-loop", 120)
+        row = kafka_row(settings)
+        assert not row.healthy
+        assert "exited 3 times" in row.given_up and "clicklib stack up kafka" in row.given_up
+        assert row.log_tail.strip()
+        time.sleep(3)
+        assert kafka_row(settings).state == "crash-loop"  # given up: no more attempts
+
+        # Started by hand again, it runs and its history is cleared.
+        assert stack.up(settings, ["kafka"])[0].healthy
+        assert kafka_row(settings).restarts == 0
+    finally:
+        stack.down(settings)
+    assert process.stack_processes(settings) == []

@@ -88,3 +88,8 @@ def test_durations_are_read_in_flink_units():
     assert settings.idle_timeout_seconds == 120.0
     assert settings.checkpoint_interval_seconds == 0.5
     assert settings.idle_timeout == "2 min"  # the SQL scripts take it verbatim
+
+
+def test_settings_pass_through_the_environment_unchanged(tmp_path):
+    settings = Settings(home=tmp_path, namespace="x_", kafka_port=19092, idle_timeout="2 min", cassandra_ttl="")
+    assert Settings.from_env(settings.to_env()) == settings
