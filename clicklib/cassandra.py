@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra.policies import ExponentialReconnectionPolicy
 from cassandra.query import SimpleStatement, dict_factory
 
 from clicklib.exceptions import CassandraError
@@ -54,6 +55,8 @@ class CassandraClient:
                 port=self.port,
                 connect_timeout=self.timeout,
                 execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(), DICTS: dicts},
+                # After Cassandra restarts, find it again within seconds (the default waits up to 10 min).
+                reconnection_policy=ExponentialReconnectionPolicy(0.5, 5.0, max_attempts=None),
             )
             try:
                 self._session = cluster.connect()
@@ -81,6 +84,18 @@ class CassandraClient:
         """Create the keyspace and tables that do not exist yet."""
         for statement in statements:
             self.execute(statement, what=f"the schema statement `{statement.splitlines()[0]}`")
+
+    def apply_ttls(self, ttls: dict[str, int], tables: Sequence[str]) -> None:
+        """Give tables a default time to live (seconds; 0 keeps rows for good). New writes take it."""
+        unknown = sorted(set(ttls) - set(tables))
+        if unknown:
+            raise CassandraError(
+                f"CLICKLIB_CASSANDRA_TTL names {', '.join(unknown)}, which the pipeline does not have; "
+                f"its tables are {', '.join(tables)}",
+                self.address,
+            )
+        for table, seconds in ttls.items():
+            self.execute(f"ALTER TABLE {self.keyspace}.{table} WITH default_time_to_live = {seconds}")
 
     def drop_keyspace(self) -> None:
         self.execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}")

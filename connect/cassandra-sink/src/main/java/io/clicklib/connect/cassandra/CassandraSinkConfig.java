@@ -139,6 +139,10 @@ public final class CassandraSinkConfig extends AbstractConfig {
                 // nothing: all our requests have completed by the time a session is closed.
                 .withDuration(DefaultDriverOption.NETTY_IO_SHUTDOWN_QUIET_PERIOD, Duration.ZERO)
                 .withDuration(DefaultDriverOption.NETTY_ADMIN_SHUTDOWN_QUIET_PERIOD, Duration.ZERO)
+                // After Cassandra restarts, try again within 2 s: the default backoff grows to 60 s,
+                // and every batch waits for the session to find the node again.
+                .withDuration(DefaultDriverOption.RECONNECTION_BASE_DELAY, Duration.ofMillis(500))
+                .withDuration(DefaultDriverOption.RECONNECTION_MAX_DELAY, Duration.ofSeconds(2))
                 .build();
         return CqlSession.builder()
                 .withClassLoader(loader)
