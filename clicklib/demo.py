@@ -70,7 +70,7 @@ def run(settings: Settings, n_events: int, seed: int | None, invalid_ratio: floa
         "produce_rate": round(report.rate),
         "latency_last_event_to_cassandra_seconds": round(latency, 2),
         "settled_after_seconds": round(settled, 1),
-        "dlq_messages": sum(pipeline.kafka.end_offsets(pipeline.topic(DLQ)).values()),
+        "dlq_messages": pipeline.kafka.count_messages(pipeline.topic(DLQ)),
         "sink_dlq_messages": sum(pipeline.kafka.end_offsets(pipeline.topic(SINK_DLQ)).values()),
         "rows": {table: pipeline.cassandra.count_rows(table) for table in pipeline.definition.tables},
     }

@@ -3,11 +3,13 @@ configured from settings, every failure raised as a KafkaError naming the broker
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaError as ConfluentError
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from clicklib.exceptions import KafkaError
 from clicklib.settings import Settings
@@ -68,6 +70,58 @@ class KafkaClient:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise self.fail(f"creating topic {name}", exc) from exc
         return [t.topic for t in missing]
+
+    def set_topic_configs(self, topics: Sequence[Topic]) -> None:
+        """Give existing topics the configs the pipeline wants (retention, cleanup policy)."""
+        existing = self.topic_names()
+        resources = [
+            ConfigResource(
+                ConfigResource.Type.TOPIC,
+                t.name,
+                incremental_configs=[
+                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in t.config.items()
+                ],
+            )
+            for t in topics
+            if t.name in existing and t.config
+        ]
+        if not resources:
+            return
+        for resource, future in self.admin.incremental_alter_configs(resources).items():
+            try:
+                future.result(timeout=self.timeout)
+            except KafkaException as exc:
+                raise self.fail(f"setting the configs of topic {resource.name}", exc) from exc
+
+    def count_messages(self, topic: str, deadline_seconds: float = 120.0) -> int:
+        """Committed messages in a topic, read to its end: exact for transactional topics, whose end
+        offsets also count commit markers and aborted records."""
+        consumer = self.consumer(
+            "clicklib-counter",
+            **{"isolation.level": "read_committed", "enable.auto.commit": False, "enable.partition.eof": True},
+        )
+        try:
+            pending = {p for p, end in self.end_offsets(topic).items() if end > 0}
+            consumer.assign([TopicPartition(topic, p, 0) for p in pending])
+            count = 0
+            deadline = time.monotonic() + deadline_seconds
+            while pending:
+                if time.monotonic() > deadline:
+                    raise KafkaError(
+                        f"reading {topic} to its end took over {deadline_seconds:.0f} s (an open transaction?)",
+                        self.bootstrap_servers,
+                    )
+                for message in consumer.consume(num_messages=1000, timeout=1.0):
+                    error = message.error()
+                    if error is None:
+                        count += 1
+                    elif error.code() == ConfluentError._PARTITION_EOF:
+                        pending.discard(message.partition())
+            return count
+        except KafkaException as exc:
+            raise self.fail(f"counting the messages of {topic}", exc) from exc
+        finally:
+            consumer.close()
 
     def delete_topics(self, names: Sequence[str]) -> list[str]:
         """Delete those of the named topics that exist; returns their names."""

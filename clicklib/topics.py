@@ -25,7 +25,10 @@ SINK_DLQ = "clickstream_sink_dlq"  # records the Cassandra sink could not write
 TOPICS = (RAW, USERS, DLQ, VALID, CLEAN, PAGEVIEWS, ACTIVITY, SESSIONS, STATUS, SINK_DLQ)
 # Event topics are spread over partitions like the raw one; the rest are small.
 PARTITIONED = (RAW, VALID, CLEAN)
-CONFIGS = {USERS: {"cleanup.policy": "compact"}}
+# Profiles are reference data: the newest per user is kept for good. The clean topic is an
+# upsert stream keyed by event_id: compaction keeps one record per event, and the retention
+# below still bounds it. Every other topic keeps what settings say.
+CLEANUP_POLICIES = {USERS: "compact", CLEAN: "compact,delete"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,18 @@ def topic_name(settings: Settings, base: str) -> str:
     return f"{settings.namespace}{base}"
 
 
+def topic_config(settings: Settings, base: str) -> dict[str, str]:
+    """The Kafka topic configs of a pipeline topic: cleanup policy and retention from settings."""
+    policy = CLEANUP_POLICIES.get(base, "delete")
+    if policy == "compact":
+        return {"cleanup.policy": policy}
+    return {
+        "cleanup.policy": policy,
+        "retention.ms": str(int(settings.topic_retention_seconds * 1000)),
+        "retention.bytes": str(settings.topic_retention_mb * 2**20),
+    }
+
+
 def pipeline_topics(settings: Settings) -> tuple[Topic, ...]:
     """Every topic of the pipeline, as settings size it."""
     return tuple(
@@ -50,7 +65,7 @@ def pipeline_topics(settings: Settings) -> tuple[Topic, ...]:
             topic_name(settings, base),
             settings.raw_partitions if base in PARTITIONED else 1,
             settings.replication_factor,
-            dict(CONFIGS.get(base, {})),
+            topic_config(settings, base),
         )
         for base in TOPICS
     )

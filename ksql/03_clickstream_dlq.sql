@@ -1,6 +1,9 @@
 -- job: ingest
 -- Every invalid raw message, verbatim, with the reason it was rejected and where it was read
--- from, so that nothing the producer sent is lost in silence.
+-- from, so that nothing the producer sent is lost in silence. Written exactly once: in a Kafka
+-- transaction committed with each checkpoint, so a job restarted from its last checkpoint
+-- does not write a dead letter twice. Readers use isolation.level=read_committed; a dead letter
+-- becomes visible when the checkpoint after it completes (within the checkpoint interval).
 CREATE TABLE clickstream_dlq (
   message STRING,
   reason STRING,
@@ -10,6 +13,10 @@ CREATE TABLE clickstream_dlq (
   'connector' = 'kafka',
   'topic' = '${topic.clickstream_dlq}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${namespace}clicklib-dlq',
+  -- The broker refuses transactions longer than its transaction.max.timeout.ms (15 min).
+  'properties.transaction.timeout.ms' = '900000',
   'format' = 'json'
 );
 
