@@ -36,6 +36,11 @@ WARMUP_EVENTS = 200
 PIPELINE_STAGES = ("producer", "streaming_sql", "sink")  # what every event passes through
 
 
+def _versions(settings: Settings) -> dict:
+    with Pipeline(settings) as pipeline:
+        return report.versions(pipeline)
+
+
 def run(
     settings: Settings,
     events: int = DEFAULT_EVENTS,
@@ -168,8 +173,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _versions(settings: Settings) -> dict:
-    with Pipeline(settings) as pipeline:
-        return report.versions(pipeline)

@@ -445,3 +445,15 @@ def test_schema_cache_is_reused(compose_schema: dict) -> None:
     # After the first run the wheel sits in tests/.cache/ and no network is needed.
     assert sorted(CACHE_DIR.glob(SCHEMA_WHEEL_GLOB)), "the schema wheel should be cached"
     assert compose_schema.get("$schema"), "the schema declares its draft"
+
+
+def test_every_service_that_runs_is_restarted_when_it_dies(services: dict) -> None:
+    long_running = {"kafka", "cassandra", "connect", "flink-jobmanager", "flink-taskmanager", "sql-gateway"}
+    assert {name for name, service in services.items() if service.get("restart") == "unless-stopped"} == long_running
+
+
+def test_flink_keeps_checkpoints_and_savepoints_in_a_volume(services: dict) -> None:
+    for name in ("flink-jobmanager", "flink-taskmanager"):
+        properties = services[name]["environment"]["FLINK_PROPERTIES"]
+        assert "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION" in properties
+        assert "flink-state:/opt/flink/state" in services[name]["volumes"]
