@@ -238,18 +238,29 @@ def generate(
 
 
 def read_jsonl(path: str | Path) -> Workload:
-    """Replay a file of raw messages, one per line; a valid event is keyed by its user_id."""
+    """Load a file of raw messages, one per line; a valid event is keyed by its user_id.
+
+    Everything is held in memory: to send a file of any size, with lines that are not UTF-8,
+    stream it with ``clicklib.produce.produce_file`` (``clicklib produce --file``) instead.
+    """
     records = []
-    for line in Path(path).read_text(encoding="utf-8").split("\n"):
-        value = line.removesuffix("\r")
-        if not value.strip():
-            continue
-        try:
-            event = parse(value)
-        except InvalidEventError as exc:
-            records.append(GeneratedRecord(None, value, None, exc.reason))
-        else:
-            records.append(GeneratedRecord(event.user_id, value, event, None))
+    with open(path, "rb") as source:
+        for number, line in enumerate(source, start=1):
+            try:
+                value = line.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{path} line {number} is not UTF-8 (byte {exc.start + 1}); "
+                    "`clicklib produce --file` sends such lines as they are"
+                ) from None
+            if not value.strip():
+                continue
+            try:
+                event = parse(value)
+            except InvalidEventError as exc:
+                records.append(GeneratedRecord(None, value, None, exc.reason))
+            else:
+                records.append(GeneratedRecord(event.user_id, value, event, None))
     return Workload(profiles=[], records=records)
 
 

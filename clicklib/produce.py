@@ -1,22 +1,50 @@
-"""Producing clickstream events into Kafka: an idempotent, rate-limited confluent-kafka producer."""
+"""Producing clickstream events into Kafka: an idempotent, rate-limited confluent-kafka producer.
+
+Generated workloads are sent from memory; a JSON-lines file is streamed line by line
+(``produce_file``), so its size does not matter, and a line Kafka will not take is reported
+by its number instead of stopping the run.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from confluent_kafka import KafkaError as DeliveryError
-from confluent_kafka import Message, Producer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from confluent_kafka import KafkaException, Message, Producer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
-from clicklib.exceptions import KafkaError
+from clicklib.exceptions import ClicklibError, KafkaError
 from clicklib.generate import GeneratedRecord, UserProfile, Workload
 from clicklib.kafka import KafkaClient
 from clicklib.pipeline import Pipeline
 from clicklib.topics import RAW, USERS
 
 FLUSH_TIMEOUT = 60.0
+# The largest message the file producer sends: the broker's default limit (message.max.bytes,
+# 1,048,588 with the batch header). librdkafka's own default is lower (1,000,000), so the
+# producer is given this value, and a line is refused here, by its number, before it is queued.
+MESSAGE_MAX_BYTES = 1_048_576
+# A line longer than the limit is read past in chunks of this size, never held whole.
+READ_CHUNK = 1 << 20
+# A failure reason lists this many line numbers, then says how many more there were.
+SHOWN_LINES = 10
+# How often the progress bar of a file is redrawn.
+PROGRESS_SECONDS = 0.2
 
 
 @dataclass
@@ -41,7 +69,7 @@ class ProduceReport:
         return text + (f"; first error: {self.errors[0]}" if self.errors else "")
 
 
-def make_producer(kafka: KafkaClient) -> Producer:
+def make_producer(kafka: KafkaClient, **overrides: Any) -> Producer:
     # Idempotence with acks=all: a retried send is never written twice; lz4 and a short
     # linger batch the small JSON messages without adding visible latency.
     return kafka.producer(
@@ -51,6 +79,7 @@ def make_producer(kafka: KafkaClient) -> Producer:
             "linger.ms": 20,
             "compression.type": "lz4",
             "client.id": "clicklib-producer",
+            **overrides,
         }
     )
 
@@ -143,3 +172,279 @@ def produce(
     if workload.profiles:
         publish_profiles(pipeline, workload.profiles)
     return produce_records(pipeline, workload.records, rate, show_progress)
+
+
+TOO_LARGE = f"over the {MESSAGE_MAX_BYTES:,}-byte message limit; shorten the line or leave it out"
+NOT_UTF8 = "not UTF-8, sent as its bytes; the pipeline dead-letters it"
+
+
+@dataclass(frozen=True)
+class FileLine:
+    """One non-blank line of a JSON-lines file, without its line ending."""
+
+    number: int  # 1-based, blank lines counted
+    value: bytes | None  # None: longer than the reader's limit, read past and not kept
+    size: int  # bytes, without the line ending
+    key: str | None  # the user_id, when the line is a JSON object with a string user_id
+    utf8: bool | None  # None: not checked (a line read past)
+
+
+class LineReader:
+    """The lines of a binary JSON-lines file, one at a time.
+
+    Memory stays about ``max_bytes`` whatever the file's size: a line is read with
+    ``readline(limit)``, and a longer one is read past in chunks, keeping only its size.
+    Blank lines are counted in ``skipped`` and not yielded; ``position`` is the bytes read so far.
+    """
+
+    def __init__(self, source: BinaryIO, max_bytes: int = MESSAGE_MAX_BYTES) -> None:
+        self.source = source
+        self.max_bytes = max_bytes
+        self.lines = 0
+        self.skipped = 0
+        self.position = 0
+
+    def __iter__(self) -> Iterator[FileLine]:
+        # Two bytes over the limit: a line of exactly max_bytes still fits with its "\r\n".
+        limit = self.max_bytes + 2
+        while chunk := self.source.readline(limit):
+            self.lines += 1
+            self.position += len(chunk)
+            if len(chunk) == limit and not chunk.endswith(b"\n"):
+                yield FileLine(self.lines, None, self._read_past(chunk), None, None)
+                continue
+            value = chunk.removesuffix(b"\n").removesuffix(b"\r")
+            if not value.strip():
+                self.skipped += 1
+            elif len(value) > self.max_bytes:
+                yield FileLine(self.lines, None, len(value), None, None)
+            else:
+                yield _file_line(self.lines, value)
+
+    def _read_past(self, head: bytes) -> int:
+        """Read to the end of a line too long to keep; returns its size without the line ending."""
+        size = len(head)
+        tail = head[-2:]
+        while not tail.endswith(b"\n"):
+            chunk = self.source.readline(READ_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            self.position += len(chunk)
+            tail = (tail + chunk)[-2:]
+        return size - (2 if tail == b"\r\n" else 1 if tail.endswith(b"\n") else 0)
+
+
+def _file_line(number: int, value: bytes) -> FileLine:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return FileLine(number, value, len(value), None, False)
+    try:
+        data = json.loads(text)
+    # Deep nesting exhausts the parser like any unparseable text: such a line is simply sent unkeyed.
+    except (ValueError, RecursionError):
+        return FileLine(number, value, len(value), None, True)
+    user_id = data.get("user_id") if isinstance(data, dict) else None
+    return FileLine(number, value, len(value), user_id if isinstance(user_id, str) else None, True)
+
+
+@dataclass
+class LineGroup:
+    """The lines that share one reason: how many, and the first few numbers."""
+
+    reason: str
+    count: int = 0
+    shown: list[str] = field(default_factory=list)
+
+    def add(self, number: int, detail: str = "") -> None:
+        self.count += 1
+        # Only the first few are kept: a file of millions of failing lines must not grow this.
+        if len(self.shown) < SHOWN_LINES:
+            self.shown.append(f"{number} ({detail})" if detail else str(number))
+
+    def __str__(self) -> str:
+        more = f" and {self.count - len(self.shown):,} more" if self.count > len(self.shown) else ""
+        return f"{'line' if self.count == 1 else 'lines'} {', '.join(self.shown)}{more}: {self.reason}"
+
+
+@dataclass
+class FileReport:
+    """What became of each line of a file: sent, delivered, failed by reason, skipped."""
+
+    path: str
+    topic: str
+    lines: int = 0
+    sent: int = 0
+    delivered: int = 0
+    skipped: int = 0
+    interrupted: bool = False
+    stopped: str | None = None  # why reading ended before the end of the file
+    seconds: float = 0.0
+    failures: dict[str, LineGroup] = field(default_factory=dict)
+    notes: dict[str, LineGroup] = field(default_factory=dict)  # sent, but worth knowing
+
+    @property
+    def failed(self) -> int:
+        return sum(group.count for group in self.failures.values())
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.stopped or self.interrupted)
+
+    def fail(self, number: int, reason: str, detail: str = "") -> None:
+        self.failures.setdefault(reason, LineGroup(reason)).add(number, detail)
+
+    def note(self, number: int, reason: str) -> None:
+        self.notes.setdefault(reason, LineGroup(reason)).add(number)
+
+    def summary(self) -> list[str]:
+        """A headline, then one line per reason with its line numbers."""
+        head = (
+            f"{self.lines:,} lines: {self.sent:,} sent, {self.delivered:,} delivered, {self.failed:,} failed, "
+            f"{self.skipped:,} skipped (blank) to {self.topic} in {self.seconds:.1f} s"
+        )
+        if self.interrupted:
+            head += f" (interrupted after line {self.lines:,})"
+        text = [head]
+        text += [f"failed: {group}" for group in self.failures.values()]
+        text += [f"note: {group}" for group in self.notes.values()]
+        if self.stopped:
+            text.append(f"stopped: {self.stopped}")
+        return text
+
+
+def produce_file(
+    pipeline: Pipeline,
+    path: str | Path,
+    rate: float | None = None,
+    show_progress: bool = True,
+) -> FileReport:
+    """Stream a JSON-lines file into the raw topic: one message per non-blank line, as its exact
+    bytes, keyed by user_id, at most ``rate`` per second.
+
+    Nothing in the file stops the run: a line Kafka will not take is counted as failed with its
+    number and reason, and the producer is always flushed. Raises only when the file cannot be
+    opened or Kafka cannot be reached.
+    """
+    kafka = pipeline.kafka
+    # Checked first: with Kafka down every message would wait out its whole delivery timeout.
+    kafka.topic_names()
+    try:
+        source = open(path, "rb")  # noqa: SIM115 - closed by the with below, after fstat
+        size = os.fstat(source.fileno()).st_size
+    except OSError as exc:
+        raise ClicklibError(f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions") from exc
+    report = FileReport(str(path), pipeline.topic(RAW))
+    reader = LineReader(source)
+    with source:
+        producer = make_producer(kafka, **{"message.max.bytes": MESSAGE_MAX_BYTES})
+        unacknowledged = (
+            f"not acknowledged within {FLUSH_TIMEOUT:.0f} s of the last send; is kafka at "
+            f"{kafka.bootstrap_servers} up (`clicklib stack status`)?"
+        )
+        _stream_lines(producer, reader, size, report, rate, show_progress, unacknowledged)
+    report.lines = reader.lines
+    report.skipped = reader.skipped
+    return report
+
+
+def _stream_lines(
+    producer: Producer,
+    reader: LineReader,
+    size: int,
+    report: FileReport,
+    rate: float | None,
+    show_progress: bool,
+    unacknowledged: str,
+) -> None:
+    # Lines queued and not yet acknowledged: bounded by the producer's queue, not by the file.
+    pending: set[int] = set()
+
+    def on_delivery(number: int, error: DeliveryError | None, _: Message) -> None:
+        pending.discard(number)
+        if error is None:
+            report.delivered += 1
+        elif error.code() in (DeliveryError._PURGE_QUEUE, DeliveryError._PURGE_INFLIGHT):
+            report.fail(number, unacknowledged)
+        else:
+            report.fail(number, f"not delivered: {error.str()}")
+
+    progress = Progress(
+        TextColumn(f"producing {Path(report.path).name} to {report.topic}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[delivered]:>10,} delivered"),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+    )
+    started = time.monotonic()
+    with progress:
+        # An empty size (a pipe, a special file) gives an indeterminate bar.
+        task = progress.add_task("produce", total=size or None, delivered=0)
+        drawn = started
+        try:
+            for line in reader:
+                if rate:
+                    # Never ahead of the schedule sent/rate; sleeping off any lead keeps the rate steady.
+                    lead = report.sent / rate - (time.monotonic() - started)
+                    if lead > 0:
+                        time.sleep(lead)
+                if _send_line(producer, report, line, functools.partial(on_delivery, line.number)):
+                    pending.add(line.number)
+                producer.poll(0)
+                if time.monotonic() - drawn >= PROGRESS_SECONDS:
+                    drawn = time.monotonic()
+                    progress.update(task, completed=reader.position, delivered=report.delivered)
+        except KeyboardInterrupt:
+            report.interrupted = True
+        except OSError as exc:
+            report.stopped = f"reading {report.path} failed after line {reader.lines:,}: {exc.strerror or exc}"
+        _flush(producer, pending, report, unacknowledged)
+        progress.update(task, completed=reader.position, delivered=report.delivered)
+    report.seconds = time.monotonic() - started
+
+
+def _send_line(
+    producer: Producer,
+    report: FileReport,
+    line: FileLine,
+    on_delivery: Callable[[DeliveryError | None, Message], None],
+) -> bool:
+    """Queue one line; False when it was refused (and recorded as failed)."""
+    if line.value is None:
+        report.fail(line.number, TOO_LARGE, f"{line.size:,} bytes")
+        return False
+    while True:
+        try:
+            producer.produce(report.topic, key=line.key, value=line.value, on_delivery=on_delivery)
+            break
+        except BufferError:
+            producer.poll(0.1)  # the local queue is full: let deliveries drain it
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], DeliveryError) else None
+            if error is not None and error.code() == DeliveryError.MSG_SIZE_TOO_LARGE:
+                # Under the limit by itself, over it with the key and the message framing.
+                report.fail(line.number, TOO_LARGE, f"{line.size:,} bytes with its key")
+            else:
+                report.fail(line.number, f"refused by the producer: {error.str() if error else exc}")
+            return False
+    report.sent += 1
+    if line.utf8 is False:
+        report.note(line.number, NOT_UTF8)
+    return True
+
+
+def _flush(producer: Producer, pending: set[int], report: FileReport, unacknowledged: str) -> None:
+    try:
+        producer.flush(FLUSH_TIMEOUT)
+    except KeyboardInterrupt:
+        report.interrupted = True  # a second Ctrl-C: stop waiting for acknowledgements
+    if pending:
+        # What is still queued will not be delivered now; purging it reports each line through its callback.
+        producer.purge()
+        producer.poll(0)
+    for number in sorted(pending):
+        report.fail(number, unacknowledged)
+    pending.clear()
