@@ -82,9 +82,9 @@ def streaming_sql_alone(base: Settings, namespace: str, workload: Workload, warn
         pipeline.kafka.create_topics(pipeline.definition.topics)
         check_delivered(produce.produce(pipeline, workload, show_progress=False), len(workload.records))
         with Landing(pipeline) as landing:
-            job_ids = submit_jobs(pipeline, list(CLEAN_JOBS))
+            starts = submit_jobs(pipeline, list(CLEAN_JOBS))
             ended, messages = landing.settled(expected, SETTLED_QUIET_SECONDS, timeout_for(len(workload.records)))
-        jobs = [pipeline.flink.job(job_id) for job_id in job_ids.values()]
+        jobs = [pipeline.flink.job(start.job_id) for start in starts.values()]
     started = min(job["start-time"] for job in jobs) / 1000
     extra = (
         f" as {messages:,} messages (the extra ones: a tombstone and the joined row again for each event joined "

@@ -148,9 +148,9 @@ def check_delivered(report: produce.ProduceReport, expected: int) -> None:
 # --- Flink ------------------------------------------------------------------------------
 
 
-def submit_jobs(pipeline: Pipeline, jobs: list[str]) -> dict[str, str]:
+def submit_jobs(pipeline: Pipeline, jobs: list[str]) -> dict[str, streaming_sql.JobStart]:
     """Start some jobs of ksql/ alone, exactly as ``clicklib pipeline up`` starts them;
-    returns Flink job name -> job id."""
+    returns Flink job name -> its job id and how it started."""
     return streaming_sql.submit(pipeline, jobs=jobs)
 
 

@@ -135,16 +135,20 @@ class KafkaClient:
                     raise self.fail(f"deleting topic {name}", exc) from exc
         return doomed
 
-    def delete_groups(self, groups: Sequence[str]) -> None:
-        """Delete consumer groups; a group that never committed does not exist and is skipped."""
+    def delete_groups(self, groups: Sequence[str]) -> list[str]:
+        """Delete consumer groups; returns the ones deleted. A group that never committed does not
+        exist, and one that still has members (a consumer shutting down) is left: both are skipped."""
         if not groups:
-            return
-        for future in self.admin.delete_consumer_groups(list(groups), request_timeout=self.timeout).values():
+            return []
+        deleted = []
+        for group, future in self.admin.delete_consumer_groups(list(groups), request_timeout=self.timeout).items():
             try:
                 future.result(timeout=self.timeout)
+                deleted.append(group)
             except KafkaException as exc:
-                if "GROUP_ID_NOT_FOUND" not in str(exc) and "NOT_FOUND" not in str(exc):
-                    raise self.fail("deleting consumer groups", exc) from exc
+                if not any(code in str(exc) for code in ("GROUP_ID_NOT_FOUND", "NOT_FOUND", "NON_EMPTY_GROUP")):
+                    raise self.fail(f"deleting consumer group {group}", exc) from exc
+        return deleted
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Partition -> offset of the next message (the high watermark) of a topic."""

@@ -62,6 +62,9 @@ class RestClient:
             return f"HTTP {response.status_code}: {response.text[:500]}"
         if isinstance(body, dict) and body.get("message"):
             return str(body["message"])[:2000]
+        if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
+            # Flink's REST errors carry a whole Java stack trace: its first line says what went wrong.
+            return str(body["errors"][0]).strip().splitlines()[0][:500]
         return f"HTTP {response.status_code}: {str(body)[:500]}"
 
     def close(self) -> None:

@@ -59,8 +59,15 @@ def resolve_for(settings: Settings, services: list[str], log=print) -> None:
             resolve_maven(settings, service, log)
     if "flink" in wanted:
         resolve_flink_dist(settings, log)
+        # Its tests hold it to the shared vectors of the checkout (tests/vectors): `make test` runs
+        # them every time (make java-vectors); the copy built here has no vectors beside it.
         build_maven_project(
-            settings, FLINK_FUNCTIONS_SOURCE, FLINK_FUNCTIONS_NAME, jars_dir(settings, "flink-functions"), log
+            settings,
+            FLINK_FUNCTIONS_SOURCE,
+            FLINK_FUNCTIONS_NAME,
+            jars_dir(settings, "flink-functions"),
+            log,
+            run_tests=False,
         )
     if "connect" in wanted:
         target = jars_dir(settings, "connect-plugins") / SINK_PLUGIN_NAME
@@ -199,7 +206,9 @@ def pip_download(requirement: str, directory: Path, wheel_glob: str) -> Path:
     return wheels[-1]
 
 
-def build_maven_project(settings: Settings, source: Path, name: str, target: Path, log=print) -> Path:
+def build_maven_project(
+    settings: Settings, source: Path, name: str, target: Path, log=print, run_tests: bool = True
+) -> Path:
     """Build one of clicklib's Java projects (and run its tests) into ``target``: its jar
     and its runtime dependencies, rebuilt only when the project's pom or sources change.
 
@@ -226,6 +235,7 @@ def build_maven_project(settings: Settings, source: Path, name: str, target: Pat
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={target}",
+            *([] if run_tests else ["-DskipTests"]),
         ],
         f"{name} ({pom})",
     )
