@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Notebooks run under nbval in their own namespace, so they never touch the default pipeline.
 NBVAL_NAMESPACE ?= nbval_
 
-.PHONY: demo test lint unit integration jars venv browser bench down clean
+.PHONY: demo test lint unit integration jars venv browser bench down clean java-vectors
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,14 @@ unit: $(STAMP)
 integration: jars browser
 	$(BIN)/pytest tests/integration
 
+# The Flink event check's own tests, against the shared vectors that pytest holds Python to:
+# run every time, so a changed vector is checked on both sides.
+java-vectors: $(STAMP)
+	mvn -B -q -f ksql/functions/pom.xml test
+
 # One pytest session: the stack fixture comes up once for the tests and the notebooks, and
 # goes down at the end when it was not running before, even when a test failed.
-test: lint jars browser
+test: lint jars browser java-vectors
 	@$(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
 	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax; rc=$$?; \
 	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; \

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import operator
-from dataclasses import dataclass, fields
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
 from clicklib.exceptions import InvalidEventError
@@ -37,6 +40,54 @@ NULLABLE_STRING_FIELDS = (
 
 # A JSON integer that fits the SQL side's BIGINT with room to spare: at most 18 digits.
 _INTEGER_LIMIT = 10**18
+
+# A plausible event time: not before 2000-01-01, not more than an hour ahead of the clock that
+# checks it. Dates in seconds, microseconds or nanoseconds (the usual tracker mistakes) fall
+# outside and are named as such, instead of moving the watermark decades away.
+EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_AHEAD_MS = 3_600_000
+_SPANS = (("years", 31_556_952_000), ("days", 86_400_000), ("hours", 3_600_000), ("minutes", 60_000))
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class DateRule:
+    """The range of event times accepted, relative to the clock of whoever checks (injectable)."""
+
+    earliest_ms: int = EARLIEST_MS
+    max_ahead_ms: int = MAX_AHEAD_MS
+    clock: Callable[[], int] = field(default=wall_clock_ms, compare=False)
+
+    def reason(self, date: int) -> str | None:
+        """Why an integer date is not a plausible event time, or None. Java's CheckClickEvent says
+        the same words for the same date and clock (the shared vectors hold both to it)."""
+        latest = self.clock() + self.max_ahead_ms
+        if date < self.earliest_ms:
+            day = datetime.fromtimestamp(self.earliest_ms / 1000, UTC).strftime("%Y-%m-%d")
+            seconds = -(-self.earliest_ms // 1000) <= date <= latest // 1000
+            hint = "milliseconds expected, this looks like seconds" if seconds else "epoch milliseconds expected"
+            return f"date {date} is before {day}: {hint}"
+        if date > latest:
+            ahead = span(date - (latest - self.max_ahead_ms))
+            for unit, factor in (("microseconds", 1_000), ("nanoseconds", 1_000_000)):
+                if self.earliest_ms <= date // factor <= latest:
+                    return f"date {date} is {ahead} ahead of the clock: milliseconds expected, this looks like {unit}"
+            return f"date {date} is {ahead} ahead of the clock; at most {span(self.max_ahead_ms)} ahead is accepted"
+        return None
+
+
+def span(ms: int) -> str:
+    """A positive duration in words, in the largest unit that gives at least 2 ("55,946 years")."""
+    for unit, size in _SPANS:
+        if ms >= 2 * size:
+            return f"{ms // size:,} {unit}"
+    return f"{ms // 1000:,} seconds"
+
+
+DEFAULT_DATES = DateRule()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,9 +120,9 @@ class Event:
         return _COMPACT_JSON.encode(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Event:
+    def from_dict(cls, data: dict[str, Any], dates: DateRule = DEFAULT_DATES) -> Event:
         """Build an event from a decoded message; unknown keys are ignored."""
-        reason = _field_reason(data)
+        reason = _field_reason(data, dates)
         if reason is not None:
             raise InvalidEventError(reason)
         return cls(**{name: data.get(name) for name in FIELDS})
@@ -82,20 +133,20 @@ _field_values = operator.attrgetter(*FIELDS)
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
-def invalid_reason(raw: str | bytes | dict[str, Any]) -> str | None:
-    """Why ``raw`` is not a valid event, or None when it is."""
+def invalid_reason(raw: str | bytes | dict[str, Any], dates: DateRule = DEFAULT_DATES) -> str | None:
+    """Why ``raw`` is not a valid event, checked now (or at ``dates.clock``), or None when it is."""
     if isinstance(raw, dict):
-        return _field_reason(raw)
+        return _field_reason(raw, dates)
     try:
         data = _decode(raw)
     except InvalidEventError as exc:
         return exc.reason
-    return _field_reason(data)
+    return _field_reason(data, dates)
 
 
-def parse(raw: str | bytes) -> Event:
+def parse(raw: str | bytes, dates: DateRule = DEFAULT_DATES) -> Event:
     """Decode one raw message; raises :class:`InvalidEventError` with the first failing rule."""
-    return Event.from_dict(_decode(raw))
+    return Event.from_dict(_decode(raw), dates)
 
 
 def _decode(raw: str | bytes) -> Any:
@@ -118,7 +169,7 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _field_reason(data: Any) -> str | None:
+def _field_reason(data: Any, dates: DateRule) -> str | None:
     if not isinstance(data, dict):
         return NOT_AN_OBJECT
     event_id = data.get("event_id")
@@ -126,6 +177,9 @@ def _field_reason(data: Any) -> str | None:
         return EVENT_ID_REASON
     if not _is_integer(data.get("date")):
         return DATE_REASON
+    implausible = dates.reason(data["date"])
+    if implausible is not None:
+        return implausible
     for name in REQUIRED_STRING_FIELDS:
         if not isinstance(data.get(name), str):
             return f"{name}: expected a string"

@@ -14,8 +14,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+from clicklib.events import DateRule
 from clicklib.exceptions import SettingsError
 
 ENV_PREFIX = "CLICKLIB_"
@@ -34,6 +36,7 @@ URL_FIELDS = ("connect_url", "flink_rest_url", "sql_gateway_url")
 # Durations are written the way Flink reads them ("30 s", "500 ms", "2 min"), since the SQL
 # scripts take them verbatim.
 DURATION_FIELDS = (
+    "date_max_ahead",
     "idle_timeout",
     "checkpoint_interval",
     "join_state_ttl",
@@ -123,6 +126,9 @@ class Settings:
     dedup_ttl: str = "1 h"
     flink_parallelism: int = 1
     alert_percent: int = 5
+    # A plausible event time: not before this day (UTC), at most this far ahead of the clock.
+    date_earliest: str = "2000-01-01"
+    date_max_ahead: str = "1 h"
 
     # Self-healing: the supervisor gives a service up after this many exits within the window.
     crash_loop_exits: int = 5
@@ -205,6 +211,7 @@ class Settings:
             if not all(HOST.fullmatch(h) for h in hosts):
                 raise SettingsError(f"{_var(name)}={getattr(self, name)!r} is not a comma-separated list of hosts")
         self.table_ttls  # noqa: B018 - parsed here so a bad value fails when settings are read
+        self.date_rule  # noqa: B018 - likewise
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
 
     @classmethod
@@ -236,6 +243,18 @@ class Settings:
                 )
             ttls[table.strip()] = int(parse_duration(duration, _var("cassandra_ttl")))
         return ttls
+
+    @property
+    def date_rule(self) -> DateRule:
+        """The plausible event times: the same rule the pipeline's SQL check applies."""
+        try:
+            earliest = datetime.strptime(self.date_earliest, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise SettingsError(
+                f"{_var('date_earliest')}={self.date_earliest!r} is not a date; write it like 2000-01-01"
+            ) from None
+        ahead = parse_duration(self.date_max_ahead, _var("date_max_ahead"))
+        return DateRule(int(earliest.timestamp() * 1000), int(ahead * 1000))
 
     @property
     def topic_retention_seconds(self) -> float:

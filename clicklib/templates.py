@@ -35,6 +35,10 @@ def placeholders(settings: Settings) -> dict[str, str]:
             "parallelism": str(settings.flink_parallelism),
             "raw_partitions": str(settings.raw_partitions),
             "alert_percent": str(settings.alert_percent),
+            "date_earliest": settings.date_earliest,
+            "date_earliest_ms": str(settings.date_rule.earliest_ms),
+            "date_max_ahead": settings.date_max_ahead,
+            "date_max_ahead_ms": str(settings.date_rule.max_ahead_ms),
         }
     )
     return params

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from clicklib.events import FIELDS, Event, invalid_reason, parse
+from clicklib.events import FIELDS, DateRule, Event, invalid_reason, parse
 from clicklib.exceptions import ClicklibError, InvalidEventError
 
 MISSING = object()
@@ -88,8 +88,50 @@ def test_rule_4_date_may_be_missing_only_to_fail():
 
 
 @pytest.mark.parametrize("date", [999_999_999_999_999_999, -999_999_999_999_999_999, 0])
-def test_rule_4_integers_up_to_18_digits_pass(date):
-    assert invalid_reason(message(date=date)) is None
+def test_rule_4_integers_up_to_18_digits_pass_the_integer_rule(date):
+    # Then the plausibility rule judges them, by their value, not their type.
+    assert invalid_reason(message(date=date)).startswith(f"date {date} is ")
+
+
+NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+AT_NOW = DateRule(clock=lambda: NOW)
+
+
+@pytest.mark.parametrize(
+    ("date", "reason"),
+    [
+        (NOW, None),
+        (NOW + 3_600_000, None),
+        (946_684_800_000, None),
+        (
+            NOW * 1000,
+            f"date {NOW * 1000} is 55,945 years ahead of the clock: "
+            "milliseconds expected, this looks like microseconds",
+        ),
+        (NOW // 1000, f"date {NOW // 1000} is before 2000-01-01: milliseconds expected, this looks like seconds"),
+        (
+            NOW + 3_600_001,
+            f"date {NOW + 3_600_001} is 60 minutes ahead of the clock; at most 60 minutes ahead is accepted",
+        ),
+        (
+            NOW + 90 * 86_400_000,
+            f"date {NOW + 90 * 86_400_000} is 90 days ahead of the clock; at most 60 minutes ahead is accepted",
+        ),
+        (946_684_799_999, "date 946684799999 is before 2000-01-01: epoch milliseconds expected"),
+    ],
+)
+def test_rule_4b_the_date_is_a_plausible_event_time(date, reason):
+    assert invalid_reason(message(date=date), AT_NOW) == reason
+
+
+def test_rule_4b_bounds_come_from_the_rule():
+    narrow = DateRule(earliest_ms=NOW - 86_400_000, max_ahead_ms=60_000, clock=lambda: NOW)
+    assert invalid_reason(message(date=NOW - 86_400_001), narrow) == (
+        f"date {NOW - 86_400_001} is before 2025-12-31: epoch milliseconds expected"
+    )
+    assert invalid_reason(message(date=NOW + 120_001), narrow) == (
+        f"date {NOW + 120_001} is 2 minutes ahead of the clock; at most 60 seconds ahead is accepted"
+    )
 
 
 def test_rule_4_a_huge_integer_literal_fails_the_rule_rather_than_the_parser():

@@ -5,7 +5,10 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.time.Instant;
+import java.time.ZoneOffset;
 import java.util.List;
+import java.util.Locale;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.annotation.FunctionHint;
 import org.apache.flink.table.functions.TableFunction;
@@ -42,19 +45,36 @@ public class CheckClickEvent extends TableFunction<Row> {
   private static final ObjectMapper JSON =
       JsonMapper.builder().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS).build();
 
-  public void eval(String message) {
-    collect(check(message));
+  /** A plausible event time by default: not before 2000-01-01, at most an hour ahead. */
+  static final long EARLIEST_MS = 946_684_800_000L;
+
+  static final long MAX_AHEAD_MS = 3_600_000L;
+
+  private static final String[] SPAN_UNITS = {"years", "days", "hours", "minutes"};
+  private static final long[] SPAN_SIZES = {31_556_952_000L, 86_400_000L, 3_600_000L, 60_000L};
+
+  /**
+   * Checks a message at the time of the check: {@code earliestMs} and {@code maxAheadMs} bound the
+   * event time (the pipeline passes them from settings).
+   */
+  public void eval(String message, Long earliestMs, Long maxAheadMs) {
+    collect(
+        check(
+            message,
+            earliestMs == null ? EARLIEST_MS : earliestMs,
+            maxAheadMs == null ? MAX_AHEAD_MS : maxAheadMs,
+            System.currentTimeMillis()));
   }
 
-  /** The output row for one message; a static seam for the unit tests. */
-  static Row check(String message) {
+  /** The output row for one message checked at {@code nowMs}; a static seam for the unit tests. */
+  static Row check(String message, long earliestMs, long maxAheadMs, long nowMs) {
     JsonNode root;
     try {
       root = message == null ? null : JSON.readTree(message);
     } catch (JsonProcessingException | StackOverflowError e) {
       root = null;
     }
-    String reason = reason(root);
+    String reason = reason(root, earliestMs, maxAheadMs, nowMs);
     if (reason != null) {
       return Row.of(reason, null, null, null, null, null, null, null, null, null, null, null, null,
           null, null, null, null, null);
@@ -81,7 +101,7 @@ public class CheckClickEvent extends TableFunction<Row> {
   }
 
   /** The first rule a parsed message breaks, or null; a null root means it did not parse. */
-  static String reason(JsonNode root) {
+  static String reason(JsonNode root, long earliestMs, long maxAheadMs, long nowMs) {
     if (root == null || root.isMissingNode()) {
       return "malformed JSON";
     }
@@ -94,6 +114,10 @@ public class CheckClickEvent extends TableFunction<Row> {
     }
     if (!isInteger(root.get("date"))) {
       return "date: expected an integer (epoch milliseconds)";
+    }
+    String implausible = dateReason(root.get("date").longValue(), earliestMs, maxAheadMs, nowMs);
+    if (implausible != null) {
+      return implausible;
     }
     for (String field : REQUIRED_STRINGS) {
       JsonNode value = root.get(field);
@@ -115,6 +139,45 @@ public class CheckClickEvent extends TableFunction<Row> {
       }
     }
     return null;
+  }
+
+  /**
+   * Why a date is not a plausible event time, or null: the words of clicklib.events.DateRule, for
+   * the same date and clock. Dates in seconds, microseconds or nanoseconds are named as such.
+   */
+  static String dateReason(long date, long earliestMs, long maxAheadMs, long nowMs) {
+    long latest = nowMs + maxAheadMs;
+    if (date < earliestMs) {
+      String day = Instant.ofEpochMilli(earliestMs).atZone(ZoneOffset.UTC).toLocalDate().toString();
+      boolean seconds = date >= -Math.floorDiv(-earliestMs, 1000) && date <= Math.floorDiv(latest, 1000);
+      return "date " + date + " is before " + day + ": "
+          + (seconds ? "milliseconds expected, this looks like seconds" : "epoch milliseconds expected");
+    }
+    if (date > latest) {
+      String ahead = span(date - nowMs);
+      String[] units = {"microseconds", "nanoseconds"};
+      long[] factors = {1_000L, 1_000_000L};
+      for (int i = 0; i < units.length; i++) {
+        long scaled = Math.floorDiv(date, factors[i]);
+        if (scaled >= earliestMs && scaled <= latest) {
+          return "date " + date + " is " + ahead
+              + " ahead of the clock: milliseconds expected, this looks like " + units[i];
+        }
+      }
+      return "date " + date + " is " + ahead + " ahead of the clock; at most " + span(maxAheadMs)
+          + " ahead is accepted";
+    }
+    return null;
+  }
+
+  /** A positive duration in words, in the largest unit that gives at least 2 ("55,946 years"). */
+  static String span(long ms) {
+    for (int i = 0; i < SPAN_UNITS.length; i++) {
+      if (ms >= 2 * SPAN_SIZES[i]) {
+        return String.format(Locale.ROOT, "%,d %s", ms / SPAN_SIZES[i], SPAN_UNITS[i]);
+      }
+    }
+    return String.format(Locale.ROOT, "%,d seconds", ms / 1000);
   }
 
   private static boolean isInteger(JsonNode value) {

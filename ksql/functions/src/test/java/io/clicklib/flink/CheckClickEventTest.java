@@ -32,10 +32,19 @@ class CheckClickEventTest {
             });
   }
 
+  /** The clock the vectors are checked at, unless a vector names its own ("now"). */
+  static final long VECTOR_NOW = 1_767_225_600_000L;
+
   @ParameterizedTest(name = "{0}")
   @MethodSource("vectors")
   void givesTheExpectedReason(JsonNode vector) {
-    Row row = CheckClickEvent.check(vector.get("message").textValue());
+    long now = vector.has("now") ? vector.get("now").longValue() : VECTOR_NOW;
+    Row row =
+        CheckClickEvent.check(
+            vector.get("message").textValue(),
+            CheckClickEvent.EARLIEST_MS,
+            CheckClickEvent.MAX_AHEAD_MS,
+            now);
     String expected = vector.get("reason").isNull() ? null : vector.get("reason").textValue();
     assertEquals(expected, row.getField(0), vector.get("note").textValue());
   }
@@ -44,11 +53,14 @@ class CheckClickEventTest {
   void aValidEventComesOutTyped() {
     Row row =
         CheckClickEvent.check(
-            "{\"event_id\":\"e\",\"date\":5,\"session_id\":\"s\",\"user_id\":null,\"event\":\"click\","
-                + "\"page_type\":\"cart\",\"current_url\":\"u\",\"init_session\":false,\"status\":404}");
+            "{\"event_id\":\"e\",\"date\":1767225600005,\"session_id\":\"s\",\"user_id\":null,\"event\":\"click\","
+                + "\"page_type\":\"cart\",\"current_url\":\"u\",\"init_session\":false,\"status\":404}",
+            CheckClickEvent.EARLIEST_MS,
+            CheckClickEvent.MAX_AHEAD_MS,
+            VECTOR_NOW);
     assertEquals(null, row.getField(0));
     assertEquals("e", row.getField(1));
-    assertEquals(5L, row.getField(2));
+    assertEquals(1767225600005L, row.getField(2));
     assertEquals(null, row.getField(4));
     assertEquals(false, row.getField(11));
     assertEquals(404L, row.getField(17));
