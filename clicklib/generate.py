@@ -219,8 +219,19 @@ def generate(
     start_ms: int = DEFAULT_START_MS,
     n_users: int | None = None,
     max_jitter_ms: int = 5_000,
+    end_ms: int | None = None,
 ) -> Workload:
-    """Simulate exactly ``n_events`` records starting at ``start_ms``, ``invalid_ratio`` of them broken."""
+    """Simulate exactly ``n_events`` records starting at ``start_ms``, ``invalid_ratio`` of them broken.
+
+    With ``end_ms`` the workload ends there instead (its last event is dated at most ``end_ms``):
+    a workload that shares a pipeline with real traffic ends at the moment it is produced, so it
+    never runs ahead of the clock (and of the windows' watermark).
+    """
+    if end_ms is not None:
+        # The simulated timeline is relative to its start: one run at 0 gives the span.
+        trial = generate(n_events, seed, invalid_ratio, 0, n_users, max_jitter_ms)
+        span = max((e.date for e in trial.events), default=0)
+        return generate(n_events, seed, invalid_ratio, end_ms - span, n_users, max_jitter_ms)
     if n_events < 0:
         raise ValueError(f"n_events must be 0 or more, got {n_events}")
     if not 0.0 <= invalid_ratio <= 1.0:
