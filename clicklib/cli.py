@@ -272,6 +272,8 @@ def pipeline_table(report: PipelineStatus) -> Table:
         table.add_row("flink job", job, state)
     for connector, state in report.connectors.items():
         table.add_row("connector", connector, state)
+    for what, count in report.problems.items():
+        table.add_row("problems", what, f"[{'red' if count else 'green'}]{count:,}[/]")
     return table
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from clicklib import stack, streaming_sql
-from clicklib.offsets import topic_messages
+from clicklib.offsets import problem_counts, topic_messages
 from clicklib.pipeline import Pipeline
 
 
@@ -38,6 +38,13 @@ def topic_rates(pipeline: Pipeline, interval: float = 2.0) -> pd.DataFrame:
         for topic, count in second.items()
     ]
     return pd.DataFrame(rows, columns=["topic", "messages", "per_second"])
+
+
+def problems(pipeline: Pipeline) -> pd.DataFrame:
+    """Invalid messages (dead letters), events that came too late for their windows, and records
+    the Cassandra sink could not write: each a count that should stay 0 for clean traffic."""
+    counts = problem_counts(pipeline.definition, pipeline.kafka)
+    return pd.DataFrame({"problem": list(counts), "count": list(counts.values())})
 
 
 def connectors(pipeline: Pipeline) -> pd.DataFrame:
@@ -81,10 +88,11 @@ def services(pipeline: Pipeline) -> pd.DataFrame:
 
 
 def snapshot(pipeline: Pipeline, rate_interval: float = 2.0) -> dict[str, pd.DataFrame]:
-    """Everything at once: services, topics, lags, connectors, jobs."""
+    """Everything at once: services, topics, problems, lags, connectors, jobs."""
     return {
         "services": services(pipeline),
         "topics": topic_rates(pipeline, rate_interval),
+        "problems": problems(pipeline),
         "lags": lags(pipeline),
         "connectors": connectors(pipeline),
         "jobs": flink_jobs(pipeline),

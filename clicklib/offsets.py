@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 from clicklib.definition import PipelineDefinition
 from clicklib.kafka import KafkaClient
+from clicklib.topics import DLQ, LATE, SINK_DLQ
+
+# What went wrong, by the topic that holds it. Read to the end, not taken from end offsets: the
+# dead-letter and late topics are written in transactions, whose commit markers take offsets too.
+PROBLEM_TOPICS = {"dead letters": DLQ, "late events": LATE, "sink dead letters": SINK_DLQ}
 
 
 @dataclass(frozen=True)
@@ -38,3 +43,13 @@ def group_lag(kafka: KafkaClient, group: str, topic: str) -> GroupLag:
 def consumer_lags(definition: PipelineDefinition, kafka: KafkaClient) -> list[GroupLag]:
     """Lag of every consumer in the pipeline: each Flink job on the topics it reads, each sink on its topic."""
     return [group_lag(kafka, consumer.group, consumer.topic) for consumer in definition.consumers]
+
+
+def problem_counts(definition: PipelineDefinition, kafka: KafkaClient) -> dict[str, int]:
+    """Invalid messages, late events and records the sink could not write, counted exactly."""
+    existing = kafka.topic_names()
+    counts = {}
+    for what, base in PROBLEM_TOPICS.items():
+        name = definition.topic(base)
+        counts[what] = kafka.count_messages(name) if name in existing else 0
+    return counts

@@ -27,7 +27,7 @@ from clicklib.definition import PipelineDefinition, Sources
 from clicklib.exceptions import ClicklibError, PipelineError
 from clicklib.flink import FlinkClient
 from clicklib.kafka import KafkaClient
-from clicklib.offsets import GroupLag, consumer_lags, topic_messages
+from clicklib.offsets import GroupLag, consumer_lags, problem_counts, topic_messages
 from clicklib.settings import Settings, get_settings
 from clicklib.sql_gateway import SqlGatewayClient
 
@@ -38,6 +38,7 @@ class PipelineStatus:
     jobs: dict[str, str] = field(default_factory=dict)  # Flink job name -> state
     connectors: dict[str, str] = field(default_factory=dict)  # connector -> "STATE task states"
     started: dict[str, str] = field(default_factory=dict)  # Flink job name -> how `up` started it
+    problems: dict[str, int] = field(default_factory=dict)  # dead letters, late events, sink dead letters
 
 
 class Pipeline:
@@ -118,6 +119,7 @@ class Pipeline:
         report = PipelineStatus()
         messages = topic_messages(self.definition, self.kafka)
         report.topics = {t.name: messages.get(t.name, -1) for t in self.definition.topics}
+        report.problems = problem_counts(self.definition, self.kafka)
         for name, job in streaming_sql.running_jobs(self).items():
             report.jobs[name] = job.state if job else "NOT RUNNING"
         for connector in self.definition.connectors:

@@ -17,7 +17,6 @@ session of the first. Then it asserts:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import threading
@@ -26,7 +25,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 
-import pandas as pd
 import pytest
 
 from clicklib import produce, stack, streaming_sql
@@ -36,6 +34,7 @@ from clicklib.settings import Settings
 from clicklib.stack.process import read_pid
 from clicklib.stack.services import PROCESSES
 from tests import oracle
+from tests.checks import read_committed, same_rows, table
 
 from .conftest import RECOVERY
 
@@ -109,58 +108,6 @@ def run_workload(pipeline: Pipeline, tagged: Workload, disrupt: Callable[[], dic
     report = result["report"]
     assert report.delivered == len(tagged.records) and report.failed == 0, str(report)
     return figures
-
-
-def read_committed(settings: Settings, topic: str) -> list[dict]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"reader-{uuid.uuid4().hex}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        values, ended = [], set()
-        deadline = time.monotonic() + 120
-        while len(ended) < len(partitions) and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=1000, timeout=1.0):
-                if message.error() is None:
-                    values.append(json.loads(message.value()))
-                else:
-                    ended.add(message.partition())
-        return values
-    finally:
-        consumer.close()
-
-
-def table(pipeline: Pipeline, name: str) -> pd.DataFrame:
-    frame = pipeline.cassandra.query_df(f"SELECT * FROM {pipeline.settings.keyspace}.{name}")
-    for column in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[column]):
-            frame[column] = frame[column].astype("datetime64[ms]").astype("int64")
-    return frame
-
-
-def same_rows(actual: pd.DataFrame, expected: pd.DataFrame, key: list[str], name: str) -> None:
-    columns = list(expected.columns)
-    left = actual[columns].sort_values(key, ignore_index=True)
-    right = expected.sort_values(key, ignore_index=True)
-    assert len(left) == len(right), f"{name}: {len(left)} rows in Cassandra, {len(right)} expected"
-    for column in columns:
-        got = [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in left[column]]
-        want = [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in right[column]]
-        if got != want:
-            first = next(i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w)
-            where = dict(zip(key, left.loc[first, key], strict=True))
-            raise AssertionError(
-                f"{name}.{column} differs at {where}: Cassandra {got[first]!r}, pandas {want[first]!r}"
-            )
 
 
 def assert_exact(pipeline: Pipeline, tagged: Workload) -> None:

@@ -7,7 +7,6 @@ then a replay of the same workload, then a Connect restart under load.
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 import uuid
@@ -15,13 +14,13 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from confluent_kafka import Consumer
 
 from clicklib import produce, stack, streaming_sql
 from clicklib.generate import generate
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 from tests import oracle
+from tests.checks import read_committed, same_rows, table
 
 WORKLOAD = {"n_events": 20_000, "seed": 20261128, "invalid_ratio": 0.01}
 
@@ -47,61 +46,6 @@ def produced(pipeline, workload) -> Pipeline:
     return pipeline
 
 
-def table(pipeline: Pipeline, name: str) -> pd.DataFrame:
-    frame = pipeline.cassandra.query_df(f"SELECT * FROM {pipeline.settings.keyspace}.{name}")
-    for column in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[column]):
-            frame[column] = frame[column].astype("datetime64[ms]").astype("int64")
-    return frame
-
-
-def same_rows(actual: pd.DataFrame, expected: pd.DataFrame, key: list[str]) -> None:
-    """Equal row for row and value for value, whatever the order or the integer widths."""
-    columns = list(expected.columns)
-    left = actual[columns].sort_values(key, ignore_index=True)
-    right = expected.sort_values(key, ignore_index=True)
-    assert len(left) == len(right), f"{len(left)} rows in Cassandra, {len(right)} expected"
-    for column in columns:
-        got, want = _values(left[column]), _values(right[column])
-        if got != want:
-            first = next(i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w)
-            raise AssertionError(
-                f"{column} differs at {dict(zip(key, left.loc[first, key], strict=True))}: "
-                f"Cassandra has {got[first]!r}, pandas {want[first]!r}"
-            )
-
-
-def _values(series: pd.Series) -> list:
-    # Missing values of any kind (None, NaN, pd.NA) compare equal as None; numbers by value.
-    return [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in series]
-
-
-def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 60.0) -> list[dict]:
-    # A plain consumer of its own, independent of clicklib's clients.
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"reader-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            # The dead-letter topic is written in transactions: what a crash aborted is not a dead letter.
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.subscribe([topic])
-    values: list[dict] = []
-    deadline = time.monotonic() + timeout
-    idle_polls = 0
-    try:
-        while time.monotonic() < deadline and (len(values) < expected or idle_polls < 3):
-            batch = consumer.consume(num_messages=1000, timeout=1.0)
-            idle_polls = 0 if batch else idle_polls + 1
-            values.extend(json.loads(m.value()) for m in batch if m.error() is None and m.value() is not None)
-    finally:
-        consumer.close()
-    return values
-
-
 def test_every_clean_event_lands_in_cassandra_with_all_its_fields(produced, workload):
     expected = oracle.clean_events(workload)
     events = table(produced, "events_by_user")
@@ -116,7 +60,7 @@ def test_every_clean_event_lands_in_cassandra_with_all_its_fields(produced, work
 def test_the_dead_letter_topic_holds_exactly_the_invalid_messages(produced, workload):
     invalid = [(r.value, r.reason) for r in workload.records if r.reason is not None]
     assert len(invalid) == round(WORKLOAD["n_events"] * WORKLOAD["invalid_ratio"])
-    dead = read_topic(produced.settings, produced.topic("clickstream_dlq"), len(invalid))
+    dead = read_committed(produced.settings, produced.topic("clickstream_dlq"))
     assert Counter((d["message"], d["reason"]) for d in dead) == Counter(invalid)
 
 

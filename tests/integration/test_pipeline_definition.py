@@ -117,5 +117,5 @@ def test_the_built_wheel_runs_the_pipeline_from_an_empty_directory(live_stack: S
     connectors = [line for line in lines if line and line[0] == "connector"]
     assert len(connectors) == 6 and all(line[2:] == ["RUNNING", "RUNNING"] for line in connectors), status
     topics = [line for line in lines if line and line[0] == "topic"]
-    assert len(topics) == 10 and all(line[1].startswith(namespace) for line in topics)
+    assert len(topics) == 11 and all(line[1].startswith(namespace) for line in topics)
     assert list(empty.iterdir()) == []  # nothing written where it ran

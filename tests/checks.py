@@ -1,0 +1,74 @@
+"""What the integration and fault tests compare with: a table as Cassandra holds it, rows equal
+value for value, and a topic read to its end as a committed reader sees it. Plain clients of
+their own, independent of clicklib's, where a shared bug could make both sides agree."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pandas as pd
+from confluent_kafka import Consumer, TopicPartition
+
+from clicklib.pipeline import Pipeline
+from clicklib.settings import Settings
+
+
+def table(pipeline: Pipeline, name: str) -> pd.DataFrame:
+    """Every row of a pipeline table, timestamps as epoch milliseconds."""
+    frame = pipeline.cassandra.query_df(f"SELECT * FROM {pipeline.settings.keyspace}.{name}")
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].astype("datetime64[ms]").astype("int64")
+    return frame
+
+
+def same_rows(actual: pd.DataFrame, expected: pd.DataFrame, key: list[str], name: str = "") -> None:
+    """Equal row for row and value for value, whatever the order or the integer widths."""
+    columns = list(expected.columns)
+    left = actual[columns].sort_values(key, ignore_index=True)
+    right = expected.sort_values(key, ignore_index=True)
+    where = f"{name}: " if name else ""
+    assert len(left) == len(right), f"{where}{len(left)} rows in Cassandra, {len(right)} expected"
+    for column in columns:
+        got, want = _values(left[column]), _values(right[column])
+        if got != want:
+            first = next(i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w)
+            raise AssertionError(
+                f"{where}{column} differs at {dict(zip(key, left.loc[first, key], strict=True))}: "
+                f"Cassandra has {got[first]!r}, pandas {want[first]!r}"
+            )
+
+
+def _values(series: pd.Series) -> list:
+    # Missing values of any kind (None, NaN, pd.NA) compare equal as None; numbers by value.
+    return [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in series]
+
+
+def read_committed(settings: Settings, topic: str, timeout: float = 120.0) -> list[dict]:
+    """Every committed message of a topic, decoded, read to the end of each partition. The
+    dead-letter topic is written in transactions: what a crash aborted is not a dead letter."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        values, ended = [], set()
+        deadline = time.monotonic() + timeout
+        while len(ended) < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=1000, timeout=1.0):
+                if message.error() is None:
+                    values.append(json.loads(message.value()))
+                else:
+                    ended.add(message.partition())
+        return values
+    finally:
+        consumer.close()
