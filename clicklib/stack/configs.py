@@ -104,6 +104,9 @@ config.storage.replication.factor=1
 offset.storage.replication.factor=1
 status.storage.replication.factor=1
 offset.flush.interval.ms=5000
+# Cassandra acknowledges a write once its commit log group is synced: larger batches, written
+# with many requests in flight, share each sync instead of waiting for one apiece.
+consumer.max.poll.records=2000
 listeners=http://{settings.bind_host}:{settings.connect_port}
 rest.advertised.host.name={settings.bind_host}
 rest.advertised.port={settings.connect_port}
@@ -128,11 +131,13 @@ commitlog_directory: {data / "commitlog"}
 saved_caches_directory: {data / "saved_caches"}
 hints_directory: {data / "hints"}
 cdc_raw_directory: {data / "cdc_raw"}
-# A write is acknowledged only once its commit log entry is on disk (writes arriving within
-# 15 ms share one fsync). The default, periodic, acknowledges first and syncs every 10 s:
-# a crash of the process or the machine can lose writes the sink was told had succeeded.
-commitlog_sync: group
-commitlog_sync_group_window: 15ms
+# A write is acknowledged only once its commit log entry is on disk: the writes waiting when a
+# sync starts share it. The default, periodic, acknowledges first and syncs every 10 s: a crash
+# of the process or the machine can lose writes the sink was told had succeeded.
+commitlog_sync: batch
+# Each write holds a write thread until its sync: with the default 32 threads a node takes no
+# more than 32 writes per sync; 512 let the sink's many writes in flight share each one.
+concurrent_writes: 512
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
