@@ -229,7 +229,10 @@ def job_watermark(pipeline: Pipeline, job: str = "aggregates", timeout: float = 
         marks = []
         for vertex in vertices:
             marks.extend(pipeline.flink.vertex_watermarks(info.job_id, vertex["id"]))
-        if len(marks) >= len(vertices) or time.monotonic() > deadline:
+        # A vertex whose metrics Flink has not fetched yet reads "no watermark" for a while:
+        # ask again until every vertex has one, or the time is up.
+        settled = len(marks) >= len(vertices) and all(m > NO_WATERMARK for m in marks)
+        if settled or time.monotonic() > deadline:
             return min(marks) if marks and min(marks) > NO_WATERMARK else None
         time.sleep(1.0)
 
