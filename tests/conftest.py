@@ -42,3 +42,12 @@ def namespaced_pipeline(live_stack: Settings):
     with Pipeline(dataclasses.replace(live_stack, namespace=f"t{uuid.uuid4().hex[:8]}_")) as pipeline:
         yield pipeline
         pipeline.down(purge=True)
+
+
+@pytest.fixture
+def running_pipeline(live_stack: Settings):
+    """A pipeline set up in a namespace of its own, purged afterwards."""
+    with Pipeline(dataclasses.replace(live_stack, namespace=f"r{uuid.uuid4().hex[:8]}_")) as pipeline:
+        pipeline.up()
+        yield pipeline
+        pipeline.down(purge=True)

@@ -16,12 +16,10 @@ session of the first. Then it asserts:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -47,11 +45,8 @@ JOBS_BACK_WITHIN = 120.0
 
 
 @pytest.fixture
-def pipeline(live_stack: Settings):
-    with Pipeline(dataclasses.replace(live_stack, namespace=f"f{uuid.uuid4().hex[:8]}_")) as pipeline:
-        pipeline.up()
-        yield pipeline
-        pipeline.down(purge=True)
+def pipeline(running_pipeline: Pipeline) -> Pipeline:
+    return running_pipeline
 
 
 def workloads(seed: int) -> tuple[Workload, Workload]:

@@ -18,17 +18,13 @@ import pytest
 from clicklib import demo, produce
 from clicklib.generate import Workload, generate
 from clicklib.pipeline import Pipeline
-from clicklib.settings import Settings
 from tests import oracle
 from tests.checks import read_committed, same_rows, table
 
 
 @pytest.fixture
-def pipeline(live_stack: Settings):
-    with Pipeline(dataclasses.replace(live_stack, namespace=f"et{uuid.uuid4().hex[:8]}_")) as pipeline:
-        pipeline.up()
-        yield pipeline
-        pipeline.down(purge=True)
+def pipeline(running_pipeline: Pipeline) -> Pipeline:
+    return running_pipeline
 
 
 def test_current_events_after_a_simulated_workload_and_a_microsecond_date_get_exact_windows(pipeline):
