@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Notebooks run under nbval in their own namespace, so they never touch the default pipeline.
 NBVAL_NAMESPACE ?= nbval_
 
-.PHONY: demo test lint unit integration jars venv browser bench down clean java-vectors
+.PHONY: demo test lint unit integration jars venv browser bench down clean java-vectors differential
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,16 @@ integration: jars browser
 java-vectors: $(STAMP)
 	mvn -B -q -f ksql/functions/pom.xml test
 
+# Java's verdict against Python's on some 100,000 generated messages (tests/vectors/differential.py):
+# truncations, byte damage, every field of every type, deep and long values, UTF-8 edge cases.
+differential: $(STAMP)
+	@corpus=$$(mktemp) && trap 'rm -f "$$corpus"' EXIT && \
+	$(BIN)/python tests/vectors/differential.py "$$corpus" && \
+	CLICKLIB_DIFFERENTIAL="$$corpus" mvn -B -q -f ksql/functions/pom.xml test -Dtest=CheckClickEventDifferentialTest
+
 # One pytest session: the stack fixture comes up once for the tests and the notebooks, and
 # goes down at the end when it was not running before, even when a test failed.
-test: lint jars browser java-vectors
+test: lint jars browser java-vectors differential
 	@$(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
 	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax; rc=$$?; \
 	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; \

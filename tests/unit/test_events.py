@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from clicklib.events import FIELDS, DateRule, Event, invalid_reason, parse
+from clicklib.events import FIELDS, MAX_DEPTH, DateRule, Event, invalid_reason, parse
 from clicklib.exceptions import ClicklibError, InvalidEventError
 
 MISSING = object()
@@ -60,9 +60,46 @@ def test_unknown_fields_and_empty_strings_are_allowed():
     assert invalid_reason(message(extra={"nested": [1]}, session_id="", current_url="", city="")) is None
 
 
-@pytest.mark.parametrize("raw", ['{"event_id": "x"', "", "not json", b"\xff\xfe{}", '{"date": NaN}', "{} {}"])
+def test_a_record_without_a_value_is_no_message():
+    assert invalid_reason(None) == "no message: the Kafka record has no value"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe{}", "not UTF-8 text: byte 0xFF at offset 0"),
+        (b'{"a":"\xc3"}', "not UTF-8 text: byte 0xC3 at offset 6"),
+        (b'{"a":"\xed\xa0\x80"}', "not UTF-8 text: byte 0xED at offset 6"),
+        (b"{}\xe2\x82", "not UTF-8 text: byte 0xE2 at offset 2"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_named_by_the_first_bad_byte(raw, reason):
+    assert invalid_reason(raw) == reason
+
+
+@pytest.mark.parametrize("raw", ['{"event_id": "x"', "", b"", "not json", b"\xef\xbb\xbf{}", '{"date": NaN}', "{} {}"])
 def test_rule_1_unparseable_text_is_malformed_json(raw):
     assert invalid_reason(raw) == "malformed JSON"
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 998, 999, 1000, 5000, 100_000])
+def test_rule_1_nesting_deeper_than_the_limit_is_refused_before_parsing(depth):
+    # The event is level 1. Without the limit, json.loads would recurse once per level: the
+    # verdict would depend on the recursion limit and the caller's stack.
+    deep = "[" * (depth - 1) + "]" * (depth - 1)
+    assert invalid_reason(message(extra="DEEP").replace('"DEEP"', deep)) == f"nested deeper than {MAX_DEPTH} levels"
+
+
+def test_rule_1_nesting_up_to_the_limit_is_parsed():
+    deep = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
+    assert invalid_reason(message(extra="DEEP").replace('"DEEP"', deep)) is None
+
+
+def test_rule_1_lengths_have_no_limit_of_their_own():
+    # Each longer than Jackson's default limit (numbers 1,000 digits, names 50,000 chars,
+    # strings 20 million); Flink's check lifts them all, as CheckClickEventTest shows.
+    raw = message(**{"n" * 50_001: 1, "s": "x" * 20_000_001, "extra": "NUMBER"})
+    assert invalid_reason(raw.replace('"NUMBER"', "9" * 100_000)) is None
 
 
 @pytest.mark.parametrize("raw", ["[1, 2]", '"text"', "42", "null", "true"])
@@ -175,6 +212,23 @@ def test_rule_8_optional_fields_must_be_a_string_or_null(field):
 )
 def test_the_first_failing_rule_wins(changes, reason):
     assert invalid_reason(message(**changes)) == reason
+
+
+@pytest.mark.parametrize("field", ["event_id", *REQUIRED_STRINGS, *NULLABLE_STRINGS])
+def test_a_kept_string_with_a_lone_surrogate_is_refused(field):
+    reason = f"{field}: not valid Unicode (a lone surrogate)"
+    assert invalid_reason(message(**{field: "x\ud800"})) == reason
+    assert invalid_reason({**VALID, field: "\udfff"}) == reason
+    assert invalid_reason(message(**{field: "x\U0001f600"})) is None
+
+
+def test_a_lone_surrogate_is_checked_with_its_fields_type():
+    assert invalid_reason(message(city="\ud800", status="ok")) == "status: expected an integer"
+    assert invalid_reason(message(event_id="\ud800", status="ok")) == "event_id: not valid Unicode (a lone surrogate)"
+
+
+def test_a_lone_surrogate_in_an_unknown_field_is_not_kept():
+    assert invalid_reason(message(extra="\ud800")) is None
 
 
 def test_a_dict_is_checked_without_parsing():

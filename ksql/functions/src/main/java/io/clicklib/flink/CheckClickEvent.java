@@ -1,22 +1,31 @@
 package io.clicklib.flink;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CoderResult;
+import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.time.ZoneOffset;
+import java.util.Base64;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.annotation.FunctionHint;
 import org.apache.flink.table.functions.TableFunction;
 import org.apache.flink.types.Row;
 
 /**
- * Checks one raw clickstream message against the event schema and emits one row: the reason it
- * is invalid (NULL when valid) and, for a valid event, its typed fields.
+ * Checks one raw clickstream message, the bytes of a Kafka record's value, against the event
+ * schema and emits one row: the reason it is invalid (NULL when valid), for a valid event its
+ * typed fields, and for an invalid one the message as text (or as base64 when it is not UTF-8)
+ * for the dead-letter topic.
  *
  * <p>The rules, their order and their reason texts are those of {@code
  * clicklib.events.invalid_reason} in Python; both are tested against the shared vectors in {@code
@@ -30,20 +39,80 @@ import org.apache.flink.types.Row;
                 + " user_id STRING, event STRING, page_type STRING, current_url STRING,"
                 + " referrer STRING, partner_id STRING, partner_name STRING, init_session BOOLEAN,"
                 + " user_agent STRING, ip STRING, city STRING, country STRING, `language` STRING,"
-                + " status BIGINT>"))
+                + " status BIGINT, message_text STRING, message_base64 STRING>"))
 public class CheckClickEvent extends TableFunction<Row> {
+
+  /** The event's fields in the order of the output row's columns 1 to 17. */
+  static final List<String> FIELDS =
+      List.of(
+          "event_id", "date", "session_id", "user_id", "event", "page_type", "current_url",
+          "referrer", "partner_id", "partner_name", "init_session", "user_agent", "ip", "city",
+          "country", "language", "status");
 
   static final List<String> REQUIRED_STRINGS = List.of("session_id", "event", "page_type", "current_url");
   static final List<String> OPTIONAL_STRINGS =
       List.of(
           "user_id", "referrer", "partner_id", "partner_name", "user_agent", "ip", "city", "country",
           "language");
-  private static final long INTEGER_LIMIT = 1_000_000_000_000_000_000L; // 10^18: at most 18 digits
 
-  // Strict like Python's json.loads: no content after the value; NaN and Infinity are rejected
-  // by default, and of a repeated key the last value wins, as in Python.
-  private static final ObjectMapper JSON =
-      JsonMapper.builder().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS).build();
+  /**
+   * How deeply arrays and objects may nest, the event itself being level 1: clicklib.events'
+   * MAX_DEPTH, which keeps Python's recursive parser well inside its recursion limit.
+   */
+  static final int MAX_DEPTH = 500;
+
+  static final String NO_MESSAGE = "no message: the Kafka record has no value";
+  static final String MALFORMED_JSON = "malformed JSON";
+  static final String TOO_DEEP = "nested deeper than " + MAX_DEPTH + " levels";
+
+  private static final int COLUMNS = 1 + FIELDS.size() + 2;
+  private static final int MESSAGE_TEXT = COLUMNS - 2;
+  private static final int MESSAGE_BASE64 = COLUMNS - 1;
+  private static final Map<String, Integer> FIELD_INDEX = new HashMap<>();
+
+  static {
+    for (int i = 0; i < FIELDS.size(); i++) {
+      FIELD_INDEX.put(FIELDS.get(i), i);
+    }
+  }
+
+  private static final int EVENT_ID = FIELDS.indexOf("event_id");
+  private static final int DATE = FIELDS.indexOf("date");
+  private static final int INIT_SESSION = FIELDS.indexOf("init_session");
+  private static final int STATUS = FIELDS.indexOf("status");
+  private static final int[] REQUIRED_STRING_INDEXES =
+      REQUIRED_STRINGS.stream().mapToInt(FIELDS::indexOf).toArray();
+  private static final int[] OPTIONAL_STRING_INDEXES =
+      OPTIONAL_STRINGS.stream().mapToInt(FIELDS::indexOf).toArray();
+
+  private static final int INTEGER_DIGITS = 18; // fits a BIGINT with room to spare, as in Python
+
+  /** A known field's value that is JSON null. */
+  private static final Object JSON_NULL = new Object();
+
+  /** A known field's value of no use to any rule: an array, an object, a float, a long integer. */
+  private static final Object OTHER = new Object();
+
+  // Strict like Python's json.loads (Jackson's defaults: no comments, NaN, single quotes or
+  // leading zeros). Python has no limit on the length of numbers, names, strings or documents,
+  // so neither has this parser: Jackson's own (1,000 digits, 50,000 chars of a name, 20 million
+  // of a string) would call a message malformed that Python accepts. The raw topic's message
+  // size bounds them all. Nesting has the one explicit limit, checked the same way on both sides.
+  // Field names are not canonicalized: Jackson's symbol table would keep up to 12,000 unknown
+  // names of unbounded length alive between messages (for some 7 % of a valid event's check).
+  private static final JsonFactory JSON =
+      JsonFactory.builder()
+          .disable(JsonFactory.Feature.CANONICALIZE_FIELD_NAMES)
+          .streamReadConstraints(
+              StreamReadConstraints.builder()
+                  .maxNestingDepth(MAX_DEPTH)
+                  .maxNumberLength(Integer.MAX_VALUE)
+                  .maxNameLength(Integer.MAX_VALUE)
+                  .maxStringLength(Integer.MAX_VALUE)
+                  .maxDocumentLength(-1)
+                  .maxTokenCount(-1)
+                  .build())
+          .build();
 
   /** A plausible event time by default: not before 2000-01-01, at most an hour ahead. */
   static final long EARLIEST_MS = 946_684_800_000L;
@@ -54,10 +123,11 @@ public class CheckClickEvent extends TableFunction<Row> {
   private static final long[] SPAN_SIZES = {31_556_952_000L, 86_400_000L, 3_600_000L, 60_000L};
 
   /**
-   * Checks a message at the time of the check: {@code earliestMs} and {@code maxAheadMs} bound the
-   * event time (the pipeline passes them from settings).
+   * Checks a message (the raw bytes of a Kafka record's value, null for a record without one) at
+   * the time of the check: {@code earliestMs} and {@code maxAheadMs} bound the event time (the
+   * pipeline passes them from settings).
    */
-  public void eval(String message, Long earliestMs, Long maxAheadMs) {
+  public void eval(byte[] message, Long earliestMs, Long maxAheadMs) {
     collect(
         check(
             message,
@@ -67,78 +137,213 @@ public class CheckClickEvent extends TableFunction<Row> {
   }
 
   /** The output row for one message checked at {@code nowMs}; a static seam for the unit tests. */
-  static Row check(String message, long earliestMs, long maxAheadMs, long nowMs) {
-    JsonNode root;
-    try {
-      root = message == null ? null : JSON.readTree(message);
-    } catch (JsonProcessingException | StackOverflowError e) {
-      root = null;
+  static Row check(byte[] message, long earliestMs, long maxAheadMs, long nowMs) {
+    if (message == null) {
+      return invalid(NO_MESSAGE, null, null);
     }
-    String reason = reason(root, earliestMs, maxAheadMs, nowMs);
+    // Decoded strictly (a new decoder reports malformed input, never replaces it) before parsing,
+    // as Python does: Flink's raw STRING would have replaced bytes that are not UTF-8 with U+FFFD
+    // in silence, and Jackson reading bytes would skip a byte order mark that Python's parser
+    // refuses. The one copy a valid event pays for: UTF-8 never needs more chars than bytes, so
+    // the buffer cannot overflow, and the parser reads the chars where they are.
+    ByteBuffer bytes = ByteBuffer.wrap(message);
+    CharBuffer chars = CharBuffer.allocate(message.length);
+    CoderResult decoded = StandardCharsets.UTF_8.newDecoder().decode(bytes, chars, true);
+    if (decoded.isError()) {
+      // The position is the first byte of the first ill-formed sequence, Python's error start.
+      int offset = bytes.position();
+      return invalid(
+          notUtf8Reason(message[offset] & 0xFF, offset),
+          null,
+          Base64.getEncoder().encodeToString(message));
+    }
+    char[] text = chars.array();
+    int length = chars.position();
+    Object[] values;
+    try (JsonParser parser = JSON.createParser(text, 0, length)) {
+      values = readMessage(parser);
+    } catch (IOException e) {
+      return invalid(
+          nestedTooDeep(text, length) ? TOO_DEEP : MALFORMED_JSON, new String(text, 0, length), null);
+    }
+    String reason = values == null ? "not a JSON object" : reason(values, earliestMs, maxAheadMs, nowMs);
     if (reason != null) {
-      return Row.of(reason, null, null, null, null, null, null, null, null, null, null, null, null,
-          null, null, null, null, null);
+      return invalid(reason, new String(text, 0, length), null);
     }
-    return Row.of(
-        null,
-        root.get("event_id").textValue(),
-        root.get("date").longValue(),
-        text(root, "session_id"),
-        text(root, "user_id"),
-        text(root, "event"),
-        text(root, "page_type"),
-        text(root, "current_url"),
-        text(root, "referrer"),
-        text(root, "partner_id"),
-        text(root, "partner_name"),
-        root.get("init_session").booleanValue(),
-        text(root, "user_agent"),
-        text(root, "ip"),
-        text(root, "city"),
-        text(root, "country"),
-        text(root, "language"),
-        root.get("status").longValue());
+    Object[] columns = new Object[COLUMNS];
+    for (int i = 0; i < FIELDS.size(); i++) {
+      columns[1 + i] = values[i] == JSON_NULL ? null : values[i];
+    }
+    return Row.of(columns);
   }
 
-  /** The first rule a parsed message breaks, or null; a null root means it did not parse. */
-  static String reason(JsonNode root, long earliestMs, long maxAheadMs, long nowMs) {
-    if (root == null || root.isMissingNode()) {
-      return "malformed JSON";
+  private static Row invalid(String reason, String messageText, String messageBase64) {
+    Object[] columns = new Object[COLUMNS];
+    columns[0] = reason;
+    columns[MESSAGE_TEXT] = messageText;
+    columns[MESSAGE_BASE64] = messageBase64;
+    return Row.of(columns);
+  }
+
+  static String notUtf8Reason(int value, int offset) {
+    return String.format(Locale.ROOT, "not UTF-8 text: byte 0x%02X at offset %d", value, offset);
+  }
+
+  /**
+   * The values of the known fields of one JSON text, by their index in FIELDS (null when absent),
+   * or null when the text is JSON but not an object; throws when it is not one JSON value. The
+   * whole text is read, so that malformed JSON anywhere wins over every rule, as in Python.
+   */
+  private static Object[] readMessage(JsonParser parser) throws IOException {
+    JsonToken root = parser.nextToken();
+    if (root == null) {
+      throw new IOException("no JSON value");
     }
-    if (!root.isObject()) {
-      return "not a JSON object";
+    Object[] values = null;
+    if (root == JsonToken.START_OBJECT) {
+      values = new Object[FIELDS.size()];
+      while (parser.nextToken() == JsonToken.FIELD_NAME) {
+        Integer index = FIELD_INDEX.get(parser.currentName());
+        JsonToken token = parser.nextToken();
+        if (index == null) {
+          parser.skipChildren(); // still read through, so a syntax error in it is found
+        } else {
+          values[index] = value(parser, token); // of a repeated key the last wins, as in Python
+        }
+      }
+    } else {
+      parser.skipChildren();
     }
-    JsonNode eventId = root.get("event_id");
-    if (eventId == null || !eventId.isTextual() || eventId.textValue().isEmpty()) {
+    if (parser.nextToken() != null) {
+      throw new IOException("content after the JSON value");
+    }
+    return values;
+  }
+
+  private static Object value(JsonParser parser, JsonToken token) throws IOException {
+    switch (token) {
+      case VALUE_STRING:
+        return parser.getText();
+      case VALUE_NUMBER_INT:
+        // Digits counted before any conversion: a long literal costs nothing, and fails the
+        // integer rules as it does in Python.
+        int digits = parser.getTextLength();
+        if (parser.getTextCharacters()[parser.getTextOffset()] == '-') {
+          digits--;
+        }
+        return digits <= INTEGER_DIGITS ? (Object) parser.getLongValue() : OTHER;
+      case VALUE_TRUE:
+        return Boolean.TRUE;
+      case VALUE_FALSE:
+        return Boolean.FALSE;
+      case VALUE_NULL:
+        return JSON_NULL;
+      default:
+        parser.skipChildren();
+        return OTHER;
+    }
+  }
+
+  /** The first rule that the known fields of a JSON object break, or null. */
+  static String reason(Object[] values, long earliestMs, long maxAheadMs, long nowMs) {
+    Object eventId = values[EVENT_ID];
+    if (!(eventId instanceof String) || ((String) eventId).isEmpty()) {
       return "event_id: expected a non-empty string";
     }
-    if (!isInteger(root.get("date"))) {
+    if (hasLoneSurrogate((String) eventId)) {
+      return loneSurrogateReason("event_id");
+    }
+    Object date = values[DATE];
+    if (!(date instanceof Long)) {
       return "date: expected an integer (epoch milliseconds)";
     }
-    String implausible = dateReason(root.get("date").longValue(), earliestMs, maxAheadMs, nowMs);
+    String implausible = dateReason((Long) date, earliestMs, maxAheadMs, nowMs);
     if (implausible != null) {
       return implausible;
     }
-    for (String field : REQUIRED_STRINGS) {
-      JsonNode value = root.get(field);
-      if (value == null || !value.isTextual()) {
-        return field + ": expected a string";
+    for (int i = 0; i < REQUIRED_STRING_INDEXES.length; i++) {
+      Object value = values[REQUIRED_STRING_INDEXES[i]];
+      if (!(value instanceof String)) {
+        return REQUIRED_STRINGS.get(i) + ": expected a string";
+      }
+      if (hasLoneSurrogate((String) value)) {
+        return loneSurrogateReason(REQUIRED_STRINGS.get(i));
       }
     }
-    JsonNode initSession = root.get("init_session");
-    if (initSession == null || !initSession.isBoolean()) {
+    if (!(values[INIT_SESSION] instanceof Boolean)) {
       return "init_session: expected a boolean";
     }
-    if (!isInteger(root.get("status"))) {
+    if (!(values[STATUS] instanceof Long)) {
       return "status: expected an integer";
     }
-    for (String field : OPTIONAL_STRINGS) {
-      JsonNode value = root.get(field);
-      if (value != null && !value.isNull() && !value.isTextual()) {
-        return field + ": expected a string or null";
+    for (int i = 0; i < OPTIONAL_STRING_INDEXES.length; i++) {
+      Object value = values[OPTIONAL_STRING_INDEXES[i]];
+      if (value == null || value == JSON_NULL) {
+        continue;
+      }
+      if (!(value instanceof String)) {
+        return OPTIONAL_STRINGS.get(i) + ": expected a string or null";
+      }
+      if (hasLoneSurrogate((String) value)) {
+        return loneSurrogateReason(OPTIONAL_STRINGS.get(i));
       }
     }
     return null;
+  }
+
+  static String loneSurrogateReason(String field) {
+    return field + ": not valid Unicode (a lone surrogate)";
+  }
+
+  /**
+   * Whether a kept string holds half a surrogate pair (only an escape in the JSON can make one, as
+   * strict decoding refused the bytes): UTF-8 has no encoding for it, so Flink's JSON writer would
+   * fail on the valid topic, and fail again on every restart. An escaped pair is one code point
+   * and fine, as in Python, whose parser joins it into one.
+   */
+  static boolean hasLoneSurrogate(String value) {
+    for (int i = 0; i < value.length(); i++) {
+      char c = value.charAt(i);
+      if (Character.isHighSurrogate(c)
+          && i + 1 < value.length()
+          && Character.isLowSurrogate(value.charAt(i + 1))) {
+        i++;
+      } else if (Character.isSurrogate(c)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Whether more than MAX_DEPTH arrays and objects are open at once somewhere in a text that did
+   * not parse: the count of clicklib.events._nested_too_deep, which Python makes before parsing.
+   * Brackets inside strings (up to a closing quote that is not escaped, or to the end) do not
+   * count, and a closing bracket closes whatever is open. A text that parses nests at most
+   * MAX_DEPTH deep (Jackson's limit), and for valid JSON both counts are its nesting depth.
+   */
+  static boolean nestedTooDeep(char[] text, int length) {
+    int depth = 0;
+    boolean inString = false;
+    for (int i = 0; i < length; i++) {
+      char c = text[i];
+      if (inString) {
+        if (c == '\\') {
+          i++;
+        } else if (c == '"') {
+          inString = false;
+        }
+      } else if (c == '"') {
+        inString = true;
+      } else if (c == '[' || c == '{') {
+        if (++depth > MAX_DEPTH) {
+          return true;
+        }
+      } else if (c == ']' || c == '}') {
+        depth--;
+      }
+    }
+    return false;
   }
 
   /**
@@ -178,18 +383,5 @@ public class CheckClickEvent extends TableFunction<Row> {
       }
     }
     return String.format(Locale.ROOT, "%,d seconds", ms / 1000);
-  }
-
-  private static boolean isInteger(JsonNode value) {
-    return value != null
-        && value.isIntegralNumber()
-        && value.canConvertToLong()
-        && value.longValue() > -INTEGER_LIMIT
-        && value.longValue() < INTEGER_LIMIT;
-  }
-
-  private static String text(JsonNode root, String field) {
-    JsonNode value = root.get(field);
-    return value == null || value.isNull() ? null : value.textValue();
   }
 }
