@@ -1,6 +1,8 @@
 -- job: ingest
--- The raw topic, read verbatim: one STRING per Kafka message, so that a message that is not
--- even JSON still reaches the dead-letter topic unchanged instead of failing the job. This job
+-- The raw topic, read verbatim: the bytes of each Kafka message, so that a message that is not
+-- even JSON, or not even UTF-8 text, or has no value at all, still reaches the dead-letter topic
+-- unchanged instead of failing the job (as STRING, bytes that are not UTF-8 would be replaced
+-- with U+FFFD in silence). This job
 -- has no windows, so it needs no event time; the checked events carry theirs on.
 
 -- One task per raw partition: each task reads exactly one partition and, with the 'fixed'
@@ -10,7 +12,7 @@ SET 'parallelism.default' = '${raw_partitions}';
 
 -- The raw topic's messages with where they were read from.
 CREATE TABLE clickstream_raw (
-  message STRING,
+  message BYTES,
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
 ) WITH (

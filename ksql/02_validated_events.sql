@@ -7,12 +7,12 @@
 -- two thirds of the pipeline's CPU (README, Performance).
 CREATE TEMPORARY SYSTEM FUNCTION check_click_event AS 'io.clicklib.flink.CheckClickEvent' LANGUAGE JAVA;
 
--- Each raw message with the outcome of its check, one call of the function per message. The
+-- Each raw message with the outcome of its check and where it was read. The
 -- event time must be plausible when the message is checked: not before ${date_earliest}, at most
 -- ${date_max_ahead} ahead of the clock; a date in seconds or microseconds is dead-lettered with a
 -- reason saying so, instead of moving every window's watermark decades away.
 CREATE VIEW clickstream_checked AS
-SELECT r.message, r.kafka_partition, r.kafka_offset, c.*
+SELECT r.kafka_partition, r.kafka_offset, c.*
 FROM clickstream_raw AS r,
   LATERAL TABLE(check_click_event(r.message, CAST(${date_earliest_ms} AS BIGINT), CAST(${date_max_ahead_ms} AS BIGINT))) AS c;
 

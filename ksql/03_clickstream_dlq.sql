@@ -1,11 +1,14 @@
 -- job: ingest
 -- Every invalid raw message, verbatim, with the reason it was rejected and where it was read
--- from, so that nothing the producer sent is lost in silence. Written exactly once: in a Kafka
+-- from, so that nothing the producer sent is lost in silence. The message is text; bytes that
+-- are not UTF-8 text are kept in message_base64 instead (message is then null), and a record
+-- without a value has neither. Written exactly once: in a Kafka
 -- transaction committed with each checkpoint, so a job restarted from its last checkpoint
 -- does not write a dead letter twice. Readers use isolation.level=read_committed; a dead letter
 -- becomes visible when the checkpoint after it completes (within the checkpoint interval).
 CREATE TABLE clickstream_dlq (
   message STRING,
+  message_base64 STRING,
   reason STRING,
   source_partition INT,
   source_offset BIGINT
@@ -22,6 +25,6 @@ CREATE TABLE clickstream_dlq (
 
 -- Route each message the checks rejected, untouched, with its reason and Kafka position.
 INSERT INTO clickstream_dlq
-SELECT message, invalid_reason, kafka_partition, kafka_offset
+SELECT message_text, message_base64, invalid_reason, kafka_partition, kafka_offset
 FROM clickstream_checked
 WHERE invalid_reason IS NOT NULL;
