@@ -7,11 +7,16 @@ from dataclasses import dataclass
 
 from clicklib.definition import PipelineDefinition
 from clicklib.kafka import KafkaClient
-from clicklib.topics import DLQ, LATE, SINK_DLQ
+from clicklib.topics import DLQ, INTERNAL_DLQ, LATE, SINK_DLQ
 
 # What went wrong, by the topic that holds it. Read to the end, not taken from end offsets: the
 # dead-letter and late topics are written in transactions, whose commit markers take offsets too.
-PROBLEM_TOPICS = {"dead letters": DLQ, "late events": LATE, "sink dead letters": SINK_DLQ}
+PROBLEM_TOPICS = {
+    "dead letters": DLQ,
+    "late events": LATE,
+    "internal dead letters": INTERNAL_DLQ,
+    "sink dead letters": SINK_DLQ,
+}
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,8 @@ def consumer_lags(definition: PipelineDefinition, kafka: KafkaClient) -> list[Gr
 
 
 def problem_counts(definition: PipelineDefinition, kafka: KafkaClient) -> dict[str, int]:
-    """Invalid messages, late events and records the sink could not write, counted exactly."""
+    """Invalid messages, late events, internal records a job could not read and records the sink
+    could not write, counted exactly."""
     existing = kafka.topic_names()
     counts = {}
     for what, base in PROBLEM_TOPICS.items():

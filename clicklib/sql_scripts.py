@@ -128,7 +128,7 @@ def plan_jobs(settings: Settings, scripts: list[Script], group_suffix: str = "")
     plans = []
     for job, files in by_job.items():
         flink_name = f"{settings.namespace}clicklib-{job}"
-        job_params = {**params, "group_id": flink_name + group_suffix}
+        job_params = {**params, "group_id": flink_name + group_suffix, "job": job}
         definitions: list[Statement] = []
         inserts: list[Statement] = []
         for script in [*shared, *files]:

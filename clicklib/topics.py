@@ -22,8 +22,9 @@ SESSIONS = "user_sessions"
 STATUS = "status_per_minute"
 SINK_DLQ = "clickstream_sink_dlq"  # records the Cassandra sink could not write
 LATE = "clickstream_late"  # events that reached the windows behind their watermark
+INTERNAL_DLQ = "clickstream_internal_dlq"  # records of the valid or profile topics a job could not read
 
-TOPICS = (RAW, USERS, DLQ, VALID, CLEAN, PAGEVIEWS, ACTIVITY, SESSIONS, STATUS, SINK_DLQ, LATE)
+TOPICS = (RAW, USERS, DLQ, VALID, CLEAN, PAGEVIEWS, ACTIVITY, SESSIONS, STATUS, SINK_DLQ, LATE, INTERNAL_DLQ)
 # Event topics are spread over partitions like the raw one; the rest are small.
 PARTITIONED = (RAW, VALID, CLEAN)
 # Profiles are reference data: the newest per user is kept for good. The clean topic is an

@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pandas as pd
+import requests
 from confluent_kafka import Consumer, TopicPartition
 
 from clicklib.pipeline import Pipeline
@@ -70,5 +71,42 @@ def read_committed(settings: Settings, topic: str, timeout: float = 120.0) -> li
                 else:
                     ended.add(message.partition())
         return values
+    finally:
+        consumer.close()
+
+
+def restarts(pipeline: Pipeline) -> dict[str, int]:
+    """numRestarts of each of the pipeline's running jobs, read from Flink's REST API."""
+    base = pipeline.settings.flink_rest_url
+    counts = {}
+    for job in requests.get(f"{base}/jobs/overview", timeout=10).json()["jobs"]:
+        if job["state"] == "RUNNING" and job["name"].startswith(pipeline.settings.namespace):
+            metrics = requests.get(f"{base}/jobs/{job['jid']}/metrics", params={"get": "numRestarts"}, timeout=10)
+            counts[job["name"]] = int(metrics.json()[0]["value"])
+    return counts
+
+
+def sink_dead_letters(pipeline: Pipeline) -> list[dict]:
+    """The sink dead-letter topic's records with Connect's error headers, decoded."""
+    topic = pipeline.topic("clickstream_sink_dlq")
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pipeline.settings.bootstrap_servers,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        letters, ended, deadline = [], set(), time.monotonic() + 60
+        while len(ended) < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=500, timeout=1.0):
+                if message.error() is not None:
+                    ended.add(message.partition())
+                    continue
+                headers = {k: (v or b"").decode("utf-8", "replace") for k, v in message.headers() or []}
+                letters.append({"value": message.value(), **headers})
+        return letters
     finally:
         consumer.close()

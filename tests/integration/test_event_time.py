@@ -58,12 +58,26 @@ def test_current_events_after_a_simulated_workload_and_a_microsecond_date_get_ex
     dead = read_committed(pipeline.settings, pipeline.topic("clickstream_dlq"))
     assert [d["message"] for d in dead] == [in_microseconds]
     assert "milliseconds expected, this looks like microseconds" in dead[0]["reason"]
-    lates = read_committed(pipeline.settings, pipeline.topic("clickstream_late"))
+    # The closing traffic is there to move the watermark, all 300 events in one burst after a
+    # pause: every partition is idle by then, and the first one read back lifts the watermark
+    # past the others' first events, so a few closing events may be late themselves.
+    closing_ids = {e.event_id for e in closing.events}
+    lates = [
+        e
+        for e in read_committed(pipeline.settings, pipeline.topic("clickstream_late"))
+        if e["event_id"] not in closing_ids
+    ]
     assert [e["event_id"] for e in lates] == [late_event.event_id], lates[:5]
     (late,) = lates
+    late_closing = len(read_committed(pipeline.settings, pipeline.topic("clickstream_late"))) - 1
     assert late["job"] == "aggregates"
     assert late["behind_seconds"] > 60
-    assert pipeline.status().problems == {"dead letters": 1, "late events": 1, "sink dead letters": 0}
+    assert pipeline.status().problems == {
+        "dead letters": 1,
+        "late events": 1 + late_closing,
+        "internal dead letters": 0,
+        "sink dead letters": 0,
+    }
 
     both = Workload(simulated.profiles + current.profiles, simulated.records + current.records)
     users = set(oracle.clean_events(both)["user_id"])

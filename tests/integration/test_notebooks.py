@@ -74,7 +74,12 @@ def test_the_monitoring_notebook_sees_the_pipeline_caught_up(executed, workload)
     assert recorded["total_lag"] == 0
     assert recorded["healthy_services"] == 5
     invalid = sum(1 for r in workload.records if r.reason is not None)
-    assert recorded["problems"] == {"dead letters": invalid, "late events": 0, "sink dead letters": 0}
+    assert recorded["problems"] == {
+        "dead letters": invalid,
+        "late events": 0,
+        "internal dead letters": 0,
+        "sink dead letters": 0,
+    }
     raw = [count for topic, count in recorded["topics"].items() if topic.endswith("_clickstream")]
     assert raw == [len(workload.records)]
 

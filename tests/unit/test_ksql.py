@@ -53,8 +53,17 @@ def test_the_shipped_scripts_plan_three_jobs_with_every_placeholder_filled():
         "ksql/03_clickstream_dlq.sql",
         "ksql/05_route_valid_events.sql",
     ]
-    assert [s.source.split(":")[0] for s in enrich.inserts] == ["ksql/07_clickstream_clean.sql"]
-    assert len(aggregates.inserts) == 5  # four kinds of windows, and the late events
+    assert [s.source.split(":")[0] for s in enrich.inserts] == [
+        "ksql/07_valid_events.sql",
+        "ksql/08_clickstream_users.sql",
+        "ksql/09_clickstream_clean.sql",
+    ]
+    # The internal dead letters of the valid events, four kinds of windows, and the late events.
+    assert len(aggregates.inserts) == 6
+    # Each job that writes the internal dead-letter topic has transactions of its own.
+    for plan in (enrich, aggregates):
+        (table,) = [s.text for s in plan.definitions if "CREATE TABLE clickstream_internal_dlq" in s.text]
+        assert f"'t1_clicklib-{plan.name}-internal-dlq'" in table
 
 
 def test_each_job_reads_the_topics_it_does_not_write():

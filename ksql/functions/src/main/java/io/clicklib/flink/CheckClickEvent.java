@@ -100,7 +100,7 @@ public class CheckClickEvent extends TableFunction<Row> {
   // size bounds them all. Nesting has the one explicit limit, checked the same way on both sides.
   // Field names are not canonicalized: Jackson's symbol table would keep up to 12,000 unknown
   // names of unbounded length alive between messages (for some 7 % of a valid event's check).
-  private static final JsonFactory JSON =
+  static final JsonFactory JSON =
       JsonFactory.builder()
           .disable(JsonFactory.Feature.CANONICALIZE_FIELD_NAMES)
           .streamReadConstraints(
@@ -147,10 +147,8 @@ public class CheckClickEvent extends TableFunction<Row> {
     // refuses. The one copy a valid event pays for: UTF-8 never needs more chars than bytes, so
     // the buffer cannot overflow, and the parser reads the chars where they are.
     ByteBuffer bytes = ByteBuffer.wrap(message);
-    CharBuffer chars = CharBuffer.allocate(message.length);
-    CoderResult decoded = StandardCharsets.UTF_8.newDecoder().decode(bytes, chars, true);
-    if (decoded.isError()) {
-      // The position is the first byte of the first ill-formed sequence, Python's error start.
+    CharBuffer chars = decodeUtf8(bytes);
+    if (chars == null) {
       int offset = bytes.position();
       return invalid(
           notUtf8Reason(message[offset] & 0xFF, offset),
@@ -175,6 +173,17 @@ public class CheckClickEvent extends TableFunction<Row> {
       columns[1 + i] = values[i] == JSON_NULL ? null : values[i];
     }
     return Row.of(columns);
+  }
+
+  /**
+   * The chars of bytes that are UTF-8 text (their count is the buffer's position), or null when
+   * they are not; the bytes' position is then the first byte of the first ill-formed sequence,
+   * Python's error start.
+   */
+  static CharBuffer decodeUtf8(ByteBuffer bytes) {
+    CharBuffer chars = CharBuffer.allocate(bytes.remaining());
+    CoderResult decoded = StandardCharsets.UTF_8.newDecoder().decode(bytes, chars, true);
+    return decoded.isError() ? null : chars;
   }
 
   private static Row invalid(String reason, String messageText, String messageBase64) {
@@ -225,13 +234,8 @@ public class CheckClickEvent extends TableFunction<Row> {
       case VALUE_STRING:
         return parser.getText();
       case VALUE_NUMBER_INT:
-        // Digits counted before any conversion: a long literal costs nothing, and fails the
-        // integer rules as it does in Python.
-        int digits = parser.getTextLength();
-        if (parser.getTextCharacters()[parser.getTextOffset()] == '-') {
-          digits--;
-        }
-        return digits <= INTEGER_DIGITS ? (Object) parser.getLongValue() : OTHER;
+        Long integer = integerValue(parser);
+        return integer != null ? integer : OTHER;
       case VALUE_TRUE:
         return Boolean.TRUE;
       case VALUE_FALSE:
@@ -242,6 +246,19 @@ public class CheckClickEvent extends TableFunction<Row> {
         parser.skipChildren();
         return OTHER;
     }
+  }
+
+  /**
+   * The current integer token's value, or null when it has more than INTEGER_DIGITS digits. The
+   * digits are counted before any conversion: a long literal costs nothing, and fails the integer
+   * rules as it does in Python.
+   */
+  static Long integerValue(JsonParser parser) throws IOException {
+    int digits = parser.getTextLength();
+    if (parser.getTextCharacters()[parser.getTextOffset()] == '-') {
+      digits--;
+    }
+    return digits <= INTEGER_DIGITS ? parser.getLongValue() : null;
   }
 
   /** The first rule that the known fields of a JSON object break, or null. */

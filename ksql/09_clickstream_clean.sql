@@ -44,6 +44,6 @@ SELECT /*+ STATE_TTL('e' = '${join_state_ttl}') */
   e.event_id, e.`date`, e.`day`, e.session_id, e.user_id, e.event, e.page_type, e.current_url,
   e.referrer, e.partner_id, e.partner_name, e.init_session, e.user_agent, e.ip, e.city,
   e.country, e.`language`, e.status, u.signup_date, u.home_city, u.segment
-FROM clickstream_valid AS e
+FROM clickstream_valid_events AS e
 LEFT JOIN clickstream_users AS u ON e.user_id = u.user_id
 WHERE e.user_id IS NOT NULL;

@@ -13,7 +13,7 @@ SELECT event_id, `date`, `day`, session_id, user_id, event, page_type, current_u
   partner_name, init_session, user_agent, ip, city, country, `language`, status, ts
 FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS copy_number
-  FROM clickstream_valid
+  FROM clickstream_valid_events
 )
 WHERE copy_number = 1;
 

@@ -1,0 +1,146 @@
+"""No poison pill: a malformed record in any topic a job or a sink reads is dead-lettered with its
+topic, partition, offset and reason, and the job or connector keeps running.
+
+Any Kafka client can write the pipeline's own topics. Records that no checked path would produce
+are written straight into them (with a plain producer, bypassing clicklib): into the valid events
+read by the enrichment and the windows, into the profiles read by the enrichment, into the clean
+events and an aggregate topic read by the Cassandra sinks, and a tombstone into the raw topic.
+Events produced before and after them must come out exact, and no job may restart.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from confluent_kafka import Producer
+
+from clicklib import produce
+from clicklib.generate import Workload, generate
+from clicklib.pipeline import Pipeline
+from tests import oracle
+from tests.checks import read_committed, restarts, same_rows, sink_dead_letters, table
+
+# Records no well-behaved writer produces: not JSON, the wrong JSON, bytes that are not text,
+# and a valid-looking event whose date would move every window's watermark decades ahead.
+BAD_VALID_EVENTS = [
+    b"not json",
+    b'{"event_id": 5}',
+    b"\xff\xfe\x00garbage",
+    b"[1, 2, 3]",
+    None,  # a tombstone
+]
+BAD_PROFILES = [
+    (b"user-poison-1", b'{"signup_date": "yesterday"}'),
+    (b"user-poison-2", b"{truncated"),
+    (b"user-poison-3", b"\xc3\x28"),
+    (b"user-poison-4", b'{"home_city": "\\ud800"}'),
+]
+BAD_SINK_RECORDS = [b"not json", b'{"event_id": 123, "date": "noon"}', b"\xff"]
+HOLD_SECONDS = 60
+
+
+@pytest.fixture
+def pipeline(running_pipeline: Pipeline) -> Pipeline:
+    return running_pipeline
+
+
+def write(pipeline: Pipeline, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> list[tuple[int, int]]:
+    """Write records with a plain producer; the (partition, offset) of each, in order."""
+    producer = Producer({"bootstrap.servers": pipeline.settings.bootstrap_servers, "enable.idempotence": True})
+    positions: dict[int, tuple[int, int]] = {}
+
+    def delivered(index: int):
+        def report(error, message):
+            assert error is None, error
+            positions[index] = (message.partition(), message.offset())
+
+        return report
+
+    for index, (key, value) in enumerate(records):
+        producer.produce(pipeline.topic(topic), key=key, value=value, on_delivery=delivered(index))
+    assert producer.flush(30) == 0
+    return [positions[i] for i in range(len(records))]
+
+
+def test_malformed_records_in_every_internal_topic_are_dead_lettered_and_no_job_restarts(pipeline):
+    start = int(time.time() * 1000) - 3 * 3_600_000
+    before = generate(1_500, seed=41, start_ms=start)
+    after = generate(1_500, seed=42, start_ms=max(e.date for e in before.events) + 60_000)
+    jobs_before = restarts(pipeline)
+    assert len(jobs_before) == 3
+
+    # Events, the poison, and events again, in one go: the events after the poison are read
+    # after it. (A burst of hours of event time, produced after every partition has fallen idle,
+    # would come out partly late whatever it follows: see the README, "Event time".)
+    assert produce.produce(pipeline, before, show_progress=False).failed == 0
+    valid_at = write(pipeline, "clickstream_valid", [(None, value) for value in BAD_VALID_EVENTS])
+    profiles_at = write(pipeline, "clickstream_users", BAD_PROFILES)
+    clean_at = write(pipeline, "clickstream_clean", [(b"poison", value) for value in BAD_SINK_RECORDS])
+    pageviews_at = write(pipeline, "pageviews_per_minute", [(None, b"{not json")])
+    raw_at = write(pipeline, "clickstream", [(b"user-x", None)])
+    assert produce.produce(pipeline, after, show_progress=False).failed == 0
+
+    # The jobs and connectors hold on while the poison sits in their topics...
+    deadline = time.monotonic() + HOLD_SECONDS
+    while time.monotonic() < deadline:
+        status = pipeline.status()
+        assert set(status.jobs.values()) == {"RUNNING"}, status.jobs
+        assert set(status.connectors.values()) == {"RUNNING RUNNING"}, status.connectors
+        time.sleep(5)
+    assert restarts(pipeline) == jobs_before
+
+    # ...and the events around it come out exact: every clean event stored, every window right.
+    closing = generate(300, seed=43, start_ms=max(e.date for e in after.events) + 3_600_000)
+    assert produce.produce(pipeline, closing, show_progress=False).failed == 0
+    pipeline.wait_settled(timeout=600)
+    assert restarts(pipeline) == jobs_before
+
+    both = Workload(before.profiles + after.profiles, before.records + after.records)
+    expected_clean = set(oracle.clean_events(both)["event_id"])
+    stored = set(table(pipeline, "events_by_user")["event_id"])
+    assert expected_clean <= stored, f"{len(expected_clean - stored)} clean events missing"
+    users = set(oracle.clean_events(both)["user_id"])
+    activity = table(pipeline, "user_activity")
+    same_rows(activity[activity["user_id"].isin(users)], oracle.user_activity(both), ["user_id", "window_start"])
+
+    internal = read_committed(pipeline.settings, pipeline.topic("clickstream_internal_dlq"))
+    valid_topic, users_topic = pipeline.topic("clickstream_valid"), pipeline.topic("clickstream_users")
+    by_place = {(d["source_topic"], d["source_partition"], d["source_offset"], d["job"]): d for d in internal}
+    assert len(by_place) == len(internal), "a record was dead-lettered twice by one job"
+    # Both jobs that read the valid events report each bad one; only the enrichment reads profiles.
+    expected = {(valid_topic, p, o, job) for p, o in valid_at for job in ("enrich", "aggregates")}
+    expected |= {(users_topic, p, o, "enrich") for p, o in profiles_at}
+    assert set(by_place) == expected
+    for letter in internal:
+        assert letter["reason"], letter
+    assert by_place[(valid_topic, *valid_at[0], "enrich")]["message"] == "not json"
+    assert by_place[(valid_topic, *valid_at[0], "enrich")]["reason"] == "malformed JSON"
+    assert by_place[(valid_topic, *valid_at[2], "enrich")]["message_base64"] is not None
+    assert by_place[(users_topic, *profiles_at[0], "enrich")]["reason"] == "signup_date: expected an integer or null"
+    assert by_place[(users_topic, *profiles_at[0], "enrich")]["record_key"] == "user-poison-1"
+    assert by_place[(users_topic, *profiles_at[2], "enrich")]["message_base64"] == "wyg="
+    assert (
+        by_place[(users_topic, *profiles_at[3], "enrich")]["reason"]
+        == "home_city: not valid Unicode (a lone surrogate)"
+    )
+
+    # Connect's sinks put what they cannot write in their dead-letter topic, with where it came
+    # from and why (both connectors of the clean topic report each record).
+    letters = sink_dead_letters(pipeline)
+    clean_topic, pageviews_topic = pipeline.topic("clickstream_clean"), pipeline.topic("pageviews_per_minute")
+    places = [
+        (d["__connect.errors.topic"], int(d["__connect.errors.partition"]), int(d["__connect.errors.offset"]))
+        for d in letters
+    ]
+    for partition, offset in clean_at:
+        assert places.count((clean_topic, partition, offset)) == 2, letters
+    assert places.count((pageviews_topic, *pageviews_at[0])) == 1, letters
+    assert all(d.get("__connect.errors.exception.message") for d in letters)
+
+    # A tombstone in the raw topic is a dead letter like any other invalid message.
+    dead = read_committed(pipeline.settings, pipeline.topic("clickstream_dlq"))
+    tombstones = [d for d in dead if (d["source_partition"], d["source_offset"]) == raw_at[0]]
+    assert len(tombstones) == 1 and tombstones[0]["reason"], dead[-3:]
+    print(json.dumps({"internal dead letters": len(internal), "sink dead letters": len(letters)}))
