@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
-FUNNEL_STEPS = ("home", "category", "productDetail", "cart", "checkout", "purchase")
+# The funnel: every session, then the steps towards an order. A step is done by a successful
+# load (status below 400) of its page, the cart also by an add_to_cart, and the purchase only by a
+# successful purchase event: a confirmation page that failed to load is no order.
+FUNNEL_STEPS = ("session", "product", "cart", "checkout", "purchase")
+FUNNEL_PAGES = {"product": "productDetail", "cart": "cart", "checkout": "checkout"}
+# A signed-in user counts as new for this long after signing up, then as returning.
+NEW_USER_DAYS = 30
 MOBILE_USER_AGENT = re.compile(r"Mobile|Android|iPhone|iPad")
 # Host keywords that name a traffic source; any other host is reported as itself.
 KNOWN_SOURCES = (
@@ -91,38 +97,38 @@ def top_pages(events: pd.DataFrame, n: int = 10) -> pd.DataFrame:
 
 
 def funnel(events: pd.DataFrame) -> pd.DataFrame:
-    """How far sessions get through the shop: one row per step of :data:`FUNNEL_STEPS`.
+    """How far sessions get towards an order: one row per step of :data:`FUNNEL_STEPS`.
 
-    - ``visited``: distinct sessions with at least one pageview of that step's page type.
-    - ``reached``: distinct sessions whose furthest step (the latest in FUNNEL_STEPS among
-      their pageviews) is this step or a later one.
-    - ``conversion_from_previous`` = reached / reached of the previous step (1.0 on the first
-      step); ``conversion_from_start`` = reached / reached of the first step. NaN when the
-      denominator is 0.
-
-    The conversions use ``reached`` because sessions do not walk the steps in order: most
-    enter on a category or product page and never see the home page, so ``visited`` can grow
-    from one step to the next (on generated traffic more sessions view a product than the
-    home page). ``reached`` never grows, so every conversion is a fraction in [0, 1]. On the
-    generated shop the cart, checkout and order pages are only reachable through the steps
-    before them, so from productDetail on the two counts agree.
+    - ``did``: sessions that did this step (the first step: every session).
+    - ``reached``: sessions whose furthest step is this one or a later one. Sessions do not
+      walk the steps in order (some open a cart they filled on an earlier visit), so ``did``
+      may grow from one step to the next; ``reached`` never grows, and every percentage below
+      is a fraction in [0, 1].
+    - ``of_previous`` = reached / reached of the previous step (1.0 on the first step), and
+      ``of_sessions`` = reached / every session: "67 % of those at checkout buy" is not "5.9 %
+      of sessions buy", and the chart shows both. NaN when the denominator is 0.
     """
-    views = _pageviews(events)
-    step = views["page_type"].map({page_type: i for i, page_type in enumerate(FUNNEL_STEPS)})
-    on_funnel = pd.DataFrame({"session_id": views["session_id"], "step": step}).dropna()
-    furthest = on_funnel.groupby("session_id")["step"].max()
-    visited = on_funnel.groupby("step")["session_id"].nunique()
-    reached = pd.Series([int((furthest >= i).sum()) for i in range(len(FUNNEL_STEPS))], dtype="int64")
+    ok = events["status"].lt(400)
+    views = events["event"].eq("pageview") & ok
+    done = {
+        "session": pd.Series(True, index=events.index),
+        "product": views & events["page_type"].eq(FUNNEL_PAGES["product"]),
+        "cart": (views & events["page_type"].eq(FUNNEL_PAGES["cart"])) | (events["event"].eq("add_to_cart") & ok),
+        "checkout": views & events["page_type"].eq(FUNNEL_PAGES["checkout"]),
+        "purchase": events["event"].eq("purchase") & ok,
+    }
+    per_session = pd.DataFrame({step: flags for step, flags in done.items()}).groupby(events["session_id"]).any()
+    furthest = per_session.mul(np.arange(len(FUNNEL_STEPS))).max(axis=1)
+    reached = [int((furthest >= i).sum()) for i in range(len(FUNNEL_STEPS))]
     steps = pd.DataFrame(
         {
             "step": list(FUNNEL_STEPS),
-            "reached": reached,
-            "visited": visited.reindex(range(len(FUNNEL_STEPS)), fill_value=0).to_numpy(dtype="int64"),
+            "did": [int(per_session[step].sum()) for step in FUNNEL_STEPS],
+            "reached": pd.Series(reached, dtype="int64"),
         }
     )
-    previous = steps["reached"].shift(1, fill_value=steps["reached"].iloc[0])
-    steps["conversion_from_previous"] = _ratio(steps["reached"], previous)
-    steps["conversion_from_start"] = _ratio(steps["reached"], steps["reached"].iloc[0])
+    steps["of_previous"] = _ratio(steps["reached"], steps["reached"].shift(1, fill_value=steps["reached"].iloc[0]))
+    steps["of_sessions"] = _ratio(steps["reached"], steps["reached"].iloc[0])
     return steps
 
 
@@ -130,15 +136,22 @@ def sessions(events: pd.DataFrame) -> pd.DataFrame:
     """One row per ``session_id``, in order of start.
 
     ``duration_s`` runs from the first to the last event (0 for a single event), ``depth``
-    counts pageviews, ``purchased`` says whether a ``purchase`` event happened, and
-    ``visitor`` is "new" for a user's first session in the data (by start), "returning" for
-    their later ones and "anonymous" without a user_id.
+    counts pageviews, ``purchased`` says whether a successful ``purchase`` event happened, and
+    ``visitor`` is "new" when the user signed up less than :data:`NEW_USER_DAYS` days before
+    the session started, "returning" when earlier, "anonymous" without a user_id and "unknown"
+    for a user whose profile (signup date) is missing. (The first session in the data says
+    nothing: most users had sessions long before the data begins.)
     """
     frame = events.assign(
-        time=event_times(events), pageview=events["event"].eq("pageview"), purchase=events["event"].eq("purchase")
+        time=event_times(events),
+        pageview=events["event"].eq("pageview"),
+        purchase=events["event"].eq("purchase") & events["status"].lt(400),
     )
+    if "signup_date" not in frame:
+        frame["signup_date"] = np.nan
     per_session = frame.groupby("session_id", as_index=False).agg(
         user_id=("user_id", "first"),
+        signup_date=("signup_date", "first"),
         start=("time", "min"),
         end=("time", "max"),
         events=("time", "size"),
@@ -147,9 +160,16 @@ def sessions(events: pd.DataFrame) -> pd.DataFrame:
     )
     per_session = per_session.sort_values(["start", "session_id"], ignore_index=True)
     per_session["duration_s"] = (per_session["end"] - per_session["start"]).dt.total_seconds()
-    known = per_session["user_id"].notna()
-    first_of_user = known & ~per_session["user_id"].duplicated()
-    per_session["visitor"] = np.select([first_of_user, known], ["new", "returning"], default="anonymous")
+    since_signup_ms = per_session["start"].astype("datetime64[ms]").astype("int64") - per_session["signup_date"]
+    per_session["visitor"] = np.select(
+        [
+            per_session["user_id"].isna(),
+            per_session["signup_date"].isna(),
+            since_signup_ms < NEW_USER_DAYS * 86_400_000,
+        ],
+        ["anonymous", UNKNOWN, "new"],
+        default="returning",
+    )
     columns = ["session_id", "user_id", "start", "end", "duration_s", "events", "depth", "purchased", "visitor"]
     return per_session[columns]
 

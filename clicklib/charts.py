@@ -119,21 +119,27 @@ def top_pages(pages: pd.DataFrame) -> alt.Chart:
     )
 
 
-def funnel(steps: pd.DataFrame) -> alt.LayerChart:
-    """Sessions reaching each funnel step, labelled with the conversion from the previous step."""
-    base = alt.Chart(steps, title="Funnel: sessions reaching each step").encode(
+def funnel(steps: pd.DataFrame, population: str = "sessions") -> alt.LayerChart:
+    """Sessions reaching each funnel step, labelled with the share of all sessions and of the step before."""
+    data = steps.assign(
+        label=[
+            f"{of_sessions:.0%} of sessions" + ("" if i == 0 else f" · {of_previous:.0%} of previous")
+            for i, (of_sessions, of_previous) in enumerate(zip(steps["of_sessions"], steps["of_previous"], strict=True))
+        ]
+    )
+    base = alt.Chart(data, title=f"Funnel: {population} reaching each step").encode(
         x=alt.X("step:N", sort=list(analysis.FUNNEL_STEPS), title=None, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("reached:Q", title="sessions"),
         tooltip=[
             "step:N",
             "reached:Q",
-            "visited:Q",
-            alt.Tooltip("conversion_from_previous:Q", format=".1%", title="from previous"),
-            alt.Tooltip("conversion_from_start:Q", format=".1%", title="from start"),
+            alt.Tooltip("did:Q", title="did this step"),
+            alt.Tooltip("of_sessions:Q", format=".1%", title="of all sessions"),
+            alt.Tooltip("of_previous:Q", format=".1%", title="of the previous step"),
         ],
     )
     bars = base.mark_bar(color=NEUTRAL_COLOR)
-    labels = base.mark_text(baseline="bottom", dy=-3).encode(text=alt.Text("conversion_from_previous:Q", format=".0%"))
+    labels = base.mark_text(baseline="bottom", dy=-3).encode(text="label:N")
     return alt.layer(bars, labels).properties(width=WIDTH, height=HEIGHT)
 
 
@@ -150,7 +156,8 @@ def session_depth(per_session: pd.DataFrame) -> alt.Chart:
 
 
 def new_vs_returning(visitors: pd.DataFrame) -> alt.LayerChart:
-    return _share_bars(visitors, "visitor", "sessions", "New vs returning visitors")
+    title = f"New (signed up under {analysis.NEW_USER_DAYS} days before) vs returning: signed-in users' sessions"
+    return _share_bars(visitors, "visitor", "sessions", title)
 
 
 def cities(per_city: pd.DataFrame) -> alt.LayerChart:

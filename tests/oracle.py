@@ -9,6 +9,7 @@ windows are aligned to the epoch and cover [window_start, window_end).
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 import pandas as pd
 
@@ -21,6 +22,8 @@ HOPPING_SIZE_MS = 60_000
 SESSION_GAP_MS = 30 * MINUTE_MS
 EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
 PROFILE_COLUMNS = ["signup_date", "home_city", "segment"]
+DAY_MS = 86_400_000
+FUNNEL = ("session", "product", "cart", "checkout", "purchase")
 
 
 def valid_events(workload: Workload) -> pd.DataFrame:
@@ -41,6 +44,52 @@ def clean_events(workload: Workload) -> pd.DataFrame:
     clean = events.merge(latest[["user_id", *PROFILE_COLUMNS]], on="user_id", how="left")
     clean["signup_date"] = clean["signup_date"].astype("Int64")
     return clean.reset_index(drop=True)
+
+
+def funnel(workload: Workload) -> dict[str, dict[str, int]]:
+    """Per funnel step, over the clean events' sessions: how many did it ("did") and how many got
+    that far or further ("reached"). A step is a successful (status < 400) page load of a product,
+    the cart (or an add_to_cart) or checkout; the purchase is a successful purchase event."""
+    did: Counter[int] = Counter()
+    furthest = []
+    for _, rows in clean_events(workload).groupby("session_id"):
+        steps = {0}
+        for row in rows.itertuples():
+            if row.status >= 400:
+                continue
+            load = row.event == "pageview"
+            if load and row.page_type == "productDetail":
+                steps.add(1)
+            if (load and row.page_type == "cart") or row.event == "add_to_cart":
+                steps.add(2)
+            if load and row.page_type == "checkout":
+                steps.add(3)
+            if row.event == "purchase":
+                steps.add(4)
+        did.update(steps)
+        furthest.append(max(steps))
+    return {
+        "did": {step: did[i] for i, step in enumerate(FUNNEL)},
+        "reached": {step: sum(f >= i for f in furthest) for i, step in enumerate(FUNNEL)},
+    }
+
+
+def visitors(workload: Workload, new_days: int = 30) -> dict[str, int]:
+    """Clean sessions by visitor kind: "new" when the user signed up less than ``new_days`` before
+    the session's first event (by the profile produced), else "returning"."""
+    signup = {p.user_id: p.signup_date for p in sorted(workload.profiles, key=lambda p: p.updated_at)}
+    kinds: Counter[str] = Counter()
+    starts: dict[str, tuple[int, str]] = {}
+    for event in (r.event for r in workload.records if r.event is not None and r.event.user_id is not None):
+        start = starts.get(event.session_id)
+        if start is None or event.date < start[0]:
+            starts[event.session_id] = (event.date, event.user_id)
+    for start, user in starts.values():
+        if user not in signup:
+            kinds["unknown"] += 1
+        else:
+            kinds["new" if start - signup[user] < new_days * DAY_MS else "returning"] += 1
+    return dict(kinds)
 
 
 def pageviews_per_minute(workload: Workload) -> pd.DataFrame:

@@ -86,16 +86,24 @@ def test_the_monitoring_notebook_sees_the_pipeline_caught_up(executed, workload)
 
 def test_the_analysis_notebook_funnel_and_sessions_match_pandas(executed, workload):
     clean = oracle.clean_events(workload)
-    views = clean[clean["event"] == "pageview"]
-    steps = ["home", "category", "productDetail", "cart", "checkout", "purchase"]
-    expected_funnel = {step: int(views.loc[views["page_type"] == step, "session_id"].nunique()) for step in steps}
-    furthest = views.assign(step=views["page_type"].map({s: i for i, s in enumerate(steps)})).dropna(subset=["step"])
-    furthest = furthest.groupby("session_id")["step"].max()
-    expected_reached = {step: int((furthest >= i).sum()) for i, step in enumerate(steps)}
     recorded = executed["06_analysis.ipynb"]
-    assert recorded["funnel"] == expected_funnel
-    assert recorded["funnel_reached"] == expected_reached
-    assert recorded["sessions"] == clean["session_id"].nunique()
+    funnel = oracle.funnel(workload)
+    assert recorded["funnel_did"] == funnel["did"]
+    assert recorded["funnel_reached"] == funnel["reached"]
+    reached = list(funnel["reached"].values())
+    sessions = clean["session_id"].nunique()
+    assert reached[0] == sessions
+    assert list(recorded["funnel_of_sessions"].values()) == pytest.approx([r / sessions for r in reached], abs=1e-6)
+    previous = [reached[0], *reached[:-1]]
+    assert list(recorded["funnel_of_previous"].values()) == pytest.approx(
+        [r / p for r, p in zip(reached, previous, strict=True)], abs=1e-6
+    )
+    assert recorded["visitors"] == oracle.visitors(workload)
+    pages = clean[clean["event"] == "pageview"].groupby("session_id").size().reindex(clean["session_id"].unique())
+    assert recorded["bounce_rate"] == pytest.approx((pages.fillna(0) <= 1).mean(), abs=1e-6)
+    ordered = clean[(clean["event"] == "purchase") & (clean["status"] < 400)]["session_id"].nunique()
+    assert recorded["purchase_rate"] == pytest.approx(ordered / sessions, abs=1e-6)
+    assert recorded["sessions"] == sessions
     assert recorded["events"] == len(clean)
 
 

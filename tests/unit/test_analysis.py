@@ -16,6 +16,7 @@ SHOP = "https://shop.example/a"
 IPHONE, ANDROID = MOBILE_USER_AGENTS[0], MOBILE_USER_AGENTS[2]
 WINDOWS = DESKTOP_USER_AGENTS[0]
 GOOGLE = "https://www.google.com/"
+SHOP_PAGES = ("home", "category", "productDetail", "cart", "checkout", "purchase")
 COLUMNS = [
     "day",
     "date",
@@ -79,17 +80,22 @@ def pageviews(session: str, user: str | None, start_s: int, *page_types: str, **
 def shop() -> pd.DataFrame:
     """Four sessions:
 
-    - s1, alice, iPhone, Jakarta, direct: walks the whole funnel and buys (6 pageviews + a purchase).
+    - s1, alice (signed up 5 days before), iPhone, Jakarta, direct: walks the whole shop and buys
+      (6 pageviews + a purchase).
     - s2, alice again an hour later, Windows, Singapore, from Google: home, category, then a
       click on a checkout page (not a pageview, so not a checkout visit).
-    - s3, bob, Android, Jakarta, referred from inside the shop: enters on a product, adds to cart.
+    - s3, bob (signed up 400 days before), Android, Jakarta, referred from inside the shop:
+      enters on a product, adds to cart.
     - s4, anonymous, Windows, no city: searches only (no funnel page).
     """
+    alice = {"signup_date": T - 5 * 86_400_000}
+    bob = {"signup_date": T - 400 * 86_400_000}
     s1 = pageviews(
         "s1",
         "alice",
         0,
-        *analysis.FUNNEL_STEPS,
+        *SHOP_PAGES,
+        **alice,
         user_agent=IPHONE,
         city="Jakarta",
         country="ID",
@@ -111,6 +117,7 @@ def shop() -> pd.DataFrame:
         referrer=GOOGLE,
         partner_id="p2",
         partner_name="Kopi",
+        **alice,
     )
     click = {**s2[-1], "event": "click", "page_type": "checkout", "date": s2[-1]["date"] + 5_000, "init_session": False}
     s3 = pageviews(
@@ -126,6 +133,7 @@ def shop() -> pd.DataFrame:
         referrer=f"{SHOP}/c/shoes",
         partner_id="p1",
         partner_name="Lumen",
+        **bob,
     )
     s4 = pageviews("s4", None, 125, "search", user_agent=WINDOWS, language="en", partner_id="p2", partner_name="Kopi")
     return events_frame([*s1, purchase, *s2, click, *s3, *s4])
@@ -138,17 +146,32 @@ def records(frame: pd.DataFrame) -> list[dict]:
 def test_funnel_counts_sessions_reaching_each_step(shop):
     funnel = analysis.funnel(shop)
     assert list(funnel["step"]) == list(analysis.FUNNEL_STEPS)
-    # Furthest steps: s1 purchase, s2 category (the checkout click is no pageview), s3 cart, s4 none.
-    assert list(funnel["reached"]) == [3, 3, 2, 2, 1, 1]
-    assert list(funnel["visited"]) == [2, 2, 2, 2, 1, 1]
-    assert list(funnel["conversion_from_previous"]) == pytest.approx([1, 1, 2 / 3, 1, 1 / 2, 1])
-    assert list(funnel["conversion_from_start"]) == pytest.approx([1, 1, 2 / 3, 2 / 3, 1 / 3, 1 / 3])
+    # Furthest steps: s1 purchase, s2 none (the checkout click is no pageview), s3 cart, s4 none.
+    assert list(funnel["reached"]) == [4, 2, 2, 1, 1]
+    assert list(funnel["did"]) == [4, 2, 2, 1, 1]
+    assert list(funnel["of_previous"]) == pytest.approx([1, 1 / 2, 1, 1 / 2, 1])
+    assert list(funnel["of_sessions"]) == pytest.approx([1, 1 / 2, 1 / 2, 1 / 4, 1 / 4])
 
 
-def test_funnel_of_no_events_is_all_zero_with_undefined_conversions(shop):
+def test_the_funnel_counts_successful_loads_and_orders_only(shop):
+    failed = shop.copy()
+    # s1's confirmation page and its purchase event failed (a 500): no order. s3's cart page
+    # failed too, but its add_to_cart still puts it in the cart step.
+    s1_last = failed.index[(failed["session_id"] == "s1") & (failed["page_type"] == "purchase")]
+    failed.loc[s1_last, "status"] = 500
+    s3_cart = failed.index[(failed["session_id"] == "s3") & (failed["page_type"] == "cart")]
+    failed.loc[s3_cart, "status"] = 404
+    add = {**failed.loc[s3_cart[0]].to_dict(), "event": "add_to_cart", "status": 200, "event_id": "e-add"}
+    failed = pd.concat([failed, pd.DataFrame([add])], ignore_index=True)
+    funnel = analysis.funnel(failed)
+    assert list(funnel["reached"]) == [4, 2, 2, 1, 0]
+    assert list(funnel["did"]) == [4, 2, 2, 1, 0]
+
+
+def test_funnel_of_no_events_is_all_zero_with_undefined_percentages(shop):
     funnel = analysis.funnel(shop.iloc[:0])
-    assert list(funnel["reached"]) == [0] * 6
-    assert funnel["conversion_from_start"].isna().all()
+    assert list(funnel["reached"]) == [0] * 5
+    assert funnel["of_sessions"].isna().all()
 
 
 def test_sessions(shop):
@@ -160,9 +183,10 @@ def test_sessions(shop):
     assert s1["end"] == pd.Timestamp("2026-01-01 00:00:51")  # the purchase, 1 s after the last pageview
     assert s1["duration_s"] == 51
     assert (s1["events"], s1["depth"], s1["purchased"], s1["visitor"]) == (7, 6, True, "new")
-    assert (s2["events"], s2["depth"], s2["purchased"], s2["visitor"]) == (3, 2, False, "returning")
+    # alice signed up 5 days before both her sessions; bob 400 days before his.
+    assert (s2["events"], s2["depth"], s2["purchased"], s2["visitor"]) == (3, 2, False, "new")
     assert s2["duration_s"] == 15
-    assert (s3["visitor"], s3["depth"], s3["duration_s"]) == ("new", 2, 10)
+    assert (s3["visitor"], s3["depth"], s3["duration_s"]) == ("returning", 2, 10)
     assert (s4["visitor"], s4["depth"], s4["duration_s"]) == ("anonymous", 1, 0)
     assert pd.isna(s4["user_id"])
 
@@ -346,15 +370,15 @@ def generated() -> pd.DataFrame:
     return events
 
 
-def test_generated_funnel_never_grows_and_conversions_are_fractions(generated):
+def test_generated_funnel_never_grows_and_percentages_are_fractions(generated):
     funnel = analysis.funnel(generated)
     assert funnel["reached"].is_monotonic_decreasing
     assert funnel["reached"].iloc[-1] > 0
-    for column in ("conversion_from_previous", "conversion_from_start"):
+    for column in ("of_previous", "of_sessions"):
         assert funnel[column].between(0, 1).all()
-    assert (funnel["visited"] <= funnel["reached"]).all()
-    purchase_pages = generated[(generated["event"] == "pageview") & (generated["page_type"] == "purchase")]
-    assert funnel["reached"].iloc[-1] == purchase_pages["session_id"].nunique()
+    assert funnel["reached"].iloc[0] == generated["session_id"].nunique()
+    orders = generated[(generated["event"] == "purchase") & (generated["status"] < 400)]
+    assert funnel["reached"].iloc[-1] == orders["session_id"].nunique()
 
 
 def test_generated_per_session_counts_add_up(generated):
@@ -373,7 +397,9 @@ def test_generated_per_session_counts_add_up(generated):
         assert counts["share"].sum() == pytest.approx(1)
     assert set(analysis.devices(generated)["device"]) == {"mobile", "desktop"}
     visitors = analysis.new_vs_returning(generated).set_index("visitor")["sessions"]
-    assert visitors["new"] == generated["user_id"].nunique()
+    per_session = generated.groupby("session_id").agg(start=("date", "min"), signup=("signup_date", "first"))
+    new = int((per_session["start"] - per_session["signup"] < 30 * 86_400_000).sum())
+    assert 0 < visitors["new"] == new < n_sessions
 
 
 def test_generated_referrers_and_traffic(generated):
@@ -384,3 +410,15 @@ def test_generated_referrers_and_traffic(generated):
     assert traffic["events"].sum() == len(generated)
     assert traffic["time"].diff().dropna().eq(pd.Timedelta(minutes=1)).all()
     assert analysis.views_per_page_type(generated)["views"].sum() == (generated["event"] == "pageview").sum()
+
+
+def test_the_funnel_and_visitor_kinds_agree_with_the_oracle():
+    # A generated workload with its profiles, the analysis over its clean events as Cassandra holds them.
+    workload = generate(4_000, seed=12, invalid_ratio=0.0)
+    clean = oracle.clean_events(workload)
+    steps = analysis.funnel(clean)
+    expected = oracle.funnel(workload)
+    assert dict(zip(steps["step"], steps["did"], strict=True)) == expected["did"]
+    assert dict(zip(steps["step"], steps["reached"], strict=True)) == expected["reached"]
+    visitors = analysis.new_vs_returning(clean)
+    assert dict(zip(visitors["visitor"], visitors["sessions"], strict=True)) == oracle.visitors(workload)

@@ -119,15 +119,19 @@ def test_top_partners_and_pages(events):
     assert len(rows(spec)) == 7
 
 
-def test_funnel_bars_with_conversion_labels(events):
+def test_funnel_bars_labelled_with_both_percentages(events):
     steps = analysis.funnel(events)
     spec = charts.funnel(steps).to_dict()
     bars = bars_of(spec)
     assert fields(bars) == {"x": "step", "y": "reached"}
     assert bars["encoding"]["x"]["sort"] == list(analysis.FUNNEL_STEPS)
     (text,) = [u for u in units(spec) if mark(u) == "text"]
-    assert text["encoding"]["text"]["field"] == "conversion_from_previous"
+    assert text["encoding"]["text"]["field"] == "label"
     assert [r["reached"] for r in rows(spec)] == list(steps["reached"])
+    labels = [r["label"] for r in rows(spec)]
+    assert labels[0] == "100% of sessions"
+    last = steps.iloc[-1]
+    assert labels[-1] == f"{last['of_sessions']:.0%} of sessions · {last['of_previous']:.0%} of previous"
 
 
 def test_session_histograms_embed_bins_not_sessions(events):
