@@ -3,7 +3,7 @@
 Each function takes the ``Pipeline`` and returns a small DataFrame of what its services
 report now: topic end offsets and message rates from Kafka, consumer-group lag of the Flink
 jobs and Connect sinks, connector and task states from Connect, job states with records in
-and out from Flink's REST API, and a health line per service. ``snapshot`` gathers them
+and out and the windows' watermark from Flink's REST API, and a health line per service. ``snapshot`` gathers them
 all; ``live`` refreshes them in a notebook with ipywidgets.
 """
 
@@ -62,11 +62,28 @@ def connectors(pipeline: Pipeline) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["connector", "state", "tasks", "table"])
 
 
+JOB_COLUMNS = ["job", "state", "running_since", "records_in", "records_out", "watermark", "behind_s"]
+
+
 def flink_jobs(pipeline: Pipeline) -> pd.DataFrame:
-    """The pipeline's Flink jobs: state, records read by their sources, records their sinks sent."""
+    """The pipeline's Flink jobs: state; since when the running job has run; the records its
+    sources read and its sinks sent *since then* (Flink's counters start at 0 whenever a job is
+    started or resumed from its saved state: the consumer lags say what was consumed in all); and,
+    for a job with windows, the event-time watermark they have reached and how far it is behind
+    the clock (freshness: a window closes once the watermark passes its end)."""
+    now_ms = time.time() * 1000
     rows = []
-    for name, job in streaming_sql.running_jobs(pipeline).items():
-        row = {"job": name, "state": job.state if job else "NOT RUNNING", "records_in": 0, "records_out": 0}
+    for plan in pipeline.definition.jobs:
+        job = streaming_sql.running_jobs(pipeline, [plan])[plan.flink_name]
+        row = {
+            "job": plan.flink_name,
+            "state": job.state if job else "NOT RUNNING",
+            "running_since": _utc(job.start_time) if job and job.start_time > 0 else pd.NaT,
+            "records_in": 0,
+            "records_out": 0,
+            "watermark": pd.NaT,
+            "behind_s": float("nan"),
+        }
         if job:
             for vertex in pipeline.flink.vertices(job.job_id):
                 names = pipeline.flink.vertex_metric_names(job.job_id, vertex["id"])
@@ -75,8 +92,16 @@ def flink_jobs(pipeline: Pipeline) -> pd.DataFrame:
                 values = pipeline.flink.vertex_metrics(job.job_id, vertex["id"], wanted_in + wanted_out)
                 row["records_in"] += int(sum(values.get(m, 0.0) for m in wanted_in))
                 row["records_out"] += int(sum(values.get(m, 0.0) for m in wanted_out))
+            watermark = streaming_sql.job_watermark(pipeline, plan.name, timeout=0)
+            if watermark is not None:
+                row["watermark"] = _utc(watermark)
+                row["behind_s"] = round((now_ms - watermark) / 1000, 1)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["job", "state", "records_in", "records_out"])
+    return pd.DataFrame(rows, columns=JOB_COLUMNS)
+
+
+def _utc(epoch_ms: float) -> pd.Timestamp:
+    return pd.Timestamp(datetime.fromtimestamp(epoch_ms / 1000, UTC))
 
 
 def services(pipeline: Pipeline) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import dataclasses
 import time
 import uuid
 
+import pandas as pd
 import pytest
 from confluent_kafka import Consumer
 
@@ -78,3 +79,42 @@ def test_end_offsets_and_the_sink_lag_are_the_real_ones(paused_sink):
     pipeline.connect.resume(sink)
     pipeline.wait_settled(timeout=300)
     assert monitor.lags(pipeline)["lag"].sum() == 0
+
+
+def test_job_records_and_watermark_are_those_of_a_known_workload(running_pipeline):
+    pipeline = running_pipeline
+    workload = generate(2_000, seed=98, invalid_ratio=0.02, end_ms=int(time.time() * 1000) - 60_000)
+    assert produce.produce(pipeline, workload, show_progress=False).failed == 0
+    pipeline.wait_settled(timeout=300)
+    valid = len(workload.events)
+    invalid = len(workload.records) - valid
+    written = {
+        base: count_messages(pipeline.settings, pipeline.topic(base))
+        for base in ("pageviews_per_minute", "user_activity", "user_sessions", "status_per_minute", "clickstream_late")
+    }
+    expected = {
+        "ingest": (len(workload.records), valid + invalid),  # every message to the valid topic or the DLQ
+        "enrich": (valid + len(workload.profiles), None),  # the valid events and every profile
+        "aggregates": (valid, sum(written.values())),  # every row of the aggregate and late topics
+    }
+    # Flink fetches metrics every few seconds: the counters catch up soon after the pipeline settles.
+    deadline = time.monotonic() + 60
+    while True:
+        jobs = monitor.flink_jobs(pipeline).set_index("job")
+        got = {p.name: tuple(jobs.loc[p.flink_name, ["records_in", "records_out"]]) for p in pipeline.definition.jobs}
+        if all(got[j][0] == expected[j][0] and expected[j][1] in (None, got[j][1]) for j in expected):
+            break
+        assert time.monotonic() < deadline, f"records (in, out) {got}, expected {expected}"
+        time.sleep(2)
+    clean = sum(1 for e in workload.events if e.user_id is not None)
+    assert got["enrich"][1] >= clean  # each clean event once, and a correction when its profile came late
+    assert (jobs["state"] == "RUNNING").all()
+    assert jobs["running_since"].notna().all()
+
+    # The windows' watermark: the newest event time less the watermark delay, at most; behind the clock.
+    aggregates = jobs.loc[pipeline.definition.job("aggregates").flink_name]
+    newest = max(e.date for e in workload.events)
+    watermark_ms = aggregates["watermark"].timestamp() * 1000
+    assert newest - 60_000 <= watermark_ms <= newest - pipeline.settings.watermark_delay_seconds * 1000 + 1
+    assert aggregates["behind_s"] >= 60
+    assert pd.isna(jobs.loc[pipeline.definition.job("ingest").flink_name, "watermark"])  # no windows, no event time
