@@ -23,6 +23,13 @@ import pandas as pd
 # successful purchase event: a confirmation page that failed to load is no order.
 FUNNEL_STEPS = ("session", "product", "cart", "checkout", "purchase")
 FUNNEL_PAGES = {"product": "productDetail", "cart": "cart", "checkout": "checkout"}
+# Time charts bucket their data so that they hold at most MAX_BUCKETS points per line, whatever
+# the span: per minute for up to 10 hours of data, then coarser (a browser chart of 30 days per
+# minute would embed 43,200 rows per line, and Altair refuses more than 5,000).
+TIME_BUCKETS = ("1min", "5min", "15min", "1h", "6h", "1D", "7D")
+MAX_BUCKETS = 600
+BUCKET_WORDS = {"1min": "minute", "5min": "5 minutes", "15min": "15 minutes", "1h": "hour", "6h": "6 hours"}
+BUCKET_WORDS |= {"1D": "day", "7D": "week"}
 # A signed-in user counts as new for this long after signing up, then as returning.
 NEW_USER_DAYS = 30
 MOBILE_USER_AGENT = re.compile(r"Mobile|Android|iPhone|iPad")
@@ -59,15 +66,38 @@ def event_times(events: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(events["date"].astype("int64"), unit="ms")
 
 
-def traffic_over_time(events: pd.DataFrame, freq: str = "1min") -> pd.DataFrame:
-    """Events, distinct users and distinct sessions per time bucket; buckets without events count zero."""
-    frame = pd.DataFrame(
-        {"time": event_times(events), "user_id": events["user_id"], "session_id": events["session_id"]}
-    )
+def bucket_for(times: pd.Series, max_buckets: int = MAX_BUCKETS) -> str:
+    """The finest of :data:`TIME_BUCKETS` that cuts the span of ``times`` into at most ``max_buckets``."""
+    present = times.dropna()
+    if present.empty:
+        return TIME_BUCKETS[0]
+    span = present.max() - present.min()
+    return next((f for f in TIME_BUCKETS if span / pd.Timedelta(f) < max_buckets), TIME_BUCKETS[-1])
+
+
+def traffic_over_time(events: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
+    """Events, distinct users and distinct sessions per time bucket (``freq``, by default the finest
+    that keeps the chart small, see :func:`bucket_for`); buckets without events count zero. The
+    bucket is in the ``bucket`` column."""
+    times = event_times(events)
+    freq = freq or bucket_for(times)
+    frame = pd.DataFrame({"time": times, "user_id": events["user_id"], "session_id": events["session_id"]})
     traffic = frame.groupby(pd.Grouper(key="time", freq=freq)).agg(
         events=("session_id", "size"), users=("user_id", "nunique"), sessions=("session_id", "nunique")
     )
-    return traffic.reset_index()
+    return traffic.reset_index().assign(bucket=freq)
+
+
+def pageviews_over_time(pageviews_per_minute: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
+    """Pageviews per time bucket and page type, summed from the per-minute table, at most
+    MAX_BUCKETS / 6 buckets by default (one line per page type)."""
+    starts = as_datetime(pageviews_per_minute["window_start"])
+    freq = freq or bucket_for(starts, MAX_BUCKETS // 6)
+    frame = pd.DataFrame(
+        {"window_start": starts.dt.floor(freq), "page_type": pageviews_per_minute["page_type"]}
+    ).assign(views=pageviews_per_minute["views"].astype("int64"))
+    views = frame.groupby(["window_start", "page_type"], as_index=False)["views"].sum()
+    return views.assign(bucket=freq)
 
 
 def views_per_page_type(events: pd.DataFrame) -> pd.DataFrame:
@@ -257,18 +287,28 @@ def referrer_sources(events: pd.DataFrame) -> pd.DataFrame:
     return _counts(first.assign(source=source), ["source"], "sessions")
 
 
-def error_rate(status_per_minute: pd.DataFrame) -> pd.DataFrame:
-    """Per minute of the ``status_per_minute`` table: requests, errors, error_rate = errors / requests
-    and the pipeline's alert flag, in time order."""
-    rates = pd.DataFrame({"window_start": as_datetime(status_per_minute["window_start"])})
-    if "window_end" in status_per_minute.columns:
-        rates["window_end"] = as_datetime(status_per_minute["window_end"])
-    rates["requests"] = status_per_minute["requests"].astype("int64")
-    rates["errors"] = status_per_minute["errors"].astype("int64")
+def error_rate(status_per_minute: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
+    """Per time bucket of the ``status_per_minute`` table (per minute while that keeps the chart
+    small, see :func:`bucket_for`): requests, errors, error_rate = errors / requests, the minutes
+    the pipeline raised an alert for (``alerts``) and whether there was any (``alert``), in time
+    order. The bucket is in the ``bucket`` column."""
+    starts = as_datetime(status_per_minute["window_start"])
+    freq = freq or bucket_for(starts)
+    frame = pd.DataFrame(
+        {
+            "window_start": starts.dt.floor(freq),
+            "requests": status_per_minute["requests"].astype("int64"),
+            "errors": status_per_minute["errors"].astype("int64"),
+            # A row the sink wrote without the flag has not raised an alert.
+            "alerts": status_per_minute["alert"].eq(True).astype("int64"),
+        }
+    )
+    rates = frame.groupby("window_start", as_index=False).sum()
+    rates["window_end"] = rates["window_start"] + pd.Timedelta(freq)
     rates["error_rate"] = _ratio(rates["errors"], rates["requests"])
-    # A row the sink wrote without the flag has not raised an alert.
-    rates["alert"] = status_per_minute["alert"].eq(True)
-    return rates.sort_values("window_start", ignore_index=True)
+    rates["alert"] = rates["alerts"] > 0
+    columns = ["window_start", "window_end", "requests", "errors", "error_rate", "alerts", "alert", "bucket"]
+    return rates.assign(bucket=freq)[columns].sort_values("window_start", ignore_index=True)
 
 
 def _pageviews(events: pd.DataFrame) -> pd.DataFrame:

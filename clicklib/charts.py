@@ -71,15 +71,16 @@ _EMBED_HTML = Template(
 
 
 def traffic_over_time(traffic: pd.DataFrame) -> alt.Chart:
-    """Events and distinct users per time bucket, as two lines."""
+    """Events and distinct users per time bucket (``analysis.traffic_over_time``), as two lines."""
+    per = _bucket_words(traffic)
     data = pd.DataFrame({"time": _utc(traffic["time"]), "events": traffic["events"], "users": traffic["users"]})
     return (
-        alt.Chart(data, title="Traffic over time")
+        alt.Chart(data, title=f"Traffic over time: signed-in users' events and users per {per}")
         .transform_fold(["events", "users"], as_=["measure", "count"])
         .mark_line()
         .encode(
             x=_time_x("time", "time (UTC)"),
-            y=alt.Y("count:Q", title="per bucket"),
+            y=alt.Y("count:Q", title=f"per {per}"),
             color=alt.Color("measure:N", title=None),
             tooltip=[_time_tooltip("time"), "measure:N", "count:Q"],
         )
@@ -176,17 +177,29 @@ def referrer_sources(sources: pd.DataFrame) -> alt.LayerChart:
     return _share_bars(sources, "source", "sessions", "Where sessions come from")
 
 
-def error_rate(rates: pd.DataFrame) -> alt.LayerChart:
-    """Error rate per minute; minutes the pipeline raised an alert for are marked in red."""
-    base = alt.Chart(_error_rate_data(rates)).encode(x=_time_x("window_start", "minute (UTC)"))
-    tooltip = [_time_tooltip("window_start"), "requests:Q", "errors:Q", alt.Tooltip("error_rate:Q", format=".1%")]
+def error_rate(rates: pd.DataFrame, threshold: float | None = None) -> alt.LayerChart:
+    """Error rate per time bucket (``analysis.error_rate``), all visitors; buckets with a minute the
+    pipeline raised an alert for are marked in red, and the alert ``threshold`` (a fraction) is
+    drawn as a dashed line."""
+    per = _bucket_words(rates)
+    base = alt.Chart(_error_rate_data(rates)).encode(x=_time_x("window_start", "time (UTC)"))
+    tooltip = [
+        _time_tooltip("window_start"),
+        "requests:Q",
+        "errors:Q",
+        alt.Tooltip("error_rate:Q", format=".1%"),
+        alt.Tooltip("alerts:Q", title="minutes alerted"),
+    ]
     line = base.mark_line(color=NEUTRAL_COLOR).encode(y=_error_rate_y(), tooltip=tooltip)
     alerts = base.transform_filter("datum.alert")
     rules = alerts.mark_rule(color=ALERT_COLOR, opacity=0.35)
     points = alerts.mark_point(color=ALERT_COLOR, filled=True, size=60).encode(y=_error_rate_y(), tooltip=tooltip)
-    return alt.layer(rules, line, points, title="Error rate per minute (alerts in red)").properties(
-        width=WIDTH, height=HEIGHT
-    )
+    layers = [rules, line, points]
+    if threshold is not None:
+        limit = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(color=ALERT_COLOR, strokeDash=[4, 4])
+        layers.append(limit.encode(y="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format=".1%")]))
+    title = f"Error rate per {per}, every visitor (alerts in red" + (", threshold dashed)" if threshold else ")")
+    return alt.layer(*layers, title=title).properties(width=WIDTH, height=HEIGHT)
 
 
 def row_counts(counts: pd.DataFrame) -> alt.Chart:
@@ -207,15 +220,13 @@ def row_counts(counts: pd.DataFrame) -> alt.Chart:
 # --- interactive ---------------------------------------------------------------------------
 
 
-def traffic_by_page_type(pageviews_per_minute: pd.DataFrame) -> alt.HConcatChart:
+def traffic_by_page_type(views: pd.DataFrame) -> alt.HConcatChart:
     """Pageviews per page type as bars; clicking a bar filters the pageviews-over-time lines
-    to that page type (shift-click adds more, a click on empty space shows all)."""
+    (``analysis.pageviews_over_time``) to that page type (shift-click adds more, a click on empty
+    space shows all)."""
+    per = _bucket_words(views)
     data = pd.DataFrame(
-        {
-            "window_start": _utc(pageviews_per_minute["window_start"]),
-            "page_type": pageviews_per_minute["page_type"],
-            "views": pageviews_per_minute["views"],
-        }
+        {"window_start": _utc(views["window_start"]), "page_type": views["page_type"], "views": views["views"]}
     )
     pick = alt.selection_point(fields=["page_type"], name="picked_page_type")
     base = alt.Chart(data)
@@ -233,25 +244,25 @@ def traffic_by_page_type(pageviews_per_minute: pd.DataFrame) -> alt.HConcatChart
     lines = (
         base.mark_line()
         .encode(
-            x=_time_x("window_start", "minute (UTC)"),
-            y=alt.Y("sum(views):Q", title="pageviews"),
+            x=_time_x("window_start", "time (UTC)"),
+            y=alt.Y("sum(views):Q", title=f"pageviews per {per}"),
             color=alt.Color("page_type:N", title="page type"),
             tooltip=[_time_tooltip("window_start"), "page_type:N", alt.Tooltip("sum(views):Q", title="pageviews")],
         )
         .transform_filter(pick)
-        .properties(title="Pageviews per minute", width=WIDTH, height=HEIGHT)
+        .properties(title=f"Pageviews per {per}, signed-in users", width=WIDTH, height=HEIGHT)
     )
     return alt.hconcat(bars, lines)
 
 
 def error_rate_brush(rates: pd.DataFrame) -> alt.VConcatChart:
-    """Error rate per minute with a brush: dragging over minutes totals their requests and errors below."""
+    """Error rate per time bucket with a brush: dragging over buckets totals their requests and errors below."""
     brush = alt.selection_interval(encodings=["x"], name="selected_minutes")
     base = alt.Chart(_error_rate_data(rates))
-    line = base.mark_line(color=NEUTRAL_COLOR).encode(x=_time_x("window_start", "minute (UTC)"), y=_error_rate_y())
+    line = base.mark_line(color=NEUTRAL_COLOR).encode(x=_time_x("window_start", "time (UTC)"), y=_error_rate_y())
     alerts = line.transform_filter("datum.alert").mark_point(color=ALERT_COLOR, filled=True, size=60)
     timeline = alt.layer(line.add_params(brush), alerts).properties(
-        title="Error rate per minute, alerts in red (drag to select minutes)", width=WIDTH, height=HEIGHT
+        title=f"Error rate per {_bucket_words(rates)}, alerts in red (drag to select)", width=WIDTH, height=HEIGHT
     )
     totals = (
         base.transform_filter(brush)
@@ -345,8 +356,14 @@ def _histogram(bins: pd.DataFrame, title: str, x_title: str) -> alt.Chart:
     )
 
 
+def _bucket_words(frame: pd.DataFrame) -> str:
+    """The time bucket of an analysis frame in words ("minute", "6 hours")."""
+    bucket = frame["bucket"].iloc[0] if "bucket" in frame and len(frame) else analysis.TIME_BUCKETS[0]
+    return analysis.BUCKET_WORDS.get(bucket, bucket)
+
+
 def _error_rate_data(rates: pd.DataFrame) -> pd.DataFrame:
-    columns = ["requests", "errors", "error_rate", "alert"]
+    columns = ["requests", "errors", "error_rate", "alerts", "alert"]
     return rates[columns].assign(window_start=_utc(rates["window_start"]))
 
 

@@ -211,9 +211,9 @@ def test_traffic_over_time_counts_every_minute_including_empty_ones(shop):
     # s1 and s3 in minute 0 (s3 from 30 s), s4 at 125 s in minute 2, s2 an hour later.
     traffic = analysis.traffic_over_time(shop[shop["session_id"] != "s2"])
     assert records(traffic) == [
-        {"time": pd.Timestamp("2026-01-01 00:00"), "events": 9, "users": 2, "sessions": 2},
-        {"time": pd.Timestamp("2026-01-01 00:01"), "events": 0, "users": 0, "sessions": 0},
-        {"time": pd.Timestamp("2026-01-01 00:02"), "events": 1, "users": 0, "sessions": 1},
+        {"time": pd.Timestamp("2026-01-01 00:00"), "events": 9, "users": 2, "sessions": 2, "bucket": "1min"},
+        {"time": pd.Timestamp("2026-01-01 00:01"), "events": 0, "users": 0, "sessions": 0, "bucket": "1min"},
+        {"time": pd.Timestamp("2026-01-01 00:02"), "events": 1, "users": 0, "sessions": 1, "bucket": "1min"},
     ]
 
 
@@ -335,7 +335,16 @@ def test_error_rate_from_cassandra_rows():
         }
     )
     rates = analysis.error_rate(status)
-    assert list(rates.columns) == ["window_start", "window_end", "requests", "errors", "error_rate", "alert"]
+    assert list(rates.columns) == [
+        "window_start",
+        "window_end",
+        "requests",
+        "errors",
+        "error_rate",
+        "alerts",
+        "alert",
+        "bucket",
+    ]
     assert list(rates["window_start"]) == [minute + pd.Timedelta(minutes=m) for m in (0, 1, 2)]
     assert list(rates["error_rate"]) == [0.02, 0.2, 0.0]
     assert list(rates["alert"]) == [False, True, False]
@@ -422,3 +431,26 @@ def test_the_funnel_and_visitor_kinds_agree_with_the_oracle():
     assert dict(zip(steps["step"], steps["reached"], strict=True)) == expected["reached"]
     visitors = analysis.new_vs_returning(clean)
     assert dict(zip(visitors["visitor"], visitors["sessions"], strict=True)) == oracle.visitors(workload)
+
+
+def test_thirty_days_of_minutes_are_bucketed_to_at_most_600_points_with_nothing_lost():
+    minutes = pd.date_range("2026-01-01", periods=30 * 1440, freq="1min")
+    status = pd.DataFrame(
+        {
+            "window_start": minutes,
+            "requests": 100,
+            "errors": [50 if i == 4_321 else 1 for i in range(len(minutes))],
+            "alert": [i == 4_321 for i in range(len(minutes))],
+        }
+    )
+    rates = analysis.error_rate(status)
+    assert len(rates) <= analysis.MAX_BUCKETS
+    assert set(rates["bucket"]) == {"6h"}  # 120 six-hour buckets; hours would be 720
+    assert rates["requests"].sum() == 100 * len(minutes)
+    assert rates["errors"].sum() == 49 + len(minutes)
+    assert rates["alerts"].sum() == 1 and rates["alert"].sum() == 1
+    pageviews = pd.DataFrame(
+        {"window_start": minutes.repeat(2), "page_type": ["home", "cart"] * len(minutes), "views": 3}
+    )
+    views = analysis.pageviews_over_time(pageviews)
+    assert len(views) <= analysis.MAX_BUCKETS and views["views"].sum() == 6 * len(minutes)

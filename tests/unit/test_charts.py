@@ -34,9 +34,9 @@ def rates(workload) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def pageviews_per_minute(workload) -> pd.DataFrame:
-    # As Cassandra returns the table: timestamps, not epoch milliseconds.
+    # As Cassandra returns the table (timestamps, not epoch milliseconds), bucketed for the chart.
     table = oracle.pageviews_per_minute(workload)
-    return table.assign(window_start=analysis.as_datetime(table["window_start"]))
+    return analysis.pageviews_over_time(table.assign(window_start=analysis.as_datetime(table["window_start"])))
 
 
 @pytest.fixture
@@ -153,6 +153,33 @@ def test_error_rate_marks_alert_minutes(rates):
     for unit in units(spec):
         assert ({"filter": "datum.alert"} in unit.get("transform", [])) == (mark(unit) != "line")
     assert len(rows(spec)) == len(rates)
+    assert spec["title"].startswith("Error rate per minute")
+
+
+def test_error_rate_draws_the_alert_threshold(rates):
+    spec = charts.error_rate(rates, threshold=0.05).to_dict()
+    (limit,) = [u for u in units(spec) if u.get("mark", {}).get("strokeDash")]
+    assert limit["encoding"]["y"]["field"] == "threshold"
+    assert [{"threshold": 0.05}] in spec["datasets"].values()
+
+
+def test_thirty_days_of_minutes_chart_without_hitting_the_row_limit():
+    # Altair refuses to embed more than 5,000 rows: 30 days of minutes are 43,200 per line.
+    minutes = pd.date_range("2026-01-01", periods=30 * 1440, freq="1min")
+    status = pd.DataFrame({"window_start": minutes, "requests": 100, "errors": 2, "alert": False})
+    pageviews = pd.DataFrame({"window_start": minutes.repeat(7), "page_type": list("abcdefg") * len(minutes)})
+    events = pd.DataFrame(
+        {"date": minutes.astype("int64") // 1_000_000, "user_id": "u", "session_id": "s", "event": "pageview"}
+    )
+    rates = analysis.error_rate(status)
+    for chart in (
+        charts.error_rate(rates, threshold=0.05),
+        charts.error_rate_brush(rates),
+        charts.traffic_by_page_type(analysis.pageviews_over_time(pageviews.assign(views=1))),
+        charts.traffic_over_time(analysis.traffic_over_time(events)),
+    ):
+        spec = chart.to_dict()  # raises MaxRowsError over the limit
+        assert 0 < max(len(data) for data in spec["datasets"].values()) <= analysis.MAX_BUCKETS
 
 
 def test_row_counts_line_per_table():
