@@ -289,7 +289,8 @@ def referrer_sources(events: pd.DataFrame) -> pd.DataFrame:
 
 def error_rate(status_per_minute: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
     """Per time bucket of the ``status_per_minute`` table (per minute while that keeps the chart
-    small, see :func:`bucket_for`): requests, errors, error_rate = errors / requests, the minutes
+    small, see :func:`bucket_for`): requests (page loads), errors (failed page loads, status 400 or
+    above), error_rate = errors / requests, the minutes
     the pipeline raised an alert for (``alerts``) and whether there was any (``alert``), in time
     order. The bucket is in the ``bucket`` column."""
     starts = as_datetime(status_per_minute["window_start"])

@@ -141,11 +141,13 @@ def user_sessions(workload: Workload) -> pd.DataFrame:
 
 
 def status_per_minute(workload: Workload, alert_percent: float = 5) -> pd.DataFrame:
-    """Requests and errors (status >= 400) per minute over all valid events, and whether to alert."""
+    """Per minute over all valid events: events, page loads (requests) and failed page loads
+    (errors, status >= 400), and whether to alert (errors above ``alert_percent`` of requests)."""
     events = _with_minute_window(valid_events(workload))
-    events["is_error"] = events["status"] >= 400
+    events["is_load"] = events["event"] == "pageview"
+    events["is_error"] = events["is_load"] & (events["status"] >= 400)
     result = events.groupby(["window_start", "window_end"], as_index=False).agg(
-        requests=("event_id", "size"), errors=("is_error", "sum")
+        events=("event_id", "size"), requests=("is_load", "sum"), errors=("is_error", "sum")
     )
     result["alert"] = result["errors"] * 100 > result["requests"] * alert_percent
     return result.sort_values("window_start", ignore_index=True)

@@ -125,7 +125,7 @@ def test_ten_thousand_mutated_messages_are_each_accounted_for_once_as_python_say
     assert len(late) == len(lates), "an event was reported late twice"
     still_open = sum(minute_end(e["date"]) - 1 > epoch_ms(e["missed_watermark"]) for e in lates)
     windows = table(pipeline, "status_per_minute")
-    counted = int(windows[windows["window_start"] < now_ms + 30 * 60_000]["requests"].sum())
+    counted = int(windows[windows["window_start"] < now_ms + 30 * 60_000]["events"].sum())
     assert counted == len(valid_ids) - len(late) + still_open
 
     # Reasons by kind, their numbers left out ("not UTF-8 text: byte 0x# at offset #").
