@@ -106,8 +106,10 @@ def views_per_page_type(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def top_partners(events: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    """The ``n`` partner shops with the most pageviews, with their purchases and sessions."""
-    frame = events.assign(pageview=events["event"].eq("pageview"), purchase=events["event"].eq("purchase"))
+    """The ``n`` partner shops with the most pageviews, with their (successful) purchases and sessions."""
+    frame = events.assign(
+        pageview=events["event"].eq("pageview"), purchase=events["event"].eq("purchase") & events["status"].lt(400)
+    )
     partners = frame.groupby(["partner_id", "partner_name"], dropna=False, as_index=False).agg(
         pageviews=("pageview", "sum"), purchases=("purchase", "sum"), sessions=("session_id", "nunique")
     )
@@ -310,6 +312,42 @@ def error_rate(status_per_minute: pd.DataFrame, freq: str | None = None) -> pd.D
     rates["alert"] = rates["alerts"] > 0
     columns = ["window_start", "window_end", "requests", "errors", "error_rate", "alerts", "alert", "bucket"]
     return rates.assign(bucket=freq)[columns].sort_values("window_start", ignore_index=True)
+
+
+# --- one sentence per chart, computed from the data it shows -----------------------------------
+
+
+def busiest(traffic: pd.DataFrame) -> str:
+    """The busiest bucket of :func:`traffic_over_time`, in words."""
+    if traffic.empty or traffic["events"].max() == 0:
+        return "No events in this period."
+    top = traffic.loc[traffic["events"].idxmax()]
+    per = BUCKET_WORDS.get(top["bucket"], top["bucket"])
+    began = f"{top['time']:%Y-%m-%d %H:%M} UTC"
+    return f"The busiest {per} began {began}: {top['events']:,} events from {top['users']:,} users."
+
+
+def leading_share(counts: pd.DataFrame, key: str, count: str = "sessions") -> str:
+    """The largest row of a share table (:func:`devices`, :func:`referrer_sources`, ...), in words:
+    ``key`` names its kind, ``count`` the column counted (and the word for it)."""
+    if counts.empty:
+        return f"No {count}."
+    top, kind = counts.iloc[0], key.replace("_", " ")
+    return f"{top['share']:.0%} of {count} ({top[count]:,} of {counts[count].sum():,}): {kind} {top[key]}."
+
+
+def worst_errors(rates: pd.DataFrame) -> str:
+    """The bucket of :func:`error_rate` with the highest error rate, and the alerts raised, in words."""
+    loaded = rates[rates["requests"] > 0]
+    if loaded.empty:
+        return "No page loads in this period."
+    worst = loaded.loc[loaded["error_rate"].idxmax()]
+    total = loaded["errors"].sum() / loaded["requests"].sum()
+    per = BUCKET_WORDS.get(worst["bucket"], worst["bucket"])
+    return (
+        f"{total:.1%} of page loads failed overall; the worst {per} began {worst['window_start']:%Y-%m-%d %H:%M} UTC "
+        f"with {worst['error_rate']:.0%} failed; the pipeline raised {int(rates['alerts'].sum())} alert(s)."
+    )
 
 
 def _pageviews(events: pd.DataFrame) -> pd.DataFrame:

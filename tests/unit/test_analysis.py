@@ -454,3 +454,30 @@ def test_thirty_days_of_minutes_are_bucketed_to_at_most_600_points_with_nothing_
     )
     views = analysis.pageviews_over_time(pageviews)
     assert len(views) <= analysis.MAX_BUCKETS and views["views"].sum() == 6 * len(minutes)
+
+
+def test_each_chart_sentence_says_what_its_data_shows(shop):
+    traffic = analysis.traffic_over_time(shop[shop["session_id"] != "s2"])
+    assert analysis.busiest(traffic) == "The busiest minute began 2026-01-01 00:00 UTC: 9 events from 2 users."
+    devices = analysis.devices(shop)  # s1 iPhone, s3 Android: mobile; s2, s4 Windows: desktop
+    assert analysis.leading_share(devices, "device") in (
+        "50% of sessions (2 of 4): device desktop.",
+        "50% of sessions (2 of 4): device mobile.",
+    )
+    # 11 pageviews: home, category, productDetail and cart 2 each (ties go by name), the rest 1.
+    views = analysis.views_per_page_type(shop)
+    assert analysis.leading_share(views, "page_type", "views") == "18% of views (2 of 11): page type cart."
+    minute = pd.Timestamp("2026-01-01 00:00")
+    status = pd.DataFrame(
+        {
+            "window_start": [minute, minute + pd.Timedelta(minutes=1)],
+            "requests": [100, 50],
+            "errors": [2, 10],
+            "alert": [False, True],
+        }
+    )
+    assert analysis.worst_errors(analysis.error_rate(status)) == (
+        "8.0% of page loads failed overall; the worst minute began 2026-01-01 00:01 UTC with 20% failed; "
+        "the pipeline raised 1 alert(s)."
+    )
+    assert analysis.busiest(traffic.iloc[:0]) == "No events in this period."
