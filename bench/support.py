@@ -23,7 +23,7 @@ from clicklib.topics import CLEAN, SINK_DLQ
 POLL_SECONDS = 0.2
 CLEAN_JOBS = ("ingest", "enrich")  # the jobs between the raw topic and the clean one
 
-# The columns of the clean topic, in the order ksql/07_clickstream_clean.sql declares them:
+# The columns of the clean topic, in the order ksql/09_clickstream_clean.sql declares them:
 # the event's fields with `day` after `date`, then the user's profile.
 CLEAN_COLUMNS = (*FIELDS[:2], "day", *FIELDS[2:], "signup_date", "home_city", "segment")
 # events_by_user holds every clean column but `day`.

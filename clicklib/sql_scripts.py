@@ -25,7 +25,7 @@ TOPIC_OPTION = re.compile(r"'topic'\s*=\s*'([^']+)'")
 class Script:
     """One file of ``ksql/`` as read, before its placeholders are filled."""
 
-    label: str  # "ksql/07_clickstream_clean.sql"
+    label: str  # "ksql/09_clickstream_clean.sql"
     text: str
 
     @property
@@ -41,7 +41,7 @@ class Script:
 @dataclass(frozen=True)
 class Statement:
     text: str
-    source: str  # "ksql/07_clickstream_clean.sql:12"
+    source: str  # "ksql/09_clickstream_clean.sql:12"
 
     @property
     def is_insert(self) -> bool:

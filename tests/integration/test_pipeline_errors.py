@@ -31,11 +31,11 @@ def copy_of(folder, suffix: str, tmp_path) -> object:
 
 def test_an_invalid_sql_file_is_named_and_nothing_is_submitted(namespaced_pipeline, tmp_path):
     scripts = copy_of(resources.ksql_dir(), ".sql", tmp_path)
-    broken = scripts / "09_pageviews_per_minute.sql"
+    broken = scripts / "11_pageviews_per_minute.sql"
     broken.write_text(broken.read_text().replace("COUNT(DISTINCT user_id)", "COUNT(DISTINCT visitor)"))
     with Pipeline(namespaced_pipeline.settings, Sources(ksql=scripts)) as pipeline, pytest.raises(SqlError) as caught:
         pipeline.up()
-    assert "09_pageviews_per_minute.sql" in str(caught.value)
+    assert "11_pageviews_per_minute.sql" in str(caught.value)
     assert "visitor" in str(caught.value)
     nothing_submitted(namespaced_pipeline)
 
