@@ -13,6 +13,7 @@ event: the generator, like a real site, keeps these fixed within a session.
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -49,6 +50,12 @@ KNOWN_SOURCES = (
     "newsletter",
 )
 UNKNOWN = "unknown"
+
+
+def recent_days(days: int, today: date | None = None) -> list[date]:
+    """The last ``days`` UTC days, today included, oldest first: the day partitions a notebook reads."""
+    today = today or datetime.now(UTC).date()
+    return [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
 
 
 def as_datetime(values: pd.Series) -> pd.Series:

@@ -112,6 +112,19 @@ class CassandraClient:
             raise CassandraError(f"cassandra at {self.address} refused `{cql}`: {exc}", self.address) from exc
         return pd.DataFrame(rows, columns=list(result.column_names or []) or None)
 
+    def partitions_df(self, table: str, key: str, values: Sequence[Any], chunk: int = 100) -> pd.DataFrame:
+        """Every row of the given partitions of a table (``key`` its partition key), as a DataFrame:
+        a read bounded by what it asks for, never a scan of the whole table."""
+        frames = []
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), chunk):
+            part = unique[start : start + chunk]
+            marks = ", ".join(["%s"] * len(part))
+            frames.append(self.query_df(f"SELECT * FROM {self.keyspace}.{table} WHERE {key} IN ({marks})", part))
+        if not frames:  # no partition asked for: no rows, with the table's columns
+            return self.query_df(f"SELECT * FROM {self.keyspace}.{table} LIMIT 1").iloc[:0]
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
     def count_rows(self, table: str) -> int:
         """Rows in one of the pipeline's tables (a full scan: fine for a laptop's data)."""
         return int(self.execute(f"SELECT COUNT(*) FROM {self.keyspace}.{table}").one()[0])

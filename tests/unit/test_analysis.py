@@ -481,3 +481,10 @@ def test_each_chart_sentence_says_what_its_data_shows(shop):
         "the pipeline raised 1 alert(s)."
     )
     assert analysis.busiest(traffic.iloc[:0]) == "No events in this period."
+
+
+def test_recent_days_are_the_last_utc_days_today_included():
+    from datetime import date
+
+    assert analysis.recent_days(2, today=date(2026, 3, 1)) == [date(2026, 2, 28), date(2026, 3, 1)]
+    assert analysis.recent_days(1, today=date(2026, 3, 1)) == [date(2026, 3, 1)]
