@@ -16,6 +16,7 @@ import pytest
 from clicklib import monitor
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
+from clicklib.topics import TOPICS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION_FILES = {*(ROOT / "ksql").glob("*.sql"), *(ROOT / "connect").glob("*.json"), ROOT / "clicklib/schema.cql"}
@@ -117,5 +118,6 @@ def test_the_built_wheel_runs_the_pipeline_from_an_empty_directory(live_stack: S
     connectors = [line for line in lines if line and line[0] == "connector"]
     assert len(connectors) == 6 and all(line[2:] == ["RUNNING", "RUNNING"] for line in connectors), status
     topics = [line for line in lines if line and line[0] == "topic"]
-    assert len(topics) == 11 and all(line[1].startswith(namespace) for line in topics)
+    # Every topic of the pipeline, from the installed package's definition.
+    assert sorted(line[1] for line in topics) == sorted(f"{namespace}{base}" for base in TOPICS), status
     assert list(empty.iterdir()) == []  # nothing written where it ran
