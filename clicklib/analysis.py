@@ -114,9 +114,7 @@ def views_per_page_type(events: pd.DataFrame) -> pd.DataFrame:
 
 def top_partners(events: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     """The ``n`` partner shops with the most pageviews, with their (successful) purchases and sessions."""
-    frame = events.assign(
-        pageview=events["event"].eq("pageview"), purchase=events["event"].eq("purchase") & events["status"].lt(400)
-    )
+    frame = events.assign(pageview=events["event"].eq("pageview"), purchase=_orders(events))
     partners = frame.groupby(["partner_id", "partner_name"], dropna=False, as_index=False).agg(
         pageviews=("pageview", "sum"), purchases=("purchase", "sum"), sessions=("session_id", "nunique")
     )
@@ -154,9 +152,9 @@ def funnel(events: pd.DataFrame) -> pd.DataFrame:
         "product": views & events["page_type"].eq(FUNNEL_PAGES["product"]),
         "cart": (views & events["page_type"].eq(FUNNEL_PAGES["cart"])) | (events["event"].eq("add_to_cart") & ok),
         "checkout": views & events["page_type"].eq(FUNNEL_PAGES["checkout"]),
-        "purchase": events["event"].eq("purchase") & ok,
+        "purchase": _orders(events),
     }
-    per_session = pd.DataFrame({step: flags for step, flags in done.items()}).groupby(events["session_id"]).any()
+    per_session = pd.DataFrame(done).groupby(events["session_id"]).any()
     furthest = per_session.mul(np.arange(len(FUNNEL_STEPS))).max(axis=1)
     reached = [int((furthest >= i).sum()) for i in range(len(FUNNEL_STEPS))]
     steps = pd.DataFrame(
@@ -184,7 +182,7 @@ def sessions(events: pd.DataFrame) -> pd.DataFrame:
     frame = events.assign(
         time=event_times(events),
         pageview=events["event"].eq("pageview"),
-        purchase=events["event"].eq("purchase") & events["status"].lt(400),
+        purchase=_orders(events),
     )
     if "signup_date" not in frame:
         frame["signup_date"] = np.nan
@@ -355,6 +353,11 @@ def worst_errors(rates: pd.DataFrame) -> str:
         f"{total:.1%} of page loads failed overall; the worst {per} began {worst['window_start']:%Y-%m-%d %H:%M} UTC "
         f"with {worst['error_rate']:.0%} failed; the pipeline raised {int(rates['alerts'].sum())} alert(s)."
     )
+
+
+def _orders(events: pd.DataFrame) -> pd.Series:
+    """Which events are orders: successful purchase events (a failed one is no order)."""
+    return events["event"].eq("purchase") & events["status"].lt(400)
 
 
 def _pageviews(events: pd.DataFrame) -> pd.DataFrame:

@@ -73,8 +73,9 @@ def flink_jobs(pipeline: Pipeline) -> pd.DataFrame:
     the clock (freshness: a window closes once the watermark passes its end)."""
     now_ms = time.time() * 1000
     rows = []
+    running = streaming_sql.running_jobs(pipeline)
     for plan in pipeline.definition.jobs:
-        job = streaming_sql.running_jobs(pipeline, [plan])[plan.flink_name]
+        job = running[plan.flink_name]
         row = {
             "job": plan.flink_name,
             "state": job.state if job else "NOT RUNNING",
