@@ -23,6 +23,8 @@ TABLES = (
     "user_activity",
     "user_sessions",
     "status_per_minute",
+    "session_summary",
+    "daily_kpis",
 )
 
 

@@ -261,6 +261,23 @@ def pipeline_down(purge: bool) -> None:
         console.print("pipeline down" + (", topics, keyspace and saved state deleted" if purge else ""))
 
 
+@pipeline_group.command("close")
+def pipeline_close() -> None:
+    """End a run: write every window and session still open once all sent events are read.
+
+    Windows close as new events move the watermark on; after the last event of a run its last
+    minutes and sessions stay open until more traffic comes. Close them when the run is over:
+    an event dated before the close that arrives afterwards opens a window of its own.
+    """
+    from clicklib.pipeline import Pipeline
+
+    with _clear_errors():
+        with console.status("waiting for the pipeline to read everything, then closing its windows"):
+            closed = Pipeline(get_settings()).close_windows()
+        for job, how in closed.items():
+            console.print(f"{job}: {how}", highlight=False)
+
+
 def pipeline_table(report: PipelineStatus) -> Table:
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     table.add_column("kind")

@@ -97,13 +97,14 @@ class FlinkClient(RestClient):
         with self.reading(f"the watermarks of job {job_id}"):
             return [int(float(v["value"])) for v in values]
 
-    def stop_with_savepoint(self, job_id: str, timeout: float = 120.0) -> str:
+    def stop_with_savepoint(self, job_id: str, timeout: float = 120.0, drain: bool = False) -> str:
         """Stop a job, taking a savepoint first; returns the savepoint's path.
 
         Without draining: open windows are not fired but kept in the savepoint, so a job
-        resumed from it carries on as if it had never stopped.
+        resumed from it carries on as if it had never stopped. ``drain``: the sources first
+        send the end of event time, so every open window fires before the savepoint.
         """
-        body = {"drain": False, "formatType": "CANONICAL"}
+        body = {"drain": drain, "formatType": "CANONICAL"}
         trigger = self.json("post", f"/jobs/{job_id}/stop", f"stopping job {job_id} with a savepoint", json=body)
         with self.reading("the savepoint trigger"):
             request = trigger["request-id"]

@@ -186,8 +186,11 @@ def recorded_names(settings: Settings) -> list[str]:
     return sorted(p.stem for p in jobs_dir(settings).glob("*.json"))
 
 
-def save_running(settings: Settings, flink: FlinkClient, names: list[str] | None = None) -> dict[str, str]:
-    """Stop each running job that clicklib started (or only ``names``) with a savepoint and record it.
+def save_running(
+    settings: Settings, flink: FlinkClient, names: list[str] | None = None, drain: bool = False
+) -> dict[str, str]:
+    """Stop each running job that clicklib started (or only ``names``) with a savepoint and record it
+    (``drain``: firing every open window first, see ``FlinkClient.stop_with_savepoint``).
 
     Returns job name -> what happened. A job that cannot take a savepoint is cancelled: its
     newest retained checkpoint is kept, and the answer says so.
@@ -198,7 +201,7 @@ def save_running(settings: Settings, flink: FlinkClient, names: list[str] | None
         if name not in known:
             continue
         try:
-            path = flink.stop_with_savepoint(job.job_id)
+            path = flink.stop_with_savepoint(job.job_id, drain=drain)
         except ClicklibError as exc:
             flink.cancel(job.job_id)
             done[name] = f"cancelled without a savepoint ({exc}); its newest checkpoint is kept"

@@ -176,6 +176,30 @@ class KafkaClient:
         offsets = {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
         return {p: offsets.get(p, 0) for p in partitions}
 
+    def mark_every_partition(self, topic: str, headers: dict[str, bytes]) -> int:
+        """Write one record without a value but with ``headers`` to each partition of a topic
+        (a control mark for the jobs reading it); returns the number written."""
+        partitions = sorted(self.end_offsets(topic))
+        producer = self.producer(**{"enable.idempotence": True})
+        failures: list[str] = []
+
+        def delivered(error: Any, _message: Any) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for partition in partitions:
+            producer.produce(
+                topic, value=b"", partition=partition, headers=list(headers.items()), on_delivery=delivered
+            )
+        remaining = producer.flush(self.timeout)
+        if failures or remaining:
+            raise KafkaError(
+                f"kafka at {self.bootstrap_servers} did not take the marks for {topic}: "
+                f"{'; '.join(failures) or f'{remaining} not acknowledged within {self.timeout:.0f} s'}",
+                self.bootstrap_servers,
+            )
+        return len(partitions)
+
     def last_append_time(self, topic: str) -> float | None:
         """When the newest message of a topic was written (epoch seconds), None for an empty topic."""
         ends = self.end_offsets(topic)

@@ -143,17 +143,36 @@ class Pipeline:
                     job_state.forget(self.settings, plan.flink_name)
         return stopped
 
+    def close_windows(self, timeout: float = 600.0) -> dict[str, str]:
+        """End a run: wait until the pipeline has read everything it was sent, fire every window
+        and session still open, and wait until they reach Cassandra; returns job name -> what
+        happened.
+
+        A window closes when the watermark passes its end, and the watermark moves only with new
+        events: after the last event of a run, its last minutes and every session of its last
+        30 minutes stay open until more traffic comes. This closes them now. Call it once the
+        traffic of a run is over: an event dated before the close that arrives afterwards is not
+        late but opens a window of its own (a minute's row then holds only such events).
+        """
+        self.wait_settled(timeout)
+        with self.lock():
+            closed = streaming_sql.close_windows(self)
+        # What the drain wrote reaches Cassandra; no window is left to wait for.
+        self.wait_settled(timeout, windows=False)
+        return closed
+
     def lags(self) -> list[GroupLag]:
         """How far each consumer of the pipeline trails each topic it reads."""
         return consumer_lags(self.definition, self.kafka)
 
-    def wait_settled(self, timeout: float = 600.0, quiet_seconds: float = 3.0) -> float:
+    def wait_settled(self, timeout: float = 600.0, quiet_seconds: float = 3.0, windows: bool = True) -> float:
         """Wait until the pipeline has done all it will do with what it was sent; returns the wait.
 
         That is: every consumer has caught up and stayed so for ``quiet_seconds``, and the event
         topics have been silent for longer than the idle timeout, after which every partition is
         idle, the watermark stops, and no further window will close until new events arrive.
         Flink commits its offsets at checkpoints, so this takes at least one checkpoint interval.
+        Not ``windows``: only until every consumer has caught up (no window is expected to close).
         """
         started = time.monotonic()
         idle_after = self.settings.idle_timeout_seconds + 3.0
@@ -163,9 +182,13 @@ class Pipeline:
             lags = self.lags()
             if all(lag.lag == 0 for lag in lags) and lags == previous:
                 quiet_since = quiet_since or time.monotonic()
-                times = [self.kafka.last_append_time(topic) for topic in self.definition.event_topics]
+                times = (
+                    [self.kafka.last_append_time(topic) for topic in self.definition.event_topics] if windows else []
+                )
                 last = max((t for t in times if t), default=0.0)
-                if time.monotonic() - quiet_since >= quiet_seconds and time.time() - last >= idle_after:
+                if time.monotonic() - quiet_since >= quiet_seconds and (
+                    not windows or time.time() - last >= idle_after
+                ):
                     return time.monotonic() - started
             else:
                 quiet_since = None

@@ -15,6 +15,7 @@ from clicklib.exceptions import DefinitionError
 from clicklib.settings import Settings
 from clicklib.templates import placeholders, render
 
+WINDOW_TVF = re.compile(r"TABLE\s*\(\s*(TUMBLE|HOP|SESSION|CUMULATE)\s*\(", re.IGNORECASE)
 JOB_LINE = re.compile(r"^--\s*jobs?:\s*([a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)\s*$", re.MULTILINE)
 CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(\w+)", re.IGNORECASE)
 INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
@@ -68,6 +69,12 @@ class JobPlan:
             if table and topic and "properties.group.id" in statement.text and table.group(1) not in written:
                 topics.append(topic.group(1))
         return topics
+
+    @property
+    def has_windows(self) -> bool:
+        """Whether the job aggregates over event-time windows, which close only as its watermark
+        passes them."""
+        return any(WINDOW_TVF.search(s.text) for s in (*self.definitions, *self.inserts))
 
     def statement_set(self, verb: str = "EXECUTE ") -> str:
         body = ";\n".join(s.text for s in self.inserts)

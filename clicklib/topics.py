@@ -20,17 +20,34 @@ PAGEVIEWS = "pageviews_per_minute"
 ACTIVITY = "user_activity"
 SESSIONS = "user_sessions"
 STATUS = "status_per_minute"
+SESSION_SUMMARY = "session_summary"  # one row per closed session, every visitor
+DAILY_KPIS = "daily_kpis"  # headline numbers per day, upsert by day
 SINK_DLQ = "clickstream_sink_dlq"  # records the Cassandra sink could not write
 LATE = "clickstream_late"  # events that reached the windows behind their watermark
 INTERNAL_DLQ = "clickstream_internal_dlq"  # records of the valid or profile topics a job could not read
 
-TOPICS = (RAW, USERS, DLQ, VALID, CLEAN, PAGEVIEWS, ACTIVITY, SESSIONS, STATUS, SINK_DLQ, LATE, INTERNAL_DLQ)
+TOPICS = (
+    RAW,
+    USERS,
+    DLQ,
+    VALID,
+    CLEAN,
+    PAGEVIEWS,
+    ACTIVITY,
+    SESSIONS,
+    STATUS,
+    SESSION_SUMMARY,
+    DAILY_KPIS,
+    SINK_DLQ,
+    LATE,
+    INTERNAL_DLQ,
+)
 # Event topics are spread over partitions like the raw one; the rest are small.
 PARTITIONED = (RAW, VALID, CLEAN)
 # Profiles are reference data: the newest per user is kept for good. The clean topic is an
-# upsert stream keyed by event_id: compaction keeps one record per event, and the retention
-# below still bounds it. Every other topic keeps what settings say.
-CLEANUP_POLICIES = {USERS: "compact", CLEAN: "compact,delete"}
+# upsert stream keyed by event_id (daily_kpis by day): compaction keeps one record per key, and
+# the retention below still bounds it. Every other topic keeps what settings say.
+CLEANUP_POLICIES = {USERS: "compact", CLEAN: "compact,delete", DAILY_KPIS: "compact,delete"}
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,23 @@
 -- every partition is idle the watermark stops where it is: the newest windows close only
 -- when new events arrive (the last ${watermark_delay_seconds} s of event time plus the window
 -- length stay open until then).
+--
+-- Closing a run (`clicklib pipeline close`): a record with the header `clicklib-close` is no
+-- event but a mark that clicklib writes to every partition just before it drains the windows.
+-- Its time, the header's value in epoch ms, is as far ahead as an event may be dated, so it
+-- moves the watermark and wakes idle partitions: Flink drops the end-of-time watermark of a
+-- draining source that is idle, and the open windows would stay open. Marks are skipped below,
+-- neither events nor dead letters.
 CREATE TABLE clickstream_valid_records (
   record BYTES,
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
-  ts AS TO_TIMESTAMP_LTZ(event_time(record, CAST(${date_earliest_ms} AS BIGINT), CAST(${date_max_ahead_ms} AS BIGINT)), 3),
+  headers MAP<STRING, BYTES> METADATA VIRTUAL,
+  ts AS TO_TIMESTAMP_LTZ(
+    CASE
+      WHEN headers['clicklib-close'] IS NOT NULL THEN CAST(CAST(headers['clicklib-close'] AS STRING) AS BIGINT)
+      ELSE event_time(record, CAST(${date_earliest_ms} AS BIGINT), CAST(${date_max_ahead_ms} AS BIGINT))
+    END, 3),
   proc_time AS PROCTIME(),
   WATERMARK FOR ts AS ts - INTERVAL '${watermark_delay_seconds}' SECOND
 ) WITH (
@@ -31,11 +43,12 @@ CREATE TABLE clickstream_valid_records (
   'format' = 'raw'
 );
 
--- Each record with the outcome of its check.
+-- Each record with the outcome of its check; the marks that close a run are left out.
 CREATE VIEW clickstream_valid_checked AS
 SELECT r.kafka_partition, r.kafka_offset, r.ts, r.proc_time, c.*
 FROM clickstream_valid_records AS r,
-  LATERAL TABLE(check_click_event(r.record, CAST(${date_earliest_ms} AS BIGINT), CAST(${date_max_ahead_ms} AS BIGINT))) AS c;
+  LATERAL TABLE(check_click_event(r.record, CAST(${date_earliest_ms} AS BIGINT), CAST(${date_max_ahead_ms} AS BIGINT))) AS c
+WHERE r.headers['clicklib-close'] IS NULL;
 
 -- The valid events as typed columns, with their event time; `day` is the UTC day of `date`.
 CREATE VIEW clickstream_valid_events AS

@@ -58,8 +58,18 @@ def test_the_shipped_scripts_plan_three_jobs_with_every_placeholder_filled():
         "ksql/08_clickstream_users.sql",
         "ksql/09_clickstream_clean.sql",
     ]
-    # The internal dead letters of the valid events, four kinds of windows, and the late events.
-    assert len(aggregates.inserts) == 6
+    # The internal dead letters of the valid events, four kinds of windows (sessions twice: per
+    # user and per session), the late events, and the daily figures.
+    assert [s.source.split(":")[0] for s in aggregates.inserts] == [
+        "ksql/07_valid_events.sql",
+        "ksql/11_pageviews_per_minute.sql",
+        "ksql/12_user_activity.sql",
+        "ksql/13_user_sessions.sql",
+        "ksql/14_status_per_minute.sql",
+        "ksql/15_late_events.sql",
+        "ksql/16_session_summary.sql",
+        "ksql/17_daily_kpis.sql",
+    ]
     # Each job that writes the internal dead-letter topic has transactions of its own.
     for plan in (enrich, aggregates):
         (table,) = [s.text for s in plan.definitions if "CREATE TABLE clickstream_internal_dlq" in s.text]

@@ -1,0 +1,42 @@
+-- job: aggregates
+-- The shop's headline numbers per UTC day, kept up to date as sessions close: a day's row is
+-- rewritten with every session that closes, so a notebook reads one row per day instead of
+-- the day's sessions. Each count is a sum, so a day's figures are exact at any scale; a
+-- median needs the sessions themselves (session_summary).
+
+-- The daily_kpis topic: an upsert stream keyed by day, the newest row per day wins.
+CREATE TABLE daily_kpis (
+  `day` DATE,
+  sessions BIGINT,
+  anonymous_sessions BIGINT,
+  bounces BIGINT,
+  pageviews BIGINT,
+  errors BIGINT,
+  carts BIGINT,
+  purchases BIGINT,
+  duration_s DOUBLE,
+  PRIMARY KEY (`day`) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = '${topic.daily_kpis}',
+  'properties.bootstrap.servers' = '${bootstrap_servers}',
+  'key.format' = 'json',
+  'value.format' = 'json'
+);
+
+-- Sum each day's closed sessions: sessions, those of anonymous visitors, bounces (at most one
+-- page view), page views, failed page loads, sessions that reached the cart, sessions that
+-- ordered, and their total duration in seconds.
+INSERT INTO daily_kpis
+SELECT
+  CAST(window_start AS DATE),
+  COUNT(*),
+  COUNT(*) FILTER (WHERE user_id IS NULL),
+  COUNT(*) FILTER (WHERE pageviews <= 1),
+  SUM(pageviews),
+  SUM(errors),
+  COUNT(*) FILTER (WHERE reached_cart),
+  COUNT(*) FILTER (WHERE purchased),
+  SUM(duration_s)
+FROM session_windows
+GROUP BY CAST(window_start AS DATE);
