@@ -50,6 +50,13 @@ KNOWN_SOURCES = (
     "newsletter",
 )
 UNKNOWN = "unknown"
+# The outcome flags of the session_summary table, one bool per session.
+SUMMARY_FLAGS = ("viewed_product", "reached_cart", "reached_checkout", "purchased")
+# The next page of a session's last pageview, in transitions.
+EXIT_PAGE = "exit"
+# Sentences compare groups of at least this many sessions (or views): a rate over a handful
+# swings on a single order.
+MIN_GROUP_SESSIONS = 30
 
 
 def recent_days(days: int, today: date | None = None) -> list[date]:
@@ -319,6 +326,206 @@ def error_rate(status_per_minute: pd.DataFrame, freq: str | None = None) -> pd.D
     return rates.assign(bucket=freq)[columns].sort_values("window_start", ignore_index=True)
 
 
+# --- the session_summary table: one row per session, every visitor ---------------------------
+
+
+def summary_sessions(summary: pd.DataFrame) -> pd.DataFrame:
+    """The ``session_summary`` table as the functions below read it: one row per session, in
+    order of start, every visitor included (anonymous ones have no user_id).
+
+    ``session_start`` and ``session_end`` become naive UTC datetimes (from naive or aware driver
+    timestamps, or epoch milliseconds), ``day`` the UTC midnight of the start, the counts
+    integers, ``exit_status`` a nullable integer, and each outcome flag a bool (a missing flag is
+    False). It adds ``visitor`` ("signed-in" or "anonymous") and ``depth`` (= ``pageviews``, so
+    that :func:`clicklib.charts.session_length` and ``session_depth`` draw it). Applying it twice
+    changes nothing, so every function below accepts the raw table or this frame.
+    """
+    frame = summary.copy()
+    for column in ("session_start", "session_end"):
+        frame[column] = as_datetime(frame[column])
+    frame["day"] = frame["session_start"].dt.normalize()
+    for column in ("events", "pageviews", "errors"):
+        frame[column] = pd.to_numeric(frame[column]).fillna(0).astype("int64")
+    frame["duration_s"] = pd.to_numeric(frame["duration_s"]).astype("float64")
+    frame["exit_status"] = pd.to_numeric(frame["exit_status"]).astype("Int64")
+    for flag in SUMMARY_FLAGS:
+        frame[flag] = frame[flag].eq(True)
+    frame["visitor"] = np.where(frame["user_id"].isna(), "anonymous", "signed-in")
+    frame["depth"] = frame["pageviews"]
+    return frame.sort_values(["session_start", "session_id"], ignore_index=True)
+
+
+def kpis(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row of headline numbers over every session of a ``session_summary`` frame:
+
+    - ``sessions``;
+    - ``bounce_rate``: the share of sessions with at most one pageview (as :func:`session_summary`);
+    - ``median_duration_s``: first to last event;
+    - ``conversion``: the share of sessions with an order (a successful purchase event);
+    - ``cart_abandonment``: of the sessions that reached the cart (a cart page that loaded or an
+      add_to_cart), the share that did not order.
+
+    Rates are NaN when their denominator is 0.
+    """
+    frame = summary_sessions(summary)
+    carts = frame["reached_cart"]
+    return pd.DataFrame(
+        {
+            "sessions": [len(frame)],
+            "bounce_rate": [_share(frame["pageviews"].le(1).sum(), len(frame))],
+            "median_duration_s": [frame["duration_s"].median()],
+            "conversion": [_share(frame["purchased"].sum(), len(frame))],
+            "cart_abandonment": [_share((carts & ~frame["purchased"]).sum(), carts.sum())],
+        }
+    )
+
+
+def outcomes_by(summary: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per value of ``column`` (channel, device, partner_name, the segment of
+    :func:`with_segments`, ...; missing values as "unknown"): sessions, their share of all
+    sessions, the bounce rate (at most one pageview) and the conversion (sessions with an order),
+    most sessions first."""
+    frame = summary_sessions(summary)
+    frame[column] = frame[column].astype("object").fillna(UNKNOWN)
+    groups = frame.groupby(column, as_index=False).agg(
+        sessions=("session_id", "size"),
+        bounces=("pageviews", lambda pageviews: int(pageviews.le(1).sum())),
+        orders=("purchased", "sum"),
+    )
+    groups["share"] = _ratio(groups["sessions"], groups["sessions"].sum())
+    groups["bounce_rate"] = _ratio(groups["bounces"], groups["sessions"])
+    groups["conversion"] = _ratio(groups["orders"], groups["sessions"])
+    groups = groups.sort_values(["sessions", column], ascending=[False, True], ignore_index=True)
+    return groups[[column, "sessions", "share", "bounce_rate", "conversion"]]
+
+
+def with_segments(summary: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """The sessions of :func:`summary_sessions` with each user's profile ``segment``, taken from
+    the clean events (whose rows carry it): "anonymous" for sessions without a user_id, "unknown"
+    for a user without a profile or without events in ``events``. A segment that changed within
+    the period counts as the user's latest event has it."""
+    frame = summary_sessions(summary)
+    known = events[events["user_id"].notna()].sort_values("date", kind="stable")
+    latest = known.drop_duplicates("user_id", keep="last").set_index("user_id")["segment"].astype("object")
+    segment = frame["user_id"].map(latest).astype("object")
+    frame["segment"] = segment.where(segment.notna(), UNKNOWN).where(frame["user_id"].notna(), "anonymous")
+    return frame
+
+
+def landing_pages(summary: pd.DataFrame) -> pd.DataFrame:
+    """Sessions per landing page (the page type of the session's first pageview; "unknown" for
+    a session without one), most first, with their share of all sessions and their bounce rate
+    (at most one pageview)."""
+    return outcomes_by(summary, "landing_page")[["landing_page", "sessions", "share", "bounce_rate"]]
+
+
+def exit_pages(summary: pd.DataFrame) -> pd.DataFrame:
+    """Sessions per exit page (the page type of the session's last pageview; "unknown" for a
+    session without one), most first, with their share of all sessions, the exits whose last page
+    load failed (``failed``: status 400 or above) and their share of the page's exits
+    (``failed_share``)."""
+    frame = summary_sessions(summary)
+    frame["exit_page"] = frame["exit_page"].astype("object").fillna(UNKNOWN)
+    frame["failed"] = frame["exit_status"].ge(400).fillna(False).astype(bool)
+    pages = frame.groupby("exit_page", as_index=False).agg(sessions=("session_id", "size"), failed=("failed", "sum"))
+    pages["share"] = _ratio(pages["sessions"], pages["sessions"].sum())
+    pages["failed_share"] = _ratio(pages["failed"], pages["sessions"])
+    pages = pages.sort_values(["sessions", "exit_page"], ascending=[False, True], ignore_index=True)
+    return pages[["exit_page", "sessions", "share", "failed", "failed_share"]]
+
+
+def time_on_page(events: pd.DataFrame) -> pd.DataFrame:
+    """How long visitors stay on each page type: the time from a pageview to the next pageview
+    of the same session (events ordered by ``date``), with its median and mean in seconds and the
+    number of views measured, most measured views first.
+
+    A session's last pageview has nothing after it to measure against, so it is left out: bounces
+    (a single pageview) are never measured, and pages people often leave from (a purchase
+    confirmation) are measured on the few views that went on.
+    """
+    views = _consecutive_pageviews(events)
+    stays = views.assign(seconds=(views["next_date"] - views["date"]) / 1000).dropna(subset=["seconds"])
+    pages = stays.groupby("page_type", as_index=False).agg(
+        views=("seconds", "size"), median_s=("seconds", "median"), mean_s=("seconds", "mean")
+    )
+    pages["views"] = pages["views"].astype("int64")
+    return pages.sort_values(["views", "page_type"], ascending=[False, True], ignore_index=True)
+
+
+def transitions(events: pd.DataFrame, n: int = 15) -> pd.DataFrame:
+    """The ``n`` most frequent steps between pageviews: ``from_page`` -> ``to_page`` (page types)
+    between consecutive pageviews of a session (ordered by ``date``), where the next page of a
+    session's last pageview is "exit"; ``count`` and ``share`` of the from-page's views (every
+    view has one next page or the exit, so a from-page's shares add up to 1 before the cut)."""
+    views = _consecutive_pageviews(events)
+    steps = pd.DataFrame({"from_page": views["page_type"], "to_page": views["next_page"].fillna(EXIT_PAGE)})
+    counts = steps.groupby(["from_page", "to_page"], as_index=False).size().rename(columns={"size": "count"})
+    counts["share"] = _ratio(counts["count"], counts.groupby("from_page")["count"].transform("sum"))
+    counts = counts.sort_values(["count", "from_page", "to_page"], ascending=[False, True, True], ignore_index=True)
+    return counts.head(n)
+
+
+def errors_by_status_class(events: pd.DataFrame) -> pd.DataFrame:
+    """Page loads (pageview events) per HTTP status class ("2xx", "3xx", "4xx", "5xx"), with their
+    share of all page loads, most first."""
+    loads = _pageviews(events)
+    classes = (loads["status"].astype("int64") // 100).astype(str) + "xx"
+    return _counts(pd.DataFrame({"status_class": classes}), ["status_class"], "loads")
+
+
+def error_exits(summary: pd.DataFrame) -> pd.DataFrame:
+    """Sessions where some page load failed (status 400 or above) against sessions where every
+    page load succeeded (``page_loads``: "some failed" / "all succeeded"): sessions, share,
+    bounce rate, conversion, and the share whose last page load (the exit) failed, most first."""
+    frame = summary_sessions(summary)
+    frame["page_loads"] = np.where(frame["errors"] > 0, "some failed", "all succeeded")
+    groups = outcomes_by(frame, "page_loads")
+    failed_exits = frame["exit_status"].ge(400).fillna(False).astype(bool).groupby(frame["page_loads"]).sum()
+    groups["failed_exit_share"] = _ratio(groups["page_loads"].map(failed_exits), groups["sessions"])
+    return groups
+
+
+def cohort_retention(summary: pd.DataFrame, events: pd.DataFrame, weeks: int = 8) -> pd.DataFrame:
+    """Weekly retention of signed-in users by signup week, long-form, at most ``weeks`` x ``weeks`` rows.
+
+    A user's ``cohort`` is the Monday (UTC midnight) of the week of their profile's
+    ``signup_date`` (from the clean events, as :func:`with_segments` takes the segment; users
+    without one are left out). ``week`` counts calendar weeks (Monday to Sunday, UTC) since the
+    signup week: 0 is the signup week itself. Only the cohorts of the ``weeks`` weeks up to the
+    last week of the summary are kept, and only the cells whose calendar week lies in the period
+    read (from the week of the first session to that of the last).
+
+    The denominator, ``users``, is the users of the cohort seen in the period read (with at least
+    one session in ``summary``), not every user who signed up that week: the table holds no one
+    who did not come back. ``active`` is those of them with a session in that week, ``retention``
+    = active / users. A period of one week therefore shows 100 % by construction; the first and
+    last weeks of the period may be partial.
+    """
+    frame = summary_sessions(summary)
+    columns = ["cohort", "week", "users", "active", "retention"]
+    if frame.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    first_week, last_week = _monday(frame["session_start"]).agg(["min", "max"])
+    known = events[events["user_id"].notna()].sort_values("date", kind="stable").drop_duplicates("user_id", keep="last")
+    signup = pd.to_numeric(known.set_index("user_id")["signup_date"], errors="coerce").dropna()
+    cohort_of = _monday(pd.to_datetime(signup.astype("int64"), unit="ms"))
+    seen = frame[frame["user_id"].notna()]
+    seen = pd.DataFrame({"user_id": seen["user_id"], "cohort": seen["user_id"].map(cohort_of)})
+    seen["week_start"] = _monday(frame.loc[seen.index, "session_start"])
+    seen = seen.dropna(subset=["cohort"])
+    seen = seen[seen["cohort"].between(last_week - pd.Timedelta(weeks=weeks - 1), last_week)]
+    users = seen.groupby("cohort")["user_id"].nunique()
+    active = seen.groupby(["cohort", "week_start"])["user_id"].nunique()
+    rows = [
+        (cohort, (week_start - cohort).days // 7, users[cohort], active.get((cohort, week_start), 0))
+        for cohort in users.index
+        for week_start in pd.date_range(max(cohort, first_week), last_week, freq="7D")
+    ]
+    retention = pd.DataFrame(rows, columns=columns[:4]).astype({"week": "int64", "users": "int64", "active": "int64"})
+    retention["retention"] = _ratio(retention["active"], retention["users"])
+    return retention.sort_values(["cohort", "week"], ignore_index=True)
+
+
 # --- one sentence per chart, computed from the data it shows -----------------------------------
 
 
@@ -355,6 +562,146 @@ def worst_errors(rates: pd.DataFrame) -> str:
     )
 
 
+def kpi_sentence(kpis: pd.DataFrame) -> str:
+    """The headline numbers of :func:`kpis`, in words."""
+    top = kpis.iloc[0]
+    if top["sessions"] == 0:
+        return "No sessions in this period."
+    cart = (
+        "no session reached the cart"
+        if pd.isna(top["cart_abandonment"])
+        else f"{top['cart_abandonment']:.0%} of the sessions that reached the cart left without ordering"
+    )
+    return (
+        f"{int(top['sessions']):,} sessions: {top['bounce_rate']:.0%} bounced (one pageview or none), "
+        f"the median lasted {top['median_duration_s']:.0f} s, {top['conversion']:.1%} ended in an order; {cart}."
+    )
+
+
+def best_and_worst(
+    outcomes: pd.DataFrame, column: str, measure: str = "conversion", min_sessions: int = MIN_GROUP_SESSIONS
+) -> str:
+    """The lowest and highest ``measure`` (a rate column of :func:`outcomes_by`) across the values of
+    ``column``, in words. Groups of fewer than ``min_sessions`` sessions are left out (and
+    counted): a rate over a handful of sessions swings on one order."""
+    kind, word = column.replace("_", " "), measure.replace("_", " ")
+    large = outcomes[(outcomes["sessions"] >= min_sessions) & outcomes[measure].notna()]
+    small = len(outcomes) - len(large)
+    left_out = f"; {small} smaller group(s) left out" if small else ""
+    if large.empty:
+        return f"No {kind} has {min_sessions} sessions or more."
+    if len(large) == 1:
+        only = large.iloc[0]
+        return (
+            f"Only one {kind} has {min_sessions} sessions or more: {only[column]}, "
+            f"{word} {only[measure]:.1%} over {only['sessions']:,} sessions{left_out}."
+        )
+    low, high = large.loc[large[measure].idxmin()], large.loc[large[measure].idxmax()]
+    return (
+        f"{word.capitalize()} ranges from {low[measure]:.1%} ({kind} {low[column]}, {low['sessions']:,} sessions) "
+        f"to {high[measure]:.1%} ({kind} {high[column]}, {high['sessions']:,} sessions) "
+        f"among groups of {min_sessions}+ sessions{left_out}."
+    )
+
+
+def bounciest_landing(landing: pd.DataFrame, min_sessions: int = MIN_GROUP_SESSIONS) -> str:
+    """The commonest landing page of :func:`landing_pages` and its bounce rate, and the landing
+    page with the highest bounce rate among those of at least ``min_sessions`` sessions, in words."""
+    if landing.empty:
+        return "No sessions in this period."
+    top = landing.iloc[0]
+    sentence = (
+        f"{top['share']:.0%} of sessions ({top['sessions']:,} of {landing['sessions'].sum():,}) landed on "
+        f"{top['landing_page']}, and {top['bounce_rate']:.0%} of those bounced"
+    )
+    large = landing[landing["sessions"] >= min_sessions]
+    if large.empty:
+        return sentence + "."
+    worst = large.loc[large["bounce_rate"].idxmax()]
+    return (
+        sentence + f"; the highest bounce rate among landing pages with {min_sessions}+ sessions: "
+        f"{worst['landing_page']}, {worst['bounce_rate']:.0%}."
+    )
+
+
+def commonest_exit(exits: pd.DataFrame) -> str:
+    """The commonest exit page of :func:`exit_pages`, and how many sessions ended on a failed page load, in words."""
+    if exits.empty:
+        return "No sessions in this period."
+    top, total = exits.iloc[0], exits["sessions"].sum()
+    return (
+        f"{top['share']:.0%} of sessions ({top['sessions']:,} of {total:,}) left from {top['exit_page']} "
+        f"({top['failed_share']:.0%} of them after it failed to load); "
+        f"{exits['failed'].sum() / total:.1%} of all sessions ended on a page load that failed."
+    )
+
+
+def longest_stay(stays: pd.DataFrame, min_views: int = MIN_GROUP_SESSIONS) -> str:
+    """The page type of :func:`time_on_page` with the longest median stay, among those with at
+    least ``min_views`` measured views, in words."""
+    large = stays[stays["views"] >= min_views]
+    if large.empty:
+        return f"No page type has {min_views} measured views or more."
+    top = large.loc[large["median_s"].idxmax()]
+    return (
+        f"Visitors stay longest on {top['page_type']} pages: median {top['median_s']:.0f} s over "
+        f"{top['views']:,} measured views (a session's last page has no measured time)."
+    )
+
+
+def commonest_transition(steps: pd.DataFrame) -> str:
+    """The most frequent step of :func:`transitions`, in words."""
+    if steps.empty:
+        return "No pageviews in this period."
+    top = steps.iloc[0]
+    return (
+        f"The most frequent step is {top['from_page']} -> {top['to_page']}: {top['count']:,} times, "
+        f"{top['share']:.0%} of {top['from_page']} views."
+    )
+
+
+def failed_loads(classes: pd.DataFrame) -> str:
+    """The share of page loads of :func:`errors_by_status_class` that failed (4xx and 5xx), in words."""
+    total = classes["loads"].sum()
+    if total == 0:
+        return "No page loads in this period."
+    per_class = classes.set_index("status_class")["loads"]
+    client, server = per_class.get("4xx", 0), per_class.get("5xx", 0)
+    return (
+        f"{(client + server) / total:.1%} of page loads failed ({client + server:,} of {total:,}): "
+        f"{client / total:.1%} with a 4xx status, {server / total:.1%} with a 5xx."
+    )
+
+
+def error_cost(groups: pd.DataFrame) -> str:
+    """How sessions with a failed page load fare against the others (:func:`error_exits`), in words."""
+    by_kind = groups.set_index("page_loads")
+    if "some failed" not in by_kind.index:
+        return "No session had a failed page load."
+    failed = by_kind.loc["some failed"]
+    sentence = (
+        f"{int(failed['sessions']):,} sessions had a failed page load; {failed['failed_exit_share']:.0%} of them "
+        f"ended on a failed one and {failed['conversion']:.1%} ordered"
+    )
+    if "all succeeded" not in by_kind.index:
+        return sentence + "."
+    return sentence + f", against {by_kind.loc['all succeeded', 'conversion']:.1%} of the other sessions."
+
+
+def week_one_retention(retention: pd.DataFrame) -> str:
+    """Over the cohorts of :func:`cohort_retention` whose week 1 lies in the period, the share of
+    their users seen that had a session in the calendar week after their signup week, in words."""
+    week_one = retention[retention["week"] == 1]
+    users = int(week_one["users"].sum())
+    if users == 0:
+        return "No cohort's week after its signup week lies in this period."
+    active = int(week_one["active"].sum())
+    return (
+        f"{active / users:.0%} of the signed-in users seen ({active:,} of {users:,}, over {len(week_one)} weekly "
+        "cohort(s)) had a session in the calendar week after their signup week."
+    )
+
+
 def _orders(events: pd.DataFrame) -> pd.Series:
     """Which events are orders: successful purchase events (a failed one is no order)."""
     return events["event"].eq("purchase") & events["status"].lt(400)
@@ -385,3 +732,21 @@ def _ratio(numerator: pd.Series, denominator: pd.Series | int) -> pd.Series:
     elif denominator == 0:
         denominator = np.nan
     return numerator.astype("float64") / denominator
+
+
+def _share(count: float, total: float) -> float:
+    """count / total as a float, NaN when total is 0."""
+    return float(count) / float(total) if total else np.nan
+
+
+def _consecutive_pageviews(events: pd.DataFrame) -> pd.DataFrame:
+    """Pageviews by session and ``date``, each with the date and page type of its session's next
+    pageview (missing on the last). Pageviews of the same millisecond keep the frame's order."""
+    views = _pageviews(events).sort_values(["session_id", "date"], kind="stable")
+    following = views.groupby("session_id")
+    return views.assign(next_date=following["date"].shift(-1), next_page=following["page_type"].shift(-1))
+
+
+def _monday(times: pd.Series) -> pd.Series:
+    """The Monday (UTC midnight) that starts each time's week."""
+    return times.dt.normalize() - pd.to_timedelta(times.dt.day_of_week, unit="D")

@@ -20,6 +20,7 @@ elsewhere, e.g. by papermill) shows empty charts until it is trusted or re-run.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from pathlib import Path
 from string import Template
@@ -44,6 +45,11 @@ BAR_STEP = 22
 ALERT_COLOR = "#d62728"
 NEUTRAL_COLOR = "#4c78a8"
 UTC_TIME_FORMAT = "%Y-%m-%d %H:%M"
+# An axis of bins labels at most this many ticks, each on a bin edge.
+MAX_TICKS = 12
+# The populations charts name in their titles.
+EVERY_SESSION = "every session, anonymous visitors included"
+SIGNED_IN_SESSIONS = "signed-in users' sessions"
 
 # Waits for window.vegaEmbed, which the bundle's module script defines after the page is parsed.
 _EMBED_HTML = Template(
@@ -144,16 +150,28 @@ def funnel(steps: pd.DataFrame, population: str = "sessions") -> alt.LayerChart:
     return alt.layer(bars, labels).properties(width=WIDTH, height=HEIGHT)
 
 
-def session_length(per_session: pd.DataFrame, bin_s: float = 60) -> alt.Chart:
-    """Histogram of session durations (first to last event) in ``bin_s`` second bins."""
+def session_length(per_session: pd.DataFrame, bin_s: float = 60, population: str = SIGNED_IN_SESSIONS) -> alt.Chart:
+    """Histogram of session durations (first to last event) in ``bin_s`` second bins, the axis
+    ticked on bin edges (:func:`clicklib.analysis.sessions` or ``summary_sessions``)."""
     bins = analysis.histogram(per_session["duration_s"], bin_s)
-    return _histogram(bins, "Session length", "session length (s)")
+    return _histogram(bins, f"Session length: {population}", "session length (s)", bin_s)
 
 
-def session_depth(per_session: pd.DataFrame) -> alt.Chart:
-    """Histogram of pageviews per session."""
+def session_depth(per_session: pd.DataFrame, population: str = SIGNED_IN_SESSIONS) -> alt.Chart:
+    """Sessions per number of pageviews, one bar per whole number (the ``depth`` column of
+    :func:`clicklib.analysis.sessions` or ``summary_sessions``)."""
     bins = analysis.histogram(per_session["depth"], 1)
-    return _histogram(bins, "Session depth", "pageviews per session")
+    data = pd.DataFrame({"depth": bins["bin_start"].astype("int64"), "count": bins["count"]})
+    return (
+        alt.Chart(data, title=f"Session depth: {population}")
+        .mark_bar(color=NEUTRAL_COLOR)
+        .encode(
+            x=alt.X("depth:O", title="pageviews per session", axis=alt.Axis(labelAngle=0)),
+            y=_count_y("count", "sessions"),
+            tooltip=[alt.Tooltip("depth:O", title="pageviews"), alt.Tooltip("count:Q", title="sessions")],
+        )
+        .properties(width=WIDTH, height=HEIGHT)
+    )
 
 
 def new_vs_returning(visitors: pd.DataFrame) -> alt.LayerChart:
@@ -215,6 +233,126 @@ def row_counts(counts: pd.DataFrame) -> alt.Chart:
         )
         .properties(width=WIDTH, height=HEIGHT)
     )
+
+
+# --- the session_summary table ------------------------------------------------------------
+
+
+def outcomes_by(outcomes: pd.DataFrame, column: str, population: str = EVERY_SESSION) -> alt.HConcatChart:
+    """Sessions, bounce rate and conversion per value of ``column`` (``analysis.outcomes_by``), side by side."""
+    kind = column.replace("_", " ")
+    return _panels(
+        outcomes,
+        column,
+        [("sessions", "sessions"), ("bounce_rate", "bounce rate"), ("conversion", "conversion")],
+        f"Sessions, bounce rate and conversion per {kind}: {population}",
+    )
+
+
+def landing_pages(landing: pd.DataFrame, population: str = EVERY_SESSION) -> alt.HConcatChart:
+    """Sessions and bounce rate per landing page (``analysis.landing_pages``)."""
+    return _panels(
+        landing,
+        "landing_page",
+        [("sessions", "sessions"), ("bounce_rate", "bounce rate")],
+        f"Landing pages (the first page viewed): {population}",
+    )
+
+
+def exit_pages(exits: pd.DataFrame, population: str = EVERY_SESSION) -> alt.HConcatChart:
+    """Sessions per exit page and the share of those exits whose last page load failed (``analysis.exit_pages``)."""
+    return _panels(
+        exits,
+        "exit_page",
+        [("sessions", "sessions"), ("failed_share", "last page load failed")],
+        f"Exit pages (the last page viewed): {population}",
+    )
+
+
+def time_on_page(stays: pd.DataFrame, population: str = "signed-in users' pageviews") -> alt.LayerChart:
+    """Median seconds to the next pageview per page type (bars), the mean as a tick (``analysis.time_on_page``)."""
+    base = alt.Chart(stays, title=f"Time on page until the next pageview: {population} (a session's last excluded)")
+    base = base.encode(
+        y=alt.Y("page_type:N", sort=None, title=None),
+        tooltip=[
+            "page_type:N",
+            alt.Tooltip("views:Q", title="measured views", format=",d"),
+            alt.Tooltip("median_s:Q", title="median (s)", format=".1f"),
+            alt.Tooltip("mean_s:Q", title="mean (s)", format=".1f"),
+        ],
+    )
+    bars = base.mark_bar(color=NEUTRAL_COLOR).encode(x=alt.X("median_s:Q", title="seconds (bar: median, tick: mean)"))
+    means = base.mark_tick(color=ALERT_COLOR, thickness=2).encode(x="mean_s:Q")
+    return alt.layer(bars, means).properties(width=WIDTH - 160, height=alt.Step(BAR_STEP))
+
+
+def transitions(steps: pd.DataFrame, population: str = "signed-in users' pageviews") -> alt.LayerChart:
+    """The most frequent steps between pageviews (``analysis.transitions``), labelled with their
+    share of the from-page's views."""
+    data = steps.assign(step=steps["from_page"] + " → " + steps["to_page"])
+    base = alt.Chart(data, title=f"Most frequent steps from page to page: {population}").encode(
+        y=alt.Y("step:N", sort=None, title=None),
+        x=_count_x("count", "times"),
+        tooltip=[
+            "from_page:N",
+            "to_page:N",
+            alt.Tooltip("count:Q", format=",d"),
+            alt.Tooltip("share:Q", format=".1%", title="of the from-page's views"),
+        ],
+    )
+    bars = base.mark_bar(color=NEUTRAL_COLOR)
+    labels = base.mark_text(align="left", dx=3).encode(text=alt.Text("share:Q", format=".0%"))
+    return alt.layer(bars, labels).properties(width=WIDTH - 160, height=alt.Step(BAR_STEP))
+
+
+def errors_by_status_class(classes: pd.DataFrame, population: str = "signed-in users' page loads") -> alt.LayerChart:
+    return _share_bars(classes, "status_class", "loads", f"Page loads per status class: {population}")
+
+
+def error_exits(groups: pd.DataFrame, population: str = EVERY_SESSION) -> alt.HConcatChart:
+    """Sessions with a failed page load against the others (``analysis.error_exits``)."""
+    return _panels(
+        groups,
+        "page_loads",
+        [
+            ("sessions", "sessions"),
+            ("bounce_rate", "bounce rate"),
+            ("conversion", "conversion"),
+            ("failed_exit_share", "ended on a failed load"),
+        ],
+        f"Sessions whose page loads all succeeded or some failed: {population}",
+    )
+
+
+def cohort_retention(retention: pd.DataFrame) -> alt.LayerChart:
+    """Weekly retention per signup-week cohort (``analysis.cohort_retention``) as a grid of shares."""
+    data = retention.assign(cohort=analysis.as_datetime(retention["cohort"]).dt.strftime("%Y-%m-%d"))
+    base = alt.Chart(
+        data,
+        title=alt.TitleParams(
+            "Weekly retention by signup week: signed-in users seen in the period",
+            subtitle="share of each cohort's users seen that had a session in that calendar week since signup",
+        ),
+    ).encode(
+        x=alt.X("week:O", title="weeks since the signup week", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("cohort:O", title="signup week (Monday, UTC)"),
+        tooltip=[
+            "cohort:O",
+            "week:O",
+            alt.Tooltip("users:Q", title="users seen", format=",d"),
+            alt.Tooltip("active:Q", format=",d"),
+            alt.Tooltip("retention:Q", format=".1%"),
+        ],
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("retention:Q", title="retention", scale=alt.Scale(domain=[0, 1]), legend=alt.Legend(format="%"))
+    )
+    # Dark cells (high retention) need light text.
+    labels = base.mark_text(baseline="middle").encode(
+        text=alt.Text("retention:Q", format=".0%"),
+        color=alt.condition("datum.retention > 0.5", alt.value("white"), alt.value("black")),
+    )
+    return alt.layer(cells, labels).properties(width=WIDTH, height=alt.Step(BAR_STEP))
 
 
 # --- interactive ---------------------------------------------------------------------------
@@ -334,7 +472,7 @@ def _share_bars(
     """Horizontal bars of ``count`` per ``category`` in the frame's order, labelled with their share."""
     base = alt.Chart(frame, title=title).encode(
         y=alt.Y(f"{category}:N", sort=None, title=None),
-        x=alt.X(f"{count}:Q", title=count),
+        x=_count_x(count, count),
         tooltip=[f"{category}:N", *(extra_tooltip or []), f"{count}:Q", alt.Tooltip("share:Q", format=".1%")],
     )
     bars = base.mark_bar(color=NEUTRAL_COLOR)
@@ -342,18 +480,52 @@ def _share_bars(
     return alt.layer(bars, labels).properties(width=WIDTH - 160, height=alt.Step(BAR_STEP))
 
 
-def _histogram(bins: pd.DataFrame, title: str, x_title: str) -> alt.Chart:
+def _histogram(bins: pd.DataFrame, title: str, x_title: str, bin_width: float) -> alt.Chart:
+    """Bars from bin_start to bin_end, the axis ticked on bin edges (every bin's edge, or every
+    k-th one so that at most :data:`MAX_TICKS` are labelled)."""
+    edges = []
+    if len(bins):
+        every = math.ceil(len(bins) / MAX_TICKS)
+        first, last = bins["bin_start"].iloc[0], bins["bin_end"].iloc[-1]
+        edges = [float(first + i * bin_width) for i in range(0, len(bins) + 1, every)]
+        edges = [edge for edge in edges if edge <= last]
     return (
         alt.Chart(bins, title=title)
         .mark_bar(color=NEUTRAL_COLOR)
         .encode(
-            x=alt.X("bin_start:Q", bin="binned", title=x_title),
+            x=alt.X("bin_start:Q", bin="binned", title=x_title, axis=alt.Axis(values=edges)),
             x2="bin_end:Q",
-            y=alt.Y("count:Q", title="sessions"),
+            y=_count_y("count", "sessions"),
             tooltip=["bin_start:Q", "bin_end:Q", alt.Tooltip("count:Q", title="sessions")],
         )
         .properties(width=WIDTH, height=HEIGHT)
     )
+
+
+def _panels(frame: pd.DataFrame, category: str, measures: list[tuple[str, str]], title: str) -> alt.HConcatChart:
+    """One bar panel per (column, title) of ``measures`` against ``category``, in the frame's
+    order: "sessions" as whole numbers, any other column as a percentage."""
+    tooltip = [f"{category}:N"] + [
+        alt.Tooltip(f"{field}:Q", title=name, format=",d" if field == "sessions" else ".1%") for field, name in measures
+    ]
+    base = alt.Chart(frame).encode(y=alt.Y(f"{category}:N", sort=None, title=None), tooltip=tooltip)
+    panels = []
+    for i, (field, name) in enumerate(measures):
+        x = _count_x(field, name) if field == "sessions" else alt.X(f"{field}:Q", title=name, axis=alt.Axis(format="%"))
+        panel = base.mark_bar(color=NEUTRAL_COLOR).encode(x=x)
+        if i:
+            # The categories are named once, on the first panel.
+            panel = panel.encode(y=alt.Y(f"{category}:N", sort=None, title=None, axis=None))
+        panels.append(panel.properties(width=(WIDTH - 160) // len(measures), height=alt.Step(BAR_STEP)))
+    return alt.hconcat(*panels, title=title)
+
+
+def _count_x(field: str, title: str) -> alt.X:
+    return alt.X(f"{field}:Q", title=title, axis=alt.Axis(format=",d", tickMinStep=1))
+
+
+def _count_y(field: str, title: str) -> alt.Y:
+    return alt.Y(f"{field}:Q", title=title, axis=alt.Axis(format=",d", tickMinStep=1))
 
 
 def _bucket_words(frame: pd.DataFrame) -> str:

@@ -9,7 +9,10 @@ windows are aligned to the epoch and cover [window_start, window_end).
 from __future__ import annotations
 
 import dataclasses
+import re
+import statistics
 from collections import Counter
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -24,6 +27,45 @@ EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
 PROFILE_COLUMNS = ["signup_date", "home_city", "segment"]
 DAY_MS = 86_400_000
 FUNNEL = ("session", "product", "cart", "checkout", "purchase")
+SESSION_SUMMARY_COLUMNS = [
+    "day",
+    "session_start",
+    "session_id",
+    "session_end",
+    "user_id",
+    "channel",
+    "device",
+    "partner_name",
+    "landing_page",
+    "exit_page",
+    "exit_status",
+    "events",
+    "pageviews",
+    "duration_s",
+    "errors",
+    "viewed_product",
+    "reached_cart",
+    "reached_checkout",
+    "purchased",
+]
+# The channel rule, written again from its definition: no referrer is "direct", a referrer on the
+# page's own host "internal", a host naming a known source that source, any other host itself.
+CHANNEL_SOURCES = [
+    "google",
+    "bing",
+    "yahoo",
+    "duckduckgo",
+    "facebook",
+    "instagram",
+    "twitter",
+    "tiktok",
+    "youtube",
+    "linkedin",
+    "pinterest",
+    "newsletter",
+]
+URL_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^:/?#]*)")
+PHONE_OR_TABLET = re.compile(r"Mobile|Android|iPhone|iPad")
 
 
 def valid_events(workload: Workload) -> pd.DataFrame:
@@ -90,6 +132,91 @@ def visitors(workload: Workload, new_days: int = 30) -> dict[str, int]:
         else:
             kinds["new" if start - signup[user] < new_days * DAY_MS else "returning"] += 1
     return dict(kinds)
+
+
+def session_summary(workload: Workload) -> pd.DataFrame:
+    """One row per session_id over every valid event, anonymous visitors included, with the
+    columns of the session_summary table (times in epoch milliseconds, ``day`` as 'YYYY-MM-DD').
+
+    A session's events are taken in date order, equal dates in production order: the first
+    event gives the channel, device and partner, the first and last pageviews the landing and
+    exit pages. Flags need a successful (status < 400) load or event, as the funnel's steps.
+    """
+    return pd.DataFrame(_summary_rows(workload), columns=SESSION_SUMMARY_COLUMNS)
+
+
+def _summary_rows(workload: Workload) -> list[dict]:
+    """The rows of :func:`session_summary` as plain dicts (None stays None)."""
+    per_session: dict[str, list[Event]] = {}
+    for event in sorted(workload.events, key=lambda e: e.date):  # sorted() is stable
+        per_session.setdefault(event.session_id, []).append(event)
+    rows = []
+    for session_id, events in per_session.items():
+        first, last = events[0], events[-1]
+        views = [e for e in events if e.event == "pageview"]
+        loaded = {e.page_type for e in views if e.status < 400}
+        ok_actions = {e.event for e in events if e.status < 400}
+        rows.append(
+            {
+                "day": datetime.fromtimestamp(first.date / 1000, UTC).strftime("%Y-%m-%d"),
+                "session_start": first.date,
+                "session_id": session_id,
+                "session_end": last.date,
+                "user_id": first.user_id,
+                "channel": _channel(first.referrer, first.current_url),
+                "device": "mobile" if first.user_agent and PHONE_OR_TABLET.search(first.user_agent) else "desktop",
+                "partner_name": first.partner_name,
+                "landing_page": views[0].page_type if views else None,
+                "exit_page": views[-1].page_type if views else None,
+                "exit_status": views[-1].status if views else None,
+                "events": len(events),
+                "pageviews": len(views),
+                "duration_s": (last.date - first.date) / 1000,
+                "errors": sum(e.status >= 400 for e in views),
+                "viewed_product": "productDetail" in loaded,
+                "reached_cart": "cart" in loaded or "add_to_cart" in ok_actions,
+                "reached_checkout": "checkout" in loaded,
+                "purchased": "purchase" in ok_actions,
+            }
+        )
+    return rows
+
+
+def kpis(workload: Workload) -> dict[str, float]:
+    """Headline numbers over every session of :func:`session_summary`: sessions, bounce rate (at
+    most one pageview), median duration, conversion (sessions with an order) and cart abandonment
+    (sessions that reached the cart without an order, of those that reached the cart)."""
+    rows = _summary_rows(workload)
+    carts = [r for r in rows if r["reached_cart"]]
+    n = len(rows)
+    return {
+        "sessions": n,
+        "bounce_rate": sum(r["pageviews"] <= 1 for r in rows) / n,
+        "median_duration_s": statistics.median(r["duration_s"] for r in rows),
+        "conversion": sum(r["purchased"] for r in rows) / n,
+        "cart_abandonment": sum(not r["purchased"] for r in carts) / len(carts) if carts else float("nan"),
+    }
+
+
+def conversion_by(workload: Workload, column: str) -> dict[str, dict[str, float]]:
+    """Per value of a session_summary column (or "segment": the user's latest profile's segment,
+    "anonymous" without a user, "unknown" without a profile): sessions, bounce rate and conversion."""
+    segments = {p.user_id: p.segment for p in sorted(workload.profiles, key=lambda p: p.updated_at)}
+    groups: dict[str, list[dict]] = {}
+    for row in _summary_rows(workload):
+        if column == "segment":
+            key = "anonymous" if row["user_id"] is None else segments.get(row["user_id"], "unknown")
+        else:
+            key = "unknown" if row[column] is None else row[column]
+        groups.setdefault(key, []).append(row)
+    return {
+        key: {
+            "sessions": len(rows),
+            "bounce_rate": sum(r["pageviews"] <= 1 for r in rows) / len(rows),
+            "conversion": sum(r["purchased"] for r in rows) / len(rows),
+        }
+        for key, rows in groups.items()
+    }
 
 
 def pageviews_per_minute(workload: Workload) -> pd.DataFrame:
@@ -164,3 +291,18 @@ def _with_minute_window(events: pd.DataFrame) -> pd.DataFrame:
     events["window_start"] = events["date"] // MINUTE_MS * MINUTE_MS
     events["window_end"] = events["window_start"] + MINUTE_MS
     return events
+
+
+def _host(url: str | None) -> str:
+    match = URL_HOST.match(url or "")
+    host = match.group(1).lower() if match else ""
+    return host[4:] if host.startswith("www.") else host
+
+
+def _channel(referrer: str | None, current_url: str | None) -> str:
+    if not referrer:
+        return "direct"
+    host = _host(referrer)
+    if host and host == _host(current_url):
+        return "internal"
+    return next((source for source in CHANNEL_SOURCES if source in host), host or "unknown")

@@ -488,3 +488,317 @@ def test_recent_days_are_the_last_utc_days_today_included():
 
     assert analysis.recent_days(2, today=date(2026, 3, 1)) == [date(2026, 2, 28), date(2026, 3, 1)]
     assert analysis.recent_days(1, today=date(2026, 3, 1)) == [date(2026, 3, 1)]
+
+
+# --- the session_summary table -------------------------------------------------------------
+
+SUMMARY_COLUMNS = [
+    "day",
+    "session_start",
+    "session_id",
+    "session_end",
+    "user_id",
+    "channel",
+    "device",
+    "partner_name",
+    "landing_page",
+    "exit_page",
+    "exit_status",
+    "events",
+    "pageviews",
+    "duration_s",
+    "errors",
+    "viewed_product",
+    "reached_cart",
+    "reached_checkout",
+    "purchased",
+]
+
+
+def summary_row(session: str, user: str | None, start: str, duration_s: float, **fields) -> dict:
+    """A session_summary row as the driver returns it: timezone-aware UTC timestamps."""
+    begin = pd.Timestamp(start, tz="UTC")
+    return {
+        "day": Date(begin.value // 86_400_000_000_000),
+        "session_start": begin,
+        "session_id": session,
+        "session_end": begin + pd.Timedelta(seconds=duration_s),
+        "user_id": user,
+        "duration_s": duration_s,
+        "viewed_product": False,
+        "reached_cart": False,
+        "reached_checkout": False,
+        "purchased": False,
+        **fields,
+    }
+
+
+@pytest.fixture
+def summary() -> pd.DataFrame:
+    """Five sessions (2026-01-05 is a Monday):
+
+    - a, alice, Mon 5 Jan, google, mobile, Lumen: home ... purchase, 5 pageviews, orders.
+    - b, alice, Tue 13 Jan, direct, desktop, Kopi: product to cart, 3 pageviews, one failed, no order.
+    - c, bob, Mon 5 Jan, google, desktop, Lumen: one home page that failed (500): a bounce.
+    - d, anonymous, Mon 5 Jan, facebook, mobile, Lumen: two product pages, the last a 404.
+    - e, anonymous, Tue 6 Jan, google, mobile, no partner: a click, no pageview: a bounce.
+    """
+    rows = [
+        summary_row(
+            "a", "alice", "2026-01-05 10:00", 120, channel="google", device="mobile", partner_name="Lumen",
+            landing_page="home", exit_page="purchase", exit_status=200, events=8, pageviews=5, errors=0,
+            viewed_product=True, reached_cart=True, reached_checkout=True, purchased=True,
+        ),
+        summary_row(
+            "b", "alice", "2026-01-13 09:00", 60, channel="direct", device="desktop", partner_name="Kopi",
+            landing_page="productDetail", exit_page="cart", exit_status=200, events=4, pageviews=3, errors=1,
+            viewed_product=True, reached_cart=True,
+        ),
+        summary_row(
+            "c", "bob", "2026-01-05 11:00", 0, channel="google", device="desktop", partner_name="Lumen",
+            landing_page="home", exit_page="home", exit_status=500, events=1, pageviews=1, errors=1,
+        ),
+        summary_row(
+            "d", None, "2026-01-05 12:00", 30, channel="facebook", device="mobile", partner_name="Lumen",
+            landing_page="productDetail", exit_page="productDetail", exit_status=404, events=2, pageviews=2, errors=1,
+            viewed_product=True,
+        ),
+        summary_row(
+            "e", None, "2026-01-06 08:00", 0, channel="google", device="mobile", partner_name=None,
+            landing_page=None, exit_page=None, exit_status=None, events=1, pageviews=0, errors=0, purchased=None,
+        ),
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+@pytest.fixture
+def profiles() -> pd.DataFrame:
+    """Clean events carrying the profiles: alice moved from vip to loyal, signed up Wed 31 Dec 2025;
+    bob has no segment and signed up Mon 5 Jan 2026."""
+    jan_5 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
+    alice = {"user_id": "alice", "signup_date": jan_5 - 5 * 86_400_000}
+    return events_frame(
+        [
+            {"session_id": "a", "date": jan_5 + 10, "segment": "vip", **alice},
+            {"session_id": "b", "date": jan_5 + 20, "segment": "loyal", **alice},
+            {"session_id": "c", "user_id": "bob", "date": jan_5 + 15, "signup_date": jan_5},
+        ]
+    )
+
+
+def test_summary_sessions_reads_any_timestamp_kind_and_is_idempotent(summary):
+    sessions = analysis.summary_sessions(summary)
+    assert list(sessions["session_id"]) == ["a", "c", "d", "e", "b"]  # by start
+    a = records(sessions)[0]
+    assert a["session_start"] == pd.Timestamp("2026-01-05 10:00")  # naive UTC
+    assert a["session_end"] == pd.Timestamp("2026-01-05 10:02")
+    assert a["day"] == pd.Timestamp("2026-01-05")
+    assert list(sessions["visitor"]) == ["signed-in", "signed-in", "anonymous", "anonymous", "signed-in"]
+    assert list(sessions["depth"]) == [5, 1, 2, 0, 3]
+    assert list(sessions["purchased"]) == [True, False, False, False, False]  # e's missing flag is False
+    assert pd.isna(sessions["exit_status"].iloc[3])
+    naive = summary.assign(session_start=summary["session_start"].dt.tz_localize(None))
+    since_epoch = summary["session_start"] - pd.Timestamp(0, tz="UTC")
+    epoch_ms = summary.assign(session_start=since_epoch // pd.Timedelta(milliseconds=1))
+    for other in (naive, epoch_ms, sessions):
+        pd.testing.assert_frame_equal(analysis.summary_sessions(other), sessions)
+
+
+def test_kpis(summary):
+    # Bounces: c (1 pageview) and e (none); durations 120, 60, 0, 30, 0; a orders; a and b reach the cart.
+    assert records(analysis.kpis(summary)) == [
+        {"sessions": 5, "bounce_rate": 0.4, "median_duration_s": 30.0, "conversion": 0.2, "cart_abandonment": 0.5}
+    ]
+    none = analysis.kpis(summary.iloc[:0]).iloc[0]
+    assert none["sessions"] == 0 and math.isnan(none["bounce_rate"]) and math.isnan(none["cart_abandonment"])
+    no_cart = analysis.kpis(summary[summary["session_id"].isin(["c", "d"])]).iloc[0]
+    assert math.isnan(no_cart["cart_abandonment"]) and no_cart["conversion"] == 0
+
+
+def test_outcomes_by_channel_device_and_partner(summary):
+    assert records(analysis.outcomes_by(summary, "channel")) == [
+        {"channel": "google", "sessions": 3, "share": 0.6, "bounce_rate": 2 / 3, "conversion": 1 / 3},
+        {"channel": "direct", "sessions": 1, "share": 0.2, "bounce_rate": 0.0, "conversion": 0.0},
+        {"channel": "facebook", "sessions": 1, "share": 0.2, "bounce_rate": 0.0, "conversion": 0.0},
+    ]
+    assert records(analysis.outcomes_by(summary, "device")) == [
+        {"device": "mobile", "sessions": 3, "share": 0.6, "bounce_rate": 1 / 3, "conversion": 1 / 3},
+        {"device": "desktop", "sessions": 2, "share": 0.4, "bounce_rate": 0.5, "conversion": 0.0},
+    ]
+    partners = analysis.outcomes_by(summary, "partner_name")
+    assert list(zip(partners["partner_name"], partners["sessions"], strict=True)) == [
+        ("Lumen", 3),
+        ("Kopi", 1),
+        ("unknown", 1),
+    ]
+
+
+def test_with_segments(summary, profiles):
+    sessions = analysis.with_segments(summary, profiles)
+    # alice's latest event says loyal; bob has no segment; d and e are anonymous.
+    assert dict(zip(sessions["session_id"], sessions["segment"], strict=True)) == {
+        "a": "loyal",
+        "b": "loyal",
+        "c": "unknown",
+        "d": "anonymous",
+        "e": "anonymous",
+    }
+    assert records(analysis.outcomes_by(sessions, "segment")) == [
+        {"segment": "anonymous", "sessions": 2, "share": 0.4, "bounce_rate": 0.5, "conversion": 0.0},
+        {"segment": "loyal", "sessions": 2, "share": 0.4, "bounce_rate": 0.0, "conversion": 0.5},
+        {"segment": "unknown", "sessions": 1, "share": 0.2, "bounce_rate": 1.0, "conversion": 0.0},
+    ]
+
+
+def test_landing_and_exit_pages(summary):
+    assert records(analysis.landing_pages(summary)) == [
+        {"landing_page": "home", "sessions": 2, "share": 0.4, "bounce_rate": 0.5},
+        {"landing_page": "productDetail", "sessions": 2, "share": 0.4, "bounce_rate": 0.0},
+        {"landing_page": "unknown", "sessions": 1, "share": 0.2, "bounce_rate": 1.0},
+    ]
+    # One exit each; c's last load was a 500 (home) and d's a 404 (productDetail).
+    assert records(analysis.exit_pages(summary)) == [
+        {"exit_page": page, "sessions": 1, "share": 0.2, "failed": failed, "failed_share": float(failed)}
+        for page, failed in [("cart", 0), ("home", 1), ("productDetail", 1), ("purchase", 0), ("unknown", 0)]
+    ]
+
+
+def test_error_exits(summary):
+    # b, c and d had a failed page load; c and d ended on it. a and e did not; a ordered.
+    assert records(analysis.error_exits(summary)) == [
+        {
+            "page_loads": "some failed",
+            "sessions": 3,
+            "share": 0.6,
+            "bounce_rate": 1 / 3,
+            "conversion": 0.0,
+            "failed_exit_share": 2 / 3,
+        },
+        {
+            "page_loads": "all succeeded",
+            "sessions": 2,
+            "share": 0.4,
+            "bounce_rate": 0.5,
+            "conversion": 0.5,
+            "failed_exit_share": 0.0,
+        },
+    ]
+
+
+def test_cohort_retention(summary, profiles):
+    # alice: cohort Mon 29 Dec (signed up Wed 31 Dec), sessions in the weeks of 5 Jan (week 1) and 12 Jan
+    # (week 2). bob: cohort 5 Jan, a session in week 0 only. The period covers the weeks of 5 and 12 Jan.
+    retention = analysis.cohort_retention(summary, profiles)
+    assert records(retention) == [
+        {"cohort": pd.Timestamp("2025-12-29"), "week": 1, "users": 1, "active": 1, "retention": 1.0},
+        {"cohort": pd.Timestamp("2025-12-29"), "week": 2, "users": 1, "active": 1, "retention": 1.0},
+        {"cohort": pd.Timestamp("2026-01-05"), "week": 0, "users": 1, "active": 1, "retention": 1.0},
+        {"cohort": pd.Timestamp("2026-01-05"), "week": 1, "users": 1, "active": 0, "retention": 0.0},
+    ]
+    # Two weeks up to the last (12 Jan) reach back to cohort 5 Jan only.
+    assert list(analysis.cohort_retention(summary, profiles, weeks=2)["cohort"].unique()) == [
+        pd.Timestamp("2026-01-05")
+    ]
+    assert analysis.cohort_retention(summary.iloc[:0], profiles).empty
+    assert analysis.week_one_retention(retention) == (
+        "50% of the signed-in users seen (1 of 2, over 2 weekly cohort(s)) had a session "
+        "in the calendar week after their signup week."
+    )
+    assert analysis.week_one_retention(retention[retention["week"] != 1]) == (
+        "No cohort's week after its signup week lies in this period."
+    )
+
+
+@pytest.fixture
+def browsing() -> pd.DataFrame:
+    """Three sessions' events, not in date order:
+
+    - x: home at 0 s, a click at 20 s, category at 10 s, productDetail at 40 s, productDetail (404) at 45 s.
+    - y: home at 100 s, productDetail (500) at 130 s.
+    - z: search at 200 s, redirected (301).
+    """
+    s = 1_000
+    return events_frame(
+        [
+            {"session_id": "y", "date": T + 130 * s, "page_type": "productDetail", "status": 500},
+            {"session_id": "x", "date": T, "page_type": "home"},
+            {"session_id": "x", "date": T + 20 * s, "page_type": "category", "event": "click"},
+            {"session_id": "x", "date": T + 10 * s, "page_type": "category"},
+            {"session_id": "x", "date": T + 40 * s, "page_type": "productDetail"},
+            {"session_id": "x", "date": T + 45 * s, "page_type": "productDetail", "status": 404},
+            {"session_id": "y", "date": T + 100 * s, "page_type": "home"},
+            {"session_id": "z", "date": T + 200 * s, "page_type": "search", "status": 301},
+        ]
+    )
+
+
+def test_time_on_page_measures_until_the_next_pageview(browsing):
+    # home: 10 s (x) and 30 s (y); category 30 s; productDetail 5 s (x's first); last pageviews unmeasured.
+    assert records(analysis.time_on_page(browsing)) == [
+        {"page_type": "home", "views": 2, "median_s": 20.0, "mean_s": 20.0},
+        {"page_type": "category", "views": 1, "median_s": 30.0, "mean_s": 30.0},
+        {"page_type": "productDetail", "views": 1, "median_s": 5.0, "mean_s": 5.0},
+    ]
+
+
+def test_transitions_end_each_session_with_an_exit(browsing):
+    # productDetail has 3 views: one goes on to productDetail, two are a session's last.
+    assert records(analysis.transitions(browsing, n=4)) == [
+        {"from_page": "productDetail", "to_page": "exit", "count": 2, "share": 2 / 3},
+        {"from_page": "category", "to_page": "productDetail", "count": 1, "share": 1.0},
+        {"from_page": "home", "to_page": "category", "count": 1, "share": 0.5},
+        {"from_page": "home", "to_page": "productDetail", "count": 1, "share": 0.5},
+    ]
+    assert len(analysis.transitions(browsing)) == 6  # every pair seen
+
+
+def test_errors_by_status_class_counts_page_loads(browsing):
+    # 7 pageviews (the click is no page load): 4 of 200, a 301, a 404, a 500.
+    assert records(analysis.errors_by_status_class(browsing)) == [
+        {"status_class": "2xx", "loads": 4, "share": 4 / 7},
+        {"status_class": "3xx", "loads": 1, "share": 1 / 7},
+        {"status_class": "4xx", "loads": 1, "share": 1 / 7},
+        {"status_class": "5xx", "loads": 1, "share": 1 / 7},
+    ]
+
+
+def test_each_outcome_sentence_says_what_its_data_shows(summary, browsing):
+    assert analysis.kpi_sentence(analysis.kpis(summary)) == (
+        "5 sessions: 40% bounced (one pageview or none), the median lasted 30 s, 20.0% ended in an order; "
+        "50% of the sessions that reached the cart left without ordering."
+    )
+    assert analysis.kpi_sentence(analysis.kpis(summary.iloc[:0])) == "No sessions in this period."
+    channels = analysis.outcomes_by(summary, "channel")  # google 1 of 3 orders, direct and facebook 0 of 1
+    assert analysis.best_and_worst(channels, "channel", min_sessions=1) == (
+        "Conversion ranges from 0.0% (channel direct, 1 sessions) to 33.3% (channel google, 3 sessions) "
+        "among groups of 1+ sessions."
+    )
+    assert analysis.best_and_worst(channels, "channel", min_sessions=2) == (
+        "Only one channel has 2 sessions or more: google, conversion 33.3% over 3 sessions; "
+        "2 smaller group(s) left out."
+    )
+    assert analysis.best_and_worst(channels, "channel") == "No channel has 30 sessions or more."
+    assert analysis.bounciest_landing(analysis.landing_pages(summary), min_sessions=2) == (
+        "40% of sessions (2 of 5) landed on home, and 50% of those bounced; "
+        "the highest bounce rate among landing pages with 2+ sessions: home, 50%."
+    )
+    assert analysis.commonest_exit(analysis.exit_pages(summary)) == (
+        "20% of sessions (1 of 5) left from cart (0% of them after it failed to load); "
+        "40.0% of all sessions ended on a page load that failed."
+    )
+    assert analysis.error_cost(analysis.error_exits(summary)) == (
+        "3 sessions had a failed page load; 67% of them ended on a failed one and 0.0% ordered, "
+        "against 50.0% of the other sessions."
+    )
+    stays = analysis.time_on_page(browsing)
+    assert analysis.longest_stay(stays, min_views=1) == (
+        "Visitors stay longest on category pages: median 30 s over 1 measured views "
+        "(a session's last page has no measured time)."
+    )
+    assert analysis.longest_stay(stays) == "No page type has 30 measured views or more."
+    assert analysis.commonest_transition(analysis.transitions(browsing)) == (
+        "The most frequent step is productDetail -> exit: 2 times, 67% of productDetail views."
+    )
+    assert analysis.failed_loads(analysis.errors_by_status_class(browsing)) == (
+        "28.6% of page loads failed (2 of 7): 14.3% with a 4xx status, 14.3% with a 5xx."
+    )

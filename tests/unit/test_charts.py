@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import pytest
 import vl_convert as vlc
@@ -308,3 +309,129 @@ def _chart_div(dom: str, chart_id: str) -> str:
     start = dom.index(f'id="{chart_id}"')
     following = dom.find('id="clicklib-chart-', start + 1)
     return dom[start : following if following > 0 else len(dom)]
+
+
+# --- the session_summary table ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def summary(workload) -> pd.DataFrame:
+    return oracle.session_summary(workload)
+
+
+def summary_charts(summary: pd.DataFrame, events: pd.DataFrame) -> dict[str, alt.TopLevelMixin]:
+    """Every builder over the session_summary table and the events, keyed by name."""
+    sessions = analysis.summary_sessions(summary)
+    return {
+        "outcomes_by": charts.outcomes_by(analysis.outcomes_by(summary, "channel"), "channel"),
+        "outcomes_by_segment": charts.outcomes_by(
+            analysis.outcomes_by(analysis.with_segments(summary, events), "segment"), "segment"
+        ),
+        "landing_pages": charts.landing_pages(analysis.landing_pages(summary)),
+        "exit_pages": charts.exit_pages(analysis.exit_pages(summary)),
+        "time_on_page": charts.time_on_page(analysis.time_on_page(events)),
+        "transitions": charts.transitions(analysis.transitions(events)),
+        "errors_by_status_class": charts.errors_by_status_class(analysis.errors_by_status_class(events)),
+        "error_exits": charts.error_exits(analysis.error_exits(summary)),
+        "cohort_retention": charts.cohort_retention(analysis.cohort_retention(summary, events)),
+        "session_length": charts.session_length(sessions, population=charts.EVERY_SESSION),
+        "session_depth": charts.session_depth(sessions, population=charts.EVERY_SESSION),
+    }
+
+
+def title_of(spec: dict) -> str:
+    title = spec.get("title") or next(u["title"] for u in units(spec) if "title" in u)
+    return title if isinstance(title, str) else title["text"]
+
+
+def test_summary_charts_are_valid_and_name_their_population(summary, events):
+    for name, chart in summary_charts(summary, events).items():
+        spec = chart.to_dict()  # validates against the Vega-Lite schema
+        assert units(spec), name
+        title = title_of(spec)
+        assert any(p in title for p in ("every session", "signed-in users")), (name, title)
+
+
+def test_outcome_panels_draw_counts_as_integers_and_rates_as_percentages(summary):
+    outcomes = analysis.outcomes_by(summary, "device")
+    spec = charts.outcomes_by(outcomes, "device").to_dict()
+    sessions, bounce, conversion = spec["hconcat"]
+    assert [fields(p)["x"] for p in (sessions, bounce, conversion)] == ["sessions", "bounce_rate", "conversion"]
+    assert sessions["encoding"]["x"]["axis"] == {"format": ",d", "tickMinStep": 1}
+    assert bounce["encoding"]["x"]["axis"]["format"] == conversion["encoding"]["x"]["axis"]["format"] == "%"
+    assert [r["device"] for r in rows(spec)] == list(outcomes["device"])
+    assert (
+        title_of(spec) == "Sessions, bounce rate and conversion per device: every session, anonymous visitors included"
+    )
+
+
+def test_cohort_retention_grid(summary, events):
+    retention = analysis.cohort_retention(summary, events)
+    spec = charts.cohort_retention(retention).to_dict()
+    assert sorted(mark(u) for u in units(spec)) == ["rect", "text"]
+    (cells,) = [u for u in units(spec) if mark(u) == "rect"]
+    assert fields(cells) == {"x": "week", "y": "cohort", "color": "retention"}
+    assert cells["encoding"]["color"]["legend"]["format"] == "%"
+    assert len(rows(spec)) == len(retention)
+
+
+def test_session_length_ticks_on_bin_edges_and_depth_on_whole_numbers(summary):
+    sessions = analysis.summary_sessions(summary)
+    for bin_s in (60, 30, 7.5):
+        (unit,) = units(charts.session_length(sessions, bin_s=bin_s).to_dict())
+        ticks = unit["encoding"]["x"]["axis"]["values"]
+        assert 2 <= len(ticks) <= charts.MAX_TICKS + 1
+        assert all((tick / bin_s).is_integer() for tick in ticks)
+    (unit,) = units(charts.session_depth(sessions).to_dict())
+    assert unit["encoding"]["x"]["type"] == "ordinal"
+    assert unit["encoding"]["y"]["axis"] == {"format": ",d", "tickMinStep": 1}
+    depth = rows(charts.session_depth(sessions).to_dict())
+    assert all(isinstance(r["depth"], int) for r in depth)
+    assert sum(r["count"] for r in depth) == len(sessions)
+
+
+def test_thirty_days_of_sessions_chart_without_hitting_the_row_limit():
+    # 30 days of about 2,000 sessions a day and 3 pageviews each: far over Altair's 5,000 rows unaggregated.
+    rng = np.random.default_rng(1)
+    n = 60_000
+    start = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 30 * 86_400, n), unit="s")
+    pageviews = rng.integers(0, 12, n)
+    users = np.where(rng.random(n) < 0.25, None, [f"u{i}" for i in rng.integers(0, 5_000, n)])
+    summary = pd.DataFrame(
+        {
+            "session_start": start,
+            "session_end": start + pd.to_timedelta(pageviews * 20, unit="s"),
+            "session_id": [f"s{i}" for i in range(n)],
+            "user_id": users,
+            "channel": rng.choice(["direct", "google", "facebook"], n),
+            "landing_page": rng.choice(["home", "category", "productDetail"], n),
+            "exit_page": rng.choice(["home", "cart", "productDetail"], n),
+            "exit_status": rng.choice([200, 200, 200, 404, 500], n),
+            "events": pageviews + 1,
+            "pageviews": pageviews,
+            "duration_s": pageviews * 20.0,
+            "errors": rng.integers(0, 2, n),
+            "viewed_product": True,
+            "reached_cart": rng.random(n) < 0.2,
+            "reached_checkout": False,
+            "purchased": rng.random(n) < 0.05,
+        }
+    )
+    views = summary.loc[summary.index.repeat(summary["pageviews"])]
+    events = pd.DataFrame(
+        {
+            "date": (views["session_start"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1),
+            "session_id": views["session_id"].to_numpy(),
+            "user_id": views["user_id"].to_numpy(),
+            "event": "pageview",
+            "page_type": rng.choice(["home", "category", "search", "productDetail", "cart"], len(views)),
+            "status": rng.choice([200, 200, 301, 404, 503], len(views)),
+            "segment": "casual",
+            "signup_date": 1_760_000_000_000 + rng.integers(0, 100 * 86_400_000, len(views)),
+        }
+    ).reset_index(drop=True)
+    events["date"] += events.groupby("session_id").cumcount() * 20_000
+    assert len(summary) > 10 * 5_000 and len(events) > 50 * 5_000
+    for name, chart in summary_charts(summary, events).items():
+        spec = chart.to_dict()  # raises MaxRowsError over the limit
+        assert 0 < max(len(data) for data in spec["datasets"].values()) <= 200, name
