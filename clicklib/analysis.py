@@ -161,7 +161,28 @@ def funnel(events: pd.DataFrame) -> pd.DataFrame:
         "checkout": views & events["page_type"].eq(FUNNEL_PAGES["checkout"]),
         "purchase": _orders(events),
     }
-    per_session = pd.DataFrame(done).groupby(events["session_id"]).any()
+    return _funnel_steps(pd.DataFrame(done).groupby(events["session_id"]).any())
+
+
+def funnel_of_sessions(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`funnel` over the ``session_summary`` table: every visitor's sessions, anonymous ones
+    included, from the steps each row says it reached (same definitions, same columns)."""
+    flags = summary_sessions(summary)
+    per_session = pd.DataFrame(
+        {
+            "session": True,
+            "product": flags["viewed_product"],
+            "cart": flags["reached_cart"],
+            "checkout": flags["reached_checkout"],
+            "purchase": flags["purchased"],
+        },
+        index=flags.index,
+    )
+    return _funnel_steps(per_session.astype(bool))
+
+
+def _funnel_steps(per_session: pd.DataFrame) -> pd.DataFrame:
+    """The funnel's rows from one row of step flags per session (columns :data:`FUNNEL_STEPS`)."""
     furthest = per_session.mul(np.arange(len(FUNNEL_STEPS))).max(axis=1)
     reached = [int((furthest >= i).sum()) for i in range(len(FUNNEL_STEPS))]
     steps = pd.DataFrame(

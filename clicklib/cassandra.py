@@ -123,9 +123,16 @@ class CassandraClient:
             part = unique[start : start + chunk]
             marks = ", ".join(["%s"] * len(part))
             frames.append(self.query_df(f"SELECT * FROM {self.keyspace}.{table} WHERE {key} IN ({marks})", part))
-        if not frames:  # no partition asked for: no rows, with the table's columns
-            return self.query_df(f"SELECT * FROM {self.keyspace}.{table} LIMIT 1").iloc[:0]
+        if not frames:  # no partition asked for: no rows, with the table's columns (no query)
+            return pd.DataFrame(columns=self.columns(table))
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def columns(self, table: str) -> list[str]:
+        """A table's columns in schema order, from the driver's schema metadata."""
+        keyspace = self.session.cluster.metadata.keyspaces.get(self.keyspace)
+        if keyspace is None or table not in keyspace.tables:
+            raise CassandraError(f"cassandra at {self.address} has no table {self.keyspace}.{table}", self.address)
+        return list(keyspace.tables[table].columns)
 
     def count_rows(self, table: str) -> int:
         """Rows in one of the pipeline's tables (a full scan: fine for a laptop's data)."""

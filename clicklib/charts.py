@@ -3,8 +3,8 @@
 Every builder takes the frame that the function of the same name in
 :mod:`clicklib.analysis` returns (``traffic_by_page_type`` takes the
 ``pageviews_per_minute`` table, ``error_rate_brush`` the frame of
-:func:`clicklib.analysis.error_rate`, ``row_counts`` the frame of
-:func:`clicklib.monitor.row_counts`). Bar charts keep the frame's row order, which
+:func:`clicklib.analysis.error_rate`, ``sink_progress`` the frame of
+:func:`clicklib.monitor.sink_progress`). Bar charts keep the frame's row order, which
 analysis already sorts most first.
 
 Offline rendering: Altair's default HTML output loads Vega from a CDN, which a machine
@@ -220,16 +220,22 @@ def error_rate(rates: pd.DataFrame, threshold: float | None = None) -> alt.Layer
     return alt.layer(*layers, title=title).properties(width=WIDTH, height=HEIGHT)
 
 
-def row_counts(counts: pd.DataFrame) -> alt.Chart:
-    """Rows per Cassandra table while the pipeline runs, from :func:`clicklib.monitor.row_counts`."""
+def sink_progress(progress: pd.DataFrame) -> alt.Chart:
+    """Offsets each sink connector has written to its Cassandra table while the pipeline runs,
+    from :func:`clicklib.monitor.sink_progress`."""
     return (
-        alt.Chart(counts, title="Rows per table")
+        alt.Chart(progress, title="Records written per table (Kafka offsets of each sink connector)")
         .mark_line(point=True)
         .encode(
-            x=alt.X("seconds:Q", title="seconds since the first count"),
-            y=alt.Y("rows:Q", title="rows"),
+            x=alt.X("seconds:Q", title="seconds since the first reading"),
+            y=alt.Y("written:Q", title="offsets written", axis=alt.Axis(format=",d")),
             color=alt.Color("table:N", title="table"),
-            tooltip=["table:N", "seconds:Q", "rows:Q"],
+            tooltip=[
+                "table:N",
+                "seconds:Q",
+                alt.Tooltip("written:Q", format=",d"),
+                alt.Tooltip("behind:Q", format=",d"),
+            ],
         )
         .properties(width=WIDTH, height=HEIGHT)
     )

@@ -63,6 +63,11 @@ class ServiceStartError(StackError):
         self.log_tail = log_tail
 
 
+class WorkloadError(ClicklibError):
+    """A simulated workload that cannot be placed: it would overlap earlier events or run ahead
+    of the clock."""
+
+
 class PipelineError(ClicklibError):
     """The pipeline could not be defined, set up, checked or torn down."""
 

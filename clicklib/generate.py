@@ -15,6 +15,7 @@ that delay absorbs.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import math
 import random
@@ -205,6 +206,7 @@ class Workload:
 
     profiles: list[UserProfile]
     records: list[GeneratedRecord]
+    start_ms: int | None = None  # the simulation's start: the same seed and start give these records again
 
     @property
     def events(self) -> list[Event]:
@@ -245,7 +247,8 @@ def generate(
     rng = random.Random(seed)
     profiles = _profiles(rng, n_users, start_ms)
     shop = _Shop(rng, profiles, start_ms, n_events, max_jitter_ms)
-    return Workload(profiles, _records(rng, shop.first_events(n_events), invalid_ratio, max_jitter_ms))
+    records = _records(rng, shop.first_events(n_events), invalid_ratio, max_jitter_ms, shop.id_salt)
+    return Workload(profiles, records, start_ms)
 
 
 def read_jsonl(path: str | Path) -> Workload:
@@ -323,6 +326,7 @@ class _Shop:
         self, rng: random.Random, profiles: list[UserProfile], start_ms: int, n_events: int, max_jitter_ms: int
     ) -> None:
         self.rng = rng
+        self.id_salt = _id_salt(start_ms)
         self.max_jitter_ms = max_jitter_ms
         # True times start late enough that subtracting the jitter never goes before start_ms.
         self.clock = start_ms + max_jitter_ms
@@ -397,7 +401,7 @@ class _Shop:
         partner = self._pick(self.partners)
         agents = MOBILE_USER_AGENTS if rng.random() < MOBILE_SHARE else DESKTOP_USER_AGENTS
         base = {
-            "session_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "session_id": _new_id(rng, self.id_salt),
             "user_id": profile.user_id if profile else None,
             "partner_id": partner.partner_id,
             "partner_name": partner.name,
@@ -471,8 +475,23 @@ def _url(rng: random.Random, slug: str, page: str) -> str:
     return f"{root}/{page}"
 
 
+def _id_salt(start_ms: int) -> int:
+    """128 bits from the start time: the same seed at another time is another run, whose event
+    and session ids must differ from the first's (a pipeline drops an event id it has seen as a
+    replay, and a session id would join the earlier run's sessions)."""
+    return int.from_bytes(hashlib.blake2b(str(start_ms).encode(), digest_size=16).digest(), "big")
+
+
+def _new_id(rng: random.Random, salt: int) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128) ^ salt, version=4))
+
+
 def _records(
-    rng: random.Random, timed: list[tuple[int, dict[str, Any]]], invalid_ratio: float, max_jitter_ms: int
+    rng: random.Random,
+    timed: list[tuple[int, dict[str, Any]]],
+    invalid_ratio: float,
+    max_jitter_ms: int,
+    id_salt: int,
 ) -> list[GeneratedRecord]:
     n_invalid = round(len(timed) * invalid_ratio)
     # Sorted positions take the three kinds of damage in turn: equal shares, spread through the stream.
@@ -483,7 +502,7 @@ def _records(
     records = []
     for position, (t, fields) in enumerate(timed):
         event = Event(
-            event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            event_id=_new_id(rng, id_salt),
             date=t - rng.randint(0, max_jitter_ms),
             **fields,
         )

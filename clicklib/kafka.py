@@ -3,11 +3,12 @@ configured from settings, every failure raised as a KafkaError naming the broker
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentError
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
@@ -200,6 +201,68 @@ class KafkaClient:
             )
         return len(partitions)
 
+    def read_since(self, topic: str, offsets: dict[int, int], deadline_seconds: float = 120.0) -> Iterator[Message]:
+        """Every committed record of a topic from ``offsets`` (partition -> first offset; 0 for a
+        partition not named) to the end it has now."""
+        ends = self.end_offsets(topic)
+        consumer = self.consumer(
+            "clicklib-reader",
+            **{"isolation.level": "read_committed", "enable.auto.commit": False, "enable.partition.eof": True},
+        )
+        try:
+            pending = {p for p, end in ends.items() if end > offsets.get(p, 0)}
+            consumer.assign([TopicPartition(topic, p, offsets.get(p, 0)) for p in pending])
+            deadline = time.monotonic() + deadline_seconds
+            while pending:
+                if time.monotonic() > deadline:
+                    raise KafkaError(
+                        f"reading {topic} to its end took over {deadline_seconds:.0f} s (an open transaction?)",
+                        self.bootstrap_servers,
+                    )
+                for message in consumer.consume(num_messages=1000, timeout=1.0):
+                    error = message.error()
+                    if error is None:
+                        if message.offset() < ends[message.partition()]:
+                            yield message
+                        if message.offset() >= ends[message.partition()] - 1:
+                            pending.discard(message.partition())
+                    elif error.code() == ConfluentError._PARTITION_EOF:
+                        pending.discard(message.partition())
+        except KafkaException as exc:
+            raise self.fail(f"reading {topic}", exc) from exc
+        finally:
+            consumer.close()
+
+    def newest_dates(self, topic: str, tail: int = 200) -> int | None:
+        """The highest ``date`` (epoch ms) among the last ``tail`` JSON records of each partition
+        of a topic of events, None when none has one. Events arrive roughly in time order, so
+        the tail holds the newest; records that are not JSON objects with a whole-number date
+        (close marks, damage) are skipped; a topic not created yet has none."""
+        if topic not in self.topic_names():
+            return None
+        ends = self.end_offsets(topic)
+        consumer = self.consumer("clicklib-offsets", **{"enable.auto.commit": False, "enable.partition.eof": True})
+        newest = None
+        try:
+            for partition, end in ends.items():
+                if end == 0:
+                    continue
+                consumer.assign([TopicPartition(topic, partition, max(0, end - tail))])
+                while True:
+                    message = consumer.poll(self.timeout)
+                    if message is None or message.error() is not None:
+                        break
+                    date = _date_of(message.value())
+                    if date is not None:
+                        newest = max(newest or date, date)
+                    if message.offset() >= end - 1:
+                        break
+            return newest
+        except KafkaException as exc:
+            raise self.fail(f"reading the newest events of {topic}", exc) from exc
+        finally:
+            consumer.close()
+
     def last_append_time(self, topic: str) -> float | None:
         """When the newest message of a topic was written (epoch seconds), None for an empty topic."""
         ends = self.end_offsets(topic)
@@ -219,3 +282,11 @@ class KafkaClient:
             raise self.fail(f"reading the newest message of {topic}", exc) from exc
         finally:
             consumer.close()
+
+
+def _date_of(value: bytes | None) -> int | None:
+    try:
+        date = json.loads(value or b"").get("date")
+    except (ValueError, AttributeError):
+        return None
+    return date if isinstance(date, int) and not isinstance(date, bool) else None

@@ -3,6 +3,7 @@ consumer (the Flink jobs, the sink connectors) trails the topics it reads."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clicklib.definition import PipelineDefinition
@@ -45,9 +46,16 @@ def group_lag(kafka: KafkaClient, group: str, topic: str) -> GroupLag:
     return GroupLag(group, topic, sum(committed.values()), sum(ends.values()))
 
 
-def consumer_lags(definition: PipelineDefinition, kafka: KafkaClient) -> list[GroupLag]:
-    """Lag of every consumer in the pipeline: each Flink job on the topics it reads, each sink on its topic."""
-    return [group_lag(kafka, consumer.group, consumer.topic) for consumer in definition.consumers]
+def consumer_lags(
+    definition: PipelineDefinition, kafka: KafkaClient, groups: Sequence[str] | None = None
+) -> list[GroupLag]:
+    """Lag of every consumer in the pipeline (or of ``groups``): each Flink job on the topics it
+    reads, each sink on its topic."""
+    return [
+        group_lag(kafka, consumer.group, consumer.topic)
+        for consumer in definition.consumers
+        if groups is None or consumer.group in groups
+    ]
 
 
 def problem_counts(definition: PipelineDefinition, kafka: KafkaClient) -> dict[str, int]:

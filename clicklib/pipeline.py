@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,9 +144,9 @@ class Pipeline:
         return stopped
 
     def close_windows(self, timeout: float = 600.0) -> dict[str, str]:
-        """End a run: wait until the pipeline has read everything it was sent, fire every window
-        and session still open, and wait until they reach Cassandra; returns job name -> what
-        happened.
+        """End a run: wait until the SQL jobs have read everything they were sent, fire every
+        window and session still open, and wait until the sink connectors have written them;
+        returns job name -> what happened.
 
         A window closes when the watermark passes its end, and the watermark moves only with new
         events: after the last event of a run, its last minutes and every session of its last
@@ -154,18 +154,27 @@ class Pipeline:
         traffic of a run is over: an event dated before the close that arrives afterwards is not
         late but opens a window of its own (a minute's row then holds only such events).
         """
-        self.wait_settled(timeout)
+        jobs = [plan.flink_name for plan in self.definition.jobs]
+        self.wait_settled(timeout, windows=False, groups=jobs)
         with self.lock():
             closed = streaming_sql.close_windows(self)
-        # What the drain wrote reaches Cassandra; no window is left to wait for.
-        self.wait_settled(timeout, windows=False)
+        # What the drain wrote reaches Cassandra through the connectors registered so far.
+        registered = set(self.connect.names())
+        sinks = [c.consumer_group for c in self.definition.connectors if c.name in registered]
+        self.wait_settled(timeout, windows=False, groups=jobs + sinks)
         return closed
 
-    def lags(self) -> list[GroupLag]:
-        """How far each consumer of the pipeline trails each topic it reads."""
-        return consumer_lags(self.definition, self.kafka)
+    def lags(self, groups: Sequence[str] | None = None) -> list[GroupLag]:
+        """How far each consumer of the pipeline (or of ``groups``) trails each topic it reads."""
+        return consumer_lags(self.definition, self.kafka, groups)
 
-    def wait_settled(self, timeout: float = 600.0, quiet_seconds: float = 3.0, windows: bool = True) -> float:
+    def wait_settled(
+        self,
+        timeout: float = 600.0,
+        quiet_seconds: float = 3.0,
+        windows: bool = True,
+        groups: Sequence[str] | None = None,
+    ) -> float:
         """Wait until the pipeline has done all it will do with what it was sent; returns the wait.
 
         That is: every consumer has caught up and stayed so for ``quiet_seconds``, and the event
@@ -173,13 +182,14 @@ class Pipeline:
         idle, the watermark stops, and no further window will close until new events arrive.
         Flink commits its offsets at checkpoints, so this takes at least one checkpoint interval.
         Not ``windows``: only until every consumer has caught up (no window is expected to close).
+        ``groups``: only these consumer groups (Flink job names, connector groups) are waited for.
         """
         started = time.monotonic()
         idle_after = self.settings.idle_timeout_seconds + 3.0
         previous: list[GroupLag] | None = None
         quiet_since = None
         while True:
-            lags = self.lags()
+            lags = self.lags(groups)
             if all(lag.lag == 0 for lag in lags) and lags == previous:
                 quiet_since = quiet_since or time.monotonic()
                 times = (

@@ -28,11 +28,12 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from clicklib.exceptions import ClicklibError, KafkaError
-from clicklib.generate import GeneratedRecord, UserProfile, Workload
+from clicklib.exceptions import ClicklibError, KafkaError, WorkloadError
+from clicklib.generate import GeneratedRecord, UserProfile, Workload, generate
 from clicklib.kafka import KafkaClient
 from clicklib.pipeline import Pipeline
-from clicklib.topics import RAW, USERS
+from clicklib.streaming_sql import MARK_HEADER
+from clicklib.topics import RAW, USERS, VALID
 
 FLUSH_TIMEOUT = 60.0
 # The largest message the file producer sends: the broker's default limit (message.max.bytes,
@@ -168,10 +169,56 @@ def produce(
     rate: float | None = None,
     show_progress: bool = True,
 ) -> ProduceReport:
-    """Publish a workload: its profiles first (so events find them), then its records."""
+    """Publish a workload: its profiles first (so events find them), then its records.
+
+    Before the records, a time mark dated just before the first event goes to every partition of
+    the valid events topic (ksql/07_valid_events.sql): partitions that fell idle while nothing
+    came are awake when the burst arrives, so none of its events is late for want of them.
+    """
     if workload.profiles:
         publish_profiles(pipeline, workload.profiles)
+    first = min((e.date for e in workload.events), default=None)
+    valid = pipeline.topic(VALID)
+    if first is not None and valid in pipeline.kafka.topic_names():
+        pipeline.kafka.mark_every_partition(valid, {MARK_HEADER: str(first - 1).encode()})
     return produce_records(pipeline, workload.records, rate, show_progress)
+
+
+FIRST_RUN_ROOM_MS = 3_600_000  # an hour: six runs of 2,000 simulated events fit after the first
+
+
+def workload_after(pipeline: Pipeline, n_events: int, seed: int, invalid_ratio: float = 0.0) -> Workload:
+    """A simulated workload dated after every event the pipeline has already seen, and never
+    after now.
+
+    It starts at the first whole minute after the newest event of the valid events topic, so
+    that one run's events follow the previous run's instead of landing among them (behind the
+    watermark, where the windows would drop them, or in a minute a close has already written).
+    With no events yet it ends ``FIRST_RUN_ROOM_MS`` before now, leaving that much time for the
+    runs after it. A workload that would not end by now raises
+    ``WorkloadError``: an event dated in the future would move the watermark ahead of the
+    clock, and every real event after it would come late.
+    """
+    now_ms = int(time.time() * 1000)
+    newest = pipeline.kafka.newest_dates(pipeline.topic(VALID))
+    if newest is None:
+        return generate(n_events, seed=seed, invalid_ratio=invalid_ratio, end_ms=now_ms - FIRST_RUN_ROOM_MS)
+    # The next whole minute: a closed run's last minute window must not open again for this one.
+    start = (newest // 60_000 + 1) * 60_000
+    workload = generate(n_events, seed=seed, invalid_ratio=invalid_ratio, start_ms=start)
+    last = max((e.date for e in workload.events), default=newest)
+    if last > now_ms:
+        span_min = (last - newest) / 60_000
+        raise WorkloadError(
+            f"{n_events:,} simulated events span {span_min:.0f} minutes after the newest event in "
+            f"{pipeline.topic(VALID)} ({_utc(newest)}) and would run {(last - now_ms) / 60_000:.0f} minutes "
+            "past now: produce fewer events, or wait until the clock has passed their end"
+        )
+    return workload
+
+
+def _utc(epoch_ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
 
 
 TOO_LARGE = f"over the {MESSAGE_MAX_BYTES:,}-byte message limit; shorten the line or leave it out"

@@ -197,7 +197,7 @@ def stop(pipeline: Pipeline, savepoint: bool = True) -> dict[str, str]:
     return dict.fromkeys(names, "cancelled")
 
 
-CLOSE_HEADER = "clicklib-close"  # the Kafka header of the marks that close a run
+MARK_HEADER = "clicklib-mark"  # the Kafka header of time marks (see ksql/07_valid_events.sql)
 CLOSE_MARK_SECONDS = 2.0  # how long the jobs get to read the marks before the drain
 
 
@@ -220,7 +220,7 @@ def close_windows(pipeline: Pipeline) -> dict[str, str]:
     # run every source is: a close mark on every partition wakes them and moves the watermark
     # (07_valid_events.sql), then the drain follows well within the idle timeout.
     mark_ms = int(time.time() * 1000 + pipeline.settings.date_rule.max_ahead_ms)
-    pipeline.kafka.mark_every_partition(pipeline.topic(VALID), {CLOSE_HEADER: str(mark_ms).encode()})
+    pipeline.kafka.mark_every_partition(pipeline.topic(VALID), {MARK_HEADER: str(mark_ms).encode()})
     time.sleep(CLOSE_MARK_SECONDS)
     done = job_state.save_running(pipeline.settings, pipeline.flink, running, drain=True)
     failed = {name: how for name, how in done.items() if "cancelled" in how}

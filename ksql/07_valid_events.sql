@@ -14,12 +14,16 @@
 -- when new events arrive (the last ${watermark_delay_seconds} s of event time plus the window
 -- length stay open until then).
 --
--- Closing a run (`clicklib pipeline close`): a record with the header `clicklib-close` is no
--- event but a mark that clicklib writes to every partition just before it drains the windows.
--- Its time, the header's value in epoch ms, is as far ahead as an event may be dated, so it
--- moves the watermark and wakes idle partitions: Flink drops the end-of-time watermark of a
--- draining source that is idle, and the open windows would stay open. Marks are skipped below,
--- neither events nor dead letters.
+-- Marks: a record with the header `clicklib-mark` is no event but a time mark that clicklib
+-- writes to every partition, its time (epoch ms) in the header's value. It moves the
+-- partition's watermark and wakes it if idle, and is skipped below: neither an event nor a
+-- dead letter. Two uses:
+-- - before a simulated run is produced, marked with the run's start: every partition is awake
+--   when the burst comes, so the first partition read cannot lift the watermark past the
+--   others' first events (an idle partition does not hold the watermark back);
+-- - when a run is closed (`clicklib pipeline close`), marked as far ahead as an event may be
+--   dated: Flink drops the end-of-time watermark of a draining source that is idle, and the
+--   open windows would stay open.
 CREATE TABLE clickstream_valid_records (
   record BYTES,
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
@@ -27,7 +31,7 @@ CREATE TABLE clickstream_valid_records (
   headers MAP<STRING, BYTES> METADATA VIRTUAL,
   ts AS TO_TIMESTAMP_LTZ(
     CASE
-      WHEN headers['clicklib-close'] IS NOT NULL THEN CAST(CAST(headers['clicklib-close'] AS STRING) AS BIGINT)
+      WHEN headers['clicklib-mark'] IS NOT NULL THEN CAST(CAST(headers['clicklib-mark'] AS STRING) AS BIGINT)
       ELSE event_time(record, CAST(${date_earliest_ms} AS BIGINT), CAST(${date_max_ahead_ms} AS BIGINT))
     END, 3),
   proc_time AS PROCTIME(),
@@ -43,12 +47,12 @@ CREATE TABLE clickstream_valid_records (
   'format' = 'raw'
 );
 
--- Each record with the outcome of its check; the marks that close a run are left out.
+-- Each record with the outcome of its check; time marks are left out.
 CREATE VIEW clickstream_valid_checked AS
 SELECT r.kafka_partition, r.kafka_offset, r.ts, r.proc_time, c.*
 FROM clickstream_valid_records AS r,
   LATERAL TABLE(check_click_event(r.record, CAST(${date_earliest_ms} AS BIGINT), CAST(${date_max_ahead_ms} AS BIGINT))) AS c
-WHERE r.headers['clicklib-close'] IS NULL;
+WHERE r.headers['clicklib-mark'] IS NULL;
 
 -- The valid events as typed columns, with their event time; `day` is the UTC day of `date`.
 CREATE VIEW clickstream_valid_events AS

@@ -64,7 +64,7 @@ SELECT
   MAX(page_facts) AS last_page,
   COUNT(*) AS `events`,
   COUNT(*) FILTER (WHERE event = 'pageview') AS pageviews,
-  CAST(MAX(`date`) - MIN(`date`) AS DOUBLE) / 1000 AS duration_s,
+  MAX(`date`) - MIN(`date`) AS duration_ms,
   COUNT(*) FILTER (WHERE event = 'pageview' AND status >= 400) AS errors,
   COUNT(*) FILTER (WHERE event = 'pageview' AND status < 400 AND page_type = 'productDetail') > 0 AS viewed_product,
   COUNT(*) FILTER (WHERE status < 400 AND ((event = 'pageview' AND page_type = 'cart') OR event = 'add_to_cart')) > 0
@@ -126,7 +126,7 @@ SELECT
   exit_status,
   `events`,
   pageviews,
-  duration_s,
+  CAST(duration_ms AS DOUBLE) / 1000,
   errors,
   viewed_product,
   reached_cart,

@@ -14,7 +14,7 @@ CREATE TABLE daily_kpis (
   errors BIGINT,
   carts BIGINT,
   purchases BIGINT,
-  duration_s DOUBLE,
+  duration_ms BIGINT,
   PRIMARY KEY (`day`) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -26,7 +26,8 @@ CREATE TABLE daily_kpis (
 
 -- Sum each day's closed sessions: sessions, those of anonymous visitors, bounces (at most one
 -- page view), page views, failed page loads, sessions that reached the cart, sessions that
--- ordered, and their total duration in seconds.
+-- ordered, and their total duration in milliseconds (an integer: sums of fractions would depend
+-- on the order sessions close in).
 INSERT INTO daily_kpis
 SELECT
   CAST(window_start AS DATE),
@@ -37,6 +38,6 @@ SELECT
   SUM(errors),
   COUNT(*) FILTER (WHERE reached_cart),
   COUNT(*) FILTER (WHERE purchased),
-  SUM(duration_s)
+  SUM(duration_ms)
 FROM session_windows
 GROUP BY CAST(window_start AS DATE);

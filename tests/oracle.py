@@ -88,13 +88,15 @@ def clean_events(workload: Workload) -> pd.DataFrame:
     return clean.reset_index(drop=True)
 
 
-def funnel(workload: Workload) -> dict[str, dict[str, int]]:
-    """Per funnel step, over the clean events' sessions: how many did it ("did") and how many got
-    that far or further ("reached"). A step is a successful (status < 400) page load of a product,
+def funnel(workload: Workload, every_visitor: bool = False) -> dict[str, dict[str, int]]:
+    """Per funnel step, over the clean events' sessions (``every_visitor``: every valid event's,
+    anonymous visitors included): how many did it ("did") and how many got that far or further
+    ("reached"). A step is a successful (status < 400) page load of a product,
     the cart (or an add_to_cart) or checkout; the purchase is a successful purchase event."""
     did: Counter[int] = Counter()
     furthest = []
-    for _, rows in clean_events(workload).groupby("session_id"):
+    events = valid_events(workload) if every_visitor else clean_events(workload)
+    for _, rows in events.groupby("session_id"):
         steps = {0}
         for row in rows.itertuples():
             if row.status >= 400:
@@ -138,9 +140,12 @@ def session_summary(workload: Workload) -> pd.DataFrame:
     """One row per session_id over every valid event, anonymous visitors included, with the
     columns of the session_summary table (times in epoch milliseconds, ``day`` as 'YYYY-MM-DD').
 
-    A session's events are taken in date order, equal dates in production order: the first
-    event gives the channel, device and partner, the first and last pageviews the landing and
-    exit pages. Flags need a successful (status < 400) load or event, as the funnel's steps.
+    The landing event is the earliest event that opened the session (``init_session``), or its
+    earliest event when none did: it gives the channel, device, partner and landing page. The
+    exit page is the latest pageview's. Events of the same millisecond are ordered by their
+    values (referrer, url, user agent, partner, page type; for the exit page type, status), so
+    the choice never depends on arrival order. Flags need a successful (status < 400) load or
+    event, as the funnel's steps.
     """
     return pd.DataFrame(_summary_rows(workload), columns=SESSION_SUMMARY_COLUMNS)
 
@@ -153,7 +158,10 @@ def _summary_rows(workload: Workload) -> list[dict]:
     rows = []
     for session_id, events in per_session.items():
         first, last = events[0], events[-1]
+        openers = [e for e in events if e.init_session] or events
+        landing = min(openers, key=_landing_order)
         views = [e for e in events if e.event == "pageview"]
+        exit_view = max(views, key=lambda e: (e.date, e.page_type or "", str(e.status))) if views else None
         loaded = {e.page_type for e in views if e.status < 400}
         ok_actions = {e.event for e in events if e.status < 400}
         rows.append(
@@ -163,12 +171,12 @@ def _summary_rows(workload: Workload) -> list[dict]:
                 "session_id": session_id,
                 "session_end": last.date,
                 "user_id": first.user_id,
-                "channel": _channel(first.referrer, first.current_url),
-                "device": "mobile" if first.user_agent and PHONE_OR_TABLET.search(first.user_agent) else "desktop",
-                "partner_name": first.partner_name,
-                "landing_page": views[0].page_type if views else None,
-                "exit_page": views[-1].page_type if views else None,
-                "exit_status": views[-1].status if views else None,
+                "channel": _channel(landing.referrer, landing.current_url),
+                "device": "mobile" if landing.user_agent and PHONE_OR_TABLET.search(landing.user_agent) else "desktop",
+                "partner_name": landing.partner_name or None,
+                "landing_page": landing.page_type or None,
+                "exit_page": exit_view.page_type if exit_view else None,
+                "exit_status": exit_view.status if exit_view else None,
                 "events": len(events),
                 "pageviews": len(views),
                 "duration_s": (last.date - first.date) / 1000,
@@ -180,6 +188,11 @@ def _summary_rows(workload: Workload) -> list[dict]:
             }
         )
     return rows
+
+
+def _landing_order(event: Event) -> tuple:
+    fields = (event.referrer, event.current_url, event.user_agent, event.partner_name, event.page_type)
+    return (event.date, *(value or "" for value in fields))
 
 
 def kpis(workload: Workload) -> dict[str, float]:
@@ -306,3 +319,22 @@ def _channel(referrer: str | None, current_url: str | None) -> str:
     if host and host == _host(current_url):
         return "internal"
     return next((source for source in CHANNEL_SOURCES if source in host), host or "unknown")
+
+
+def daily_kpis(workload: Workload) -> pd.DataFrame:
+    """Per UTC day of session start, sums over :func:`session_summary`'s sessions."""
+    sessions = session_summary(workload)
+    sessions["anonymous"] = sessions["user_id"].isna()
+    sessions["bounce"] = sessions["pageviews"] <= 1
+    sessions["duration_ms"] = sessions["session_end"] - sessions["session_start"]
+    result = sessions.groupby("day", as_index=False).agg(
+        sessions=("session_id", "size"),
+        anonymous_sessions=("anonymous", "sum"),
+        bounces=("bounce", "sum"),
+        pageviews=("pageviews", "sum"),
+        errors=("errors", "sum"),
+        carts=("reached_cart", "sum"),
+        purchases=("purchased", "sum"),
+        duration_ms=("duration_ms", "sum"),
+    )
+    return result.sort_values("day", ignore_index=True)

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from clicklib import demo, produce
+from clicklib import produce
 from clicklib.generate import Workload, generate
 from clicklib.pipeline import Pipeline
 from tests import oracle
@@ -28,7 +28,7 @@ def pipeline(running_pipeline: Pipeline) -> Pipeline:
 
 
 def test_current_events_after_a_simulated_workload_and_a_microsecond_date_get_exact_windows(pipeline):
-    simulated = demo.simulated_workload(3_000, seed=31, invalid_ratio=0.0)
+    simulated = generate(3_000, seed=31, end_ms=int(time.time() * 1000))
     assert max(e.date for e in simulated.events) <= time.time() * 1000
     assert produce.produce(pipeline, simulated, show_progress=False).failed == 0
 

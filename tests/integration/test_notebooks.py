@@ -1,117 +1,224 @@
-"""Every notebook runs top to bottom under papermill against the stack, in its own namespace,
-and the figures it records match an independent pandas computation over the same events."""
+"""After the demo, every notebook runs top to bottom with its default parameters, twice in a row,
+in a namespace of its own. The demo's reconciliation agrees count for count; the figures the
+first run records match an independent pandas computation over the demo's and that run's
+events; every CQL statement the notebooks send restricts its table's partition key; and the
+analysis report renders in a browser."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import os
 import re
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from rich.console import Console
 
-from clicklib import reports
-from clicklib.generate import generate
+from clicklib import demo, reports
+from clicklib.generate import Workload, generate
 from clicklib.pipeline import Pipeline
 from tests import oracle
 from tests.browser import chromium
 
-SMALL = {
-    "01_stack.ipynb": {},
-    "02_produce.ipynb": {"n_events": 3_000, "seed": 11, "invalid_ratio": 0.02},
-    "03_streaming_sql.ipynb": {"preview_rows": 5, "preview_seconds": 60},
-    "04_cassandra_sink.ipynb": {"watch_seconds": 6, "every": 2},
-    "05_monitoring.ipynb": {"refresh": False},
-    "06_analysis.ipynb": {},
-}
+DEMO = {"n_events": 4_000, "seed": 20261130, "invalid_ratio": 0.01}
+CAPTURE = Path(__file__).resolve().parents[1] / "cql_capture"  # holds the sitecustomize that logs CQL
 
 
 @pytest.fixture(scope="module")
-def executed(live_stack, tmp_path_factory):
+def namespace(live_stack):
     namespace = f"n{uuid.uuid4().hex[:8]}_"
-    settings = dataclasses.replace(live_stack, namespace=namespace)
-    out = tmp_path_factory.mktemp("notebooks")
+    yield dataclasses.replace(live_stack, namespace=namespace)
+    with Pipeline(dataclasses.replace(live_stack, namespace=namespace)) as pipeline:
+        pipeline.down(purge=True)
+
+
+@pytest.fixture(scope="module")
+def demo_summary(namespace, tmp_path_factory):
+    console = Console(file=io.StringIO(), width=200)
+    return demo.run(namespace, console=console, out=tmp_path_factory.mktemp("demo"), notebooks=False, **DEMO)
+
+
+@pytest.fixture(scope="module")
+def runs(namespace, demo_summary, tmp_path_factory):
+    """The series twice with default parameters, every CQL statement its kernels send captured."""
+    captured = tmp_path_factory.mktemp("cql") / "statements.jsonl"
     patch = pytest.MonkeyPatch()
-    patch.setenv("CLICKLIB_NAMESPACE", namespace)  # the kernels papermill starts inherit it
+    patch.setenv("CLICKLIB_NAMESPACE", namespace.namespace)  # the kernels papermill starts inherit it
+    patch.setenv("CLICKLIB_CQL_CAPTURE", str(captured))
+    patch.setenv("PYTHONPATH", os.pathsep.join([str(CAPTURE), os.environ.get("PYTHONPATH", "")]))
     try:
-        records = reports.execute_series(out, SMALL)
-        records["out"] = out
-        yield records
+        done = []
+        for number in (1, 2):
+            out = tmp_path_factory.mktemp(f"run{number}")
+            records = reports.execute_series(out, {})
+            records["out"] = out
+            done.append(records)
     finally:
         patch.undo()
-        with Pipeline(settings) as pipeline:
-            pipeline.down(purge=True)
+    statements = [json.loads(line) for line in captured.read_text().splitlines()] if captured.exists() else []
+    return done, statements
 
 
-@pytest.fixture(scope="module")
-def workload():
-    parameters = SMALL["02_produce.ipynb"]
-    return generate(parameters["n_events"], seed=parameters["seed"], invalid_ratio=parameters["invalid_ratio"])
+def demo_workload(summary: dict) -> Workload:
+    return generate(DEMO["n_events"], DEMO["seed"], DEMO["invalid_ratio"], start_ms=summary["start_ms"])
 
 
-def test_the_stack_and_producer_notebooks_record_the_real_figures(executed, workload):
-    assert executed["01_stack.ipynb"]["healthy_services"] == 5
-    assert executed["02_produce.ipynb"]["delivered"] == len(workload.records)
-    assert executed["02_produce.ipynb"]["raw_topic_messages"] == len(workload.records)
+def run_workload(records: dict) -> Workload:
+    recorded = records["02_produce.ipynb"]["workload"]
+    return generate(recorded["n_events"], recorded["seed"], recorded["invalid_ratio"], start_ms=recorded["start_ms"])
 
 
-def test_the_sql_notebook_starts_both_jobs_and_previews_rows(executed):
-    recorded = executed["03_streaming_sql.ipynb"]
-    assert [name.split("_", 1)[1] for name in recorded["jobs"]] == [
+def both(*workloads: Workload) -> Workload:
+    return Workload(
+        [p for w in workloads for p in w.profiles],
+        [r for w in workloads for r in w.records],
+    )
+
+
+def test_the_demo_reconciles_every_count_from_kafka_to_cassandra(demo_summary):
+    rows = demo_summary["reconciliation"]
+    assert demo_summary["all_counts_agree"], [r for r in rows if not r["agrees"]]
+    assert all(r["expected"] == r["found"] for r in rows)
+    stages = {r["stage"]: r["expected"] for r in rows}
+    workload = demo_workload(demo_summary)
+    assert stages["raw messages"] == len(workload.records)
+    assert stages["valid events"] == len(workload.events)
+    assert stages["sessions (distinct session ids) against session rows"] == len(oracle.session_summary(workload))
+    headline = demo_summary["headline"]
+    kpis = oracle.kpis(workload)
+    assert headline["sessions"] == kpis["sessions"]
+    assert headline["conversion"] == pytest.approx(kpis["conversion"], abs=1e-4)
+    assert headline["bounce_rate"] == pytest.approx(kpis["bounce_rate"], abs=1e-4)
+
+
+def test_the_producer_places_each_run_after_the_previous_one(runs, demo_summary):
+    (first, second), _ = runs
+    demo_last = max(e.date for e in demo_workload(demo_summary).events)
+    one, two = run_workload(first), run_workload(second)
+    assert demo_last < min(e.date for e in one.events)
+    assert max(e.date for e in one.events) < min(e.date for e in two.events)
+    assert not {e.event_id for e in one.events} & {e.event_id for e in two.events}
+
+
+def test_the_stack_producer_sql_sink_and_monitoring_notebooks_record_real_figures(runs, demo_summary):
+    (first, _), _ = runs
+    run = run_workload(first)
+    demo_records = DEMO["n_events"]
+    assert first["01_stack.ipynb"]["healthy_services"] == 5
+    assert first["02_produce.ipynb"]["delivered"] == len(run.records)
+    assert first["02_produce.ipynb"]["raw_topic_messages"] == demo_records + len(run.records)
+    assert [name.split("_", 1)[1] for name in first["03_streaming_sql.ipynb"]["jobs"]] == [
         "clicklib-aggregates",
         "clicklib-enrich",
         "clicklib-ingest",
     ]
-    assert recorded["preview_rows"] == SMALL["03_streaming_sql.ipynb"]["preview_rows"]
-
-
-def test_the_sink_notebook_counts_every_clean_event(executed, workload):
-    assert executed["04_cassandra_sink.ipynb"]["rows"]["events_by_user"] == len(oracle.clean_events(workload))
-
-
-def test_the_monitoring_notebook_sees_the_pipeline_caught_up(executed, workload):
-    recorded = executed["05_monitoring.ipynb"]
-    assert recorded["total_lag"] == 0
-    assert recorded["healthy_services"] == 5
-    invalid = sum(1 for r in workload.records if r.reason is not None)
-    assert recorded["problems"] == {
+    behind = first["04_cassandra_sink.ipynb"]["sink_behind"]
+    assert set(behind) == {
+        "events_by_user",
+        "events_by_day",
+        "pageviews_per_minute",
+        "user_activity",
+        "user_sessions",
+        "status_per_minute",
+        "session_summary",
+        "daily_kpis",
+    }
+    assert set(behind.values()) == {0}
+    monitoring = first["05_monitoring.ipynb"]
+    invalid = sum(1 for r in both(demo_workload(demo_summary), run).records if r.reason is not None)
+    assert monitoring["total_lag"] == 0
+    assert monitoring["problems"] == {
         "dead letters": invalid,
         "late events": 0,
         "internal dead letters": 0,
         "sink dead letters": 0,
     }
-    raw = [count for topic, count in recorded["topics"].items() if topic.endswith("_clickstream")]
-    assert raw == [len(workload.records)]
 
 
-def test_the_analysis_notebook_funnel_and_sessions_match_pandas(executed, workload):
-    clean = oracle.clean_events(workload)
-    recorded = executed["06_analysis.ipynb"]
-    funnel = oracle.funnel(workload)
+def test_the_analysis_figures_match_pandas_over_every_event_read(runs, demo_summary, namespace):
+    (first, _), _ = runs
+    workload = both(demo_workload(demo_summary), run_workload(first))
+    recorded = first["06_analysis.ipynb"]
+    funnel = oracle.funnel(workload, every_visitor=True)
     assert recorded["funnel_did"] == funnel["did"]
     assert recorded["funnel_reached"] == funnel["reached"]
-    reached = funnel["reached"]
-    sessions = clean["session_id"].nunique()
-    assert reached["session"] == sessions
-    steps = list(reached)
+    reached, steps = funnel["reached"], list(funnel["reached"])
     previous = {step: reached[steps[max(i - 1, 0)]] for i, step in enumerate(steps)}
-    # Recorded values come back as JSON objects: compared by step, not by order.
+    sessions = reached["session"]
+    # Recorded values come back as JSON objects: compared by key, not by order.
     assert recorded["funnel_of_sessions"] == pytest.approx({s: reached[s] / sessions for s in steps}, abs=1e-6)
     assert recorded["funnel_of_previous"] == pytest.approx({s: reached[s] / previous[s] for s in steps}, abs=1e-6)
     assert recorded["visitors"] == oracle.visitors(workload)
-    pages = clean[clean["event"] == "pageview"].groupby("session_id").size().reindex(clean["session_id"].unique())
-    assert recorded["bounce_rate"] == pytest.approx((pages.fillna(0) <= 1).mean(), abs=1e-6)
-    ordered = clean[(clean["event"] == "purchase") & (clean["status"] < 400)]["session_id"].nunique()
-    assert recorded["purchase_rate"] == pytest.approx(ordered / sessions, abs=1e-6)
-    assert recorded["sessions"] == sessions
-    assert recorded["events"] == len(clean)
+    assert recorded["sessions"] == sessions == len(oracle.session_summary(workload))
+    assert recorded["signed_in_sessions"] == oracle.clean_events(workload)["session_id"].nunique()
+    assert recorded["events"] == len(oracle.clean_events(workload))
+    kpis = oracle.kpis(workload)
+    assert recorded["kpis"] == pytest.approx(kpis, abs=1e-6)
+    for column in ("channel", "device", "segment", "partner_name"):
+        expected = oracle.conversion_by(workload, column)
+        assert set(recorded["outcomes"][column]) == set(expected), column
+        for value, figures in expected.items():
+            assert recorded["outcomes"][column][value] == pytest.approx(figures, abs=1e-6), (column, value)
+    status = oracle.status_per_minute(workload, alert_percent=namespace.alert_percent)
+    expected = {
+        f"{pd.Timestamp(start, unit='ms'):%Y-%m-%dT%H:%M}": {"requests": int(r), "errors": int(e), "alert": bool(a)}
+        for start, r, e, a in zip(
+            status["window_start"], status["requests"], status["errors"], status["alert"], strict=True
+        )
+    }
+    assert recorded["status_per_minute"] == expected
+    assert any(minute["alert"] for minute in expected.values())
+    assert all(c["expected"] == c["found"] for c in recorded["reconciliation"].values()), recorded["reconciliation"]
 
 
-def test_the_analysis_report_renders_its_charts_in_a_browser(executed, tmp_path):
-    page = Path(executed["out"]) / "06_analysis.html"
+def test_the_second_run_analyses_both_runs_and_still_reconciles(runs, demo_summary):
+    (first, second), _ = runs
+    workload = both(demo_workload(demo_summary), run_workload(first), run_workload(second))
+    recorded = second["06_analysis.ipynb"]
+    assert recorded["sessions"] == len(oracle.session_summary(workload))
+    assert recorded["kpis"] == pytest.approx(oracle.kpis(workload), abs=1e-6)
+    assert all(c["expected"] == c["found"] for c in recorded["reconciliation"].values()), recorded["reconciliation"]
+
+
+def test_every_cql_statement_the_notebooks_send_restricts_the_partition_key(runs, namespace):
+    _, statements = runs
+    with Pipeline(namespace) as pipeline:
+        keyspace = pipeline.settings.keyspace
+        metadata = pipeline.cassandra.session.cluster.metadata.keyspaces[keyspace].tables
+        partition_keys = {name: [c.name for c in table.partition_key] for name, table in metadata.items()}
+    reads = [s["cql"] for s in statements if re.match(r"\s*SELECT\b", s["cql"], re.IGNORECASE)]
+    # The stack's health check asks the node its version (system.local holds one row); every
+    # other read is of the pipeline's tables.
+    health = [cql for cql in reads if re.search(r"FROM\s+system\.local\b", cql)]
+    ours = [cql for cql in reads if cql not in health]
+    assert all(re.search(rf"FROM\s+{keyspace}\.\w+", cql) for cql in ours), ours
+    tables_read = {re.search(rf"FROM\s+{keyspace}\.(\w+)", cql).group(1) for cql in ours}
+    # The analysis reads these tables, and reads them only by partition.
+    assert {
+        "session_summary",
+        "daily_kpis",
+        "events_by_day",
+        "status_per_minute",
+        "pageviews_per_minute",
+    } <= tables_read
+    for cql in ours:
+        table = re.search(rf"FROM\s+{keyspace}\.(\w+)", cql).group(1)
+        where = re.search(r"\bWHERE\b(.*)", cql, re.IGNORECASE | re.DOTALL)
+        assert where, f"reads the whole table: {cql}"
+        for key in partition_keys[table]:
+            assert re.search(rf"\b{key}\s*(=|IN\b)", where.group(1), re.IGNORECASE), f"{key} not restricted: {cql}"
+
+
+def test_the_analysis_report_renders_its_charts_in_a_browser(runs, tmp_path):
+    (first, _), _ = runs
+    page = Path(first["out"]) / "06_analysis.html"
     html = page.read_text()
     charts = len(re.findall(r'class="clicklib-chart"', html))
-    assert charts >= 14
+    assert charts >= 24
     rendered = chromium(page, tmp_path / "profile", "--enable-logging=stderr", "--v=0", "--dump-dom")
     assert rendered.returncode == 0, rendered.stderr[-2000:]
     # Every chart div holds a drawn Vega view, and no script threw.

@@ -140,6 +140,37 @@ def test_producing_the_same_workload_again_changes_no_row(produced, workload):
     )
 
 
+def test_closing_the_run_writes_every_window_and_session_as_pandas_does(produced, workload):
+    # Before the close, the newest minutes and every session of the last 30 minutes are open.
+    open_before = len(table(produced, "user_sessions"))
+    assert open_before < len(oracle.user_sessions(workload))
+    closed = produced.close_windows()
+    assert list(closed) == [produced.definition.job("aggregates").flink_name]
+    alert_percent = produced.settings.alert_percent
+    same_rows(
+        table(produced, "pageviews_per_minute"), oracle.pageviews_per_minute(workload), KEYS["pageviews_per_minute"]
+    )
+    same_rows(table(produced, "user_sessions"), oracle.user_sessions(workload), KEYS["user_sessions"])
+    same_rows(
+        table(produced, "status_per_minute"),
+        oracle.status_per_minute(workload, alert_percent),
+        KEYS["status_per_minute"],
+    )
+    same_rows(table(produced, "user_activity"), oracle.user_activity(workload), KEYS["user_activity"])
+    # Every visitor's session, anonymous ones included, once, with its landing, exit and outcome.
+    sessions = table(produced, "session_summary").assign(day=lambda f: f["day"].astype(str))
+    expected = oracle.session_summary(workload)
+    assert len(expected) == len(set(e.session_id for e in workload.events)) > 1000
+    assert expected["user_id"].isna().any()
+    same_rows(sessions, expected, ["session_id"], "session_summary")
+    kpis = table(produced, "daily_kpis").assign(day=lambda f: f["day"].astype(str))
+    same_rows(kpis, oracle.daily_kpis(workload), ["day"], "daily_kpis")
+    # The close marks are neither events nor dead letters, and nothing came late.
+    invalid = sum(1 for r in workload.records if r.reason is not None)
+    problems = produced.status().problems
+    assert problems == {**dict.fromkeys(problems, 0), "dead letters": invalid}
+
+
 def test_restarting_connect_under_load_loses_and_duplicates_nothing(produced, workload):
     # A second workload after the first: later event times, other users and events.
     last = max(e.date for e in workload.events)

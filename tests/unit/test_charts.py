@@ -183,14 +183,20 @@ def test_thirty_days_of_minutes_chart_without_hitting_the_row_limit():
         assert 0 < max(len(data) for data in spec["datasets"].values()) <= analysis.MAX_BUCKETS
 
 
-def test_row_counts_line_per_table():
-    counts = pd.DataFrame(
-        {"seconds": [0.0, 0.0, 2.0, 2.0], "table": ["events_by_day", "user_sessions"] * 2, "rows": [0, 0, 40, 3]}
+def test_sink_progress_line_per_table():
+    progress = pd.DataFrame(
+        {
+            "seconds": [0.0, 0.0, 2.0, 2.0],
+            "table": ["events_by_day", "user_sessions"] * 2,
+            "topic": ["clickstream_clean", "user_sessions"] * 2,
+            "written": [0, 0, 40, 3],
+            "behind": [40, 3, 0, 0],
+        }
     )
-    spec = charts.row_counts(counts).to_dict()
+    spec = charts.sink_progress(progress).to_dict()
     (unit,) = units(spec)
     assert mark(unit) == "line"
-    assert fields(unit) == {"x": "seconds", "y": "rows", "color": "table"}
+    assert fields(unit) == {"x": "seconds", "y": "written", "color": "table"}
     assert len(rows(spec)) == 4
 
 

@@ -217,7 +217,10 @@ def test_session_summary(visits):
         1,
         0,
     )
-    assert pd.isna(s3["landing_page"]) and pd.isna(s3["exit_page"]) and pd.isna(s3["exit_status"])
+    # No event opened it: its earliest event, the failed purchase, is its landing event (on the
+    # purchase page); with no pageview it has no exit page.
+    assert s3["landing_page"] == "purchase"
+    assert pd.isna(s3["exit_page"]) and pd.isna(s3["exit_status"])
     assert not (s3["purchased"] or s3["reached_cart"] or s3["viewed_product"])  # the purchase failed
 
 
@@ -282,8 +285,10 @@ def test_one_summary_row_per_session_every_visitor_included(generated, summary):
 
 
 def test_channel_and_device_rules_agree_with_clicklib(generated, summary):
-    events = oracle.valid_events(generated).sort_values("date", kind="stable")
-    first = events.drop_duplicates("session_id").set_index("session_id").loc[summary["session_id"]]
+    events = oracle.valid_events(generated)
+    # The landing event: the earliest that opened the session (the simulator opens every one).
+    openers = events[events["init_session"]].sort_values("date", kind="stable")
+    first = openers.drop_duplicates("session_id").set_index("session_id").loc[summary["session_id"]]
     channels = [analysis.referrer_source(r, u) for r, u in zip(first["referrer"], first["current_url"], strict=True)]
     assert channels == list(summary["channel"])
     assert list(first["user_agent"].map(analysis.device)) == list(summary["device"])
