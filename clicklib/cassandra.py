@@ -12,7 +12,7 @@ from cassandra.query import SimpleStatement, dict_factory
 
 from clicklib.exceptions import CassandraError
 from clicklib.settings import Settings
-from clicklib.templates import render
+from clicklib.templates import EVENT_BUCKET_MS, render
 
 PAGE_SIZE = 5000
 DICTS = "clicklib-dicts"  # the execution profile that returns rows as dicts
@@ -126,6 +126,24 @@ class CassandraClient:
         if not frames:  # no partition asked for: no rows, with the table's columns (no query)
             return pd.DataFrame(columns=self.columns(table))
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def day_buckets_df(self, table: str, days: Sequence[Any], buckets: Sequence[int] | None = None) -> pd.DataFrame:
+        """Every row of a table keyed by (day, bucket), such as events_by_day, for the given UTC
+        days: each day's slots (``buckets``, by default all of them) asked for by partition key,
+        100 at a time, never a scan of the table."""
+        slots = list(buckets) if buckets is not None else list(range(86_400_000 // EVENT_BUCKET_MS))
+        frames = []
+        for day in dict.fromkeys(days):
+            for start in range(0, len(slots), 100):
+                part = slots[start : start + 100]
+                marks = ", ".join(["%s"] * len(part))
+                cql = f"SELECT * FROM {self.keyspace}.{table} WHERE day = %s AND bucket IN ({marks})"
+                frame = self.query_df(cql, [day, *part])
+                if len(frame):
+                    frames.append(frame)
+        if not frames:
+            return pd.DataFrame(columns=self.columns(table))
+        return pd.concat(frames, ignore_index=True)
 
     def columns(self, table: str) -> list[str]:
         """A table's columns in schema order, from the driver's schema metadata."""

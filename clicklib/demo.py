@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +18,23 @@ from clicklib import analysis, produce, reconcile, reports, resources, stack
 from clicklib.exceptions import PipelineError
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
+
+DEMO_NAMESPACE = "demo_"  # added to CLICKLIB_NAMESPACE: the demo's own pipeline
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Environment variables set for the notebook kernels papermill starts, restored after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def reports_dir() -> Path:
@@ -87,7 +108,13 @@ def run(
     notebooks: bool = True,
 ) -> dict:
     """Stack, pipeline, a closed run of ``n_events`` reconciled from Kafka to Cassandra, then
-    (``notebooks``) the notebook series on top; reports go to ``out`` (default :func:`reports_dir`)."""
+    (``notebooks``) the notebook series on top; reports go to ``out`` (default :func:`reports_dir`).
+
+    The demo has a pipeline of its own, in the namespace ``<CLICKLIB_NAMESPACE>demo_``, and
+    starts it empty each time: a demo's runs are dated from the newest events on, and an earlier
+    demo's would leave no room before now. Nothing outside that namespace is touched.
+    """
+    settings = dataclasses.replace(settings, namespace=f"{settings.namespace}{DEMO_NAMESPACE}")
     console.rule("stack")
     rows = stack.up(
         settings, on_event=lambda name, event, detail: event == "healthy" and console.print(f"{name}: {detail}")
@@ -96,8 +123,13 @@ def run(
 
     console.rule("pipeline")
     pipeline = Pipeline(settings)
+    with console.status(f"emptying the demo's pipeline (namespace {settings.namespace})"):
+        pipeline.down(purge=True)
     pipeline.up()
-    console.print("schema applied, topics created, connectors running, SQL jobs submitted")
+    console.print(
+        f"namespace {settings.namespace}: schema applied, topics created, connectors running, SQL jobs submitted "
+        f"(explore it with CLICKLIB_NAMESPACE={settings.namespace})"
+    )
 
     console.rule("workload")
     # A fresh seed per run; the workload is dated after every event the pipeline has seen, so
@@ -116,6 +148,7 @@ def run(
 
     counts = reconcile.run(pipeline, workload, start)
     summary = {
+        "namespace": settings.namespace,
         "seed": seed,
         "start_ms": workload.start_ms,
         "events": n_events,
@@ -161,7 +194,10 @@ def run(
         "05_monitoring.ipynb": {"refresh": False},
         "06_analysis.ipynb": {"charts_dir": str(out / "charts")},
     }
-    with console.status("executing notebooks 01-06 with papermill"):
+    with (
+        console.status("executing notebooks 01-06 with papermill"),
+        _environment(CLICKLIB_NAMESPACE=settings.namespace),
+    ):
         reports.execute_series(out, parameters)
     console.print(f"executed notebooks and their HTML: {out}/0*.ipynb, {out}/0*.html")
     console.print(f"analysis charts (PNG and HTML): {out / 'charts'}")

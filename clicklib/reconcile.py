@@ -21,6 +21,7 @@ import pandas as pd
 from clicklib.generate import Workload
 from clicklib.pipeline import Pipeline
 from clicklib.streaming_sql import MARK_HEADER
+from clicklib.templates import EVENT_BUCKET_MS
 from clicklib.topics import DLQ, INTERNAL_DLQ, LATE, RAW, SINK_DLQ, VALID
 
 TRACKED = (RAW, VALID, DLQ, LATE, INTERNAL_DLQ, SINK_DLQ)
@@ -78,6 +79,19 @@ def run(pipeline: Pipeline, workload: Workload, start: RunStart) -> list[Count]:
     def total(cql: str, low: object, high: object) -> int:
         rows = [pipeline.cassandra.execute(cql, (day, low, high)).one() for day in days]
         return int(sum(row[0] or 0 for row in rows))
+
+    def clean_rows() -> int:
+        # events_by_day is keyed by (day, bucket): the run's slots of each day, 100 at a time.
+        found = 0
+        for day, slots in day_slots(first, last).items():
+            for start in range(0, len(slots), 100):
+                part = slots[start : start + 100]
+                cql = (
+                    f"SELECT COUNT(*) FROM {keyspace}.events_by_day WHERE day = %s AND bucket IN "
+                    f"({', '.join(['%s'] * len(part))}) AND date >= %s AND date <= %s"
+                )
+                found += int(pipeline.cassandra.execute(cql, (day, *part, first, last)).one()[0])
+        return found
 
     counts += [
         Count(
@@ -208,6 +222,15 @@ def summary(counts: list[Count]) -> str:
         return f"All {len(counts)} counts agree."
     listed = "; ".join(f"{c.stage}: {c.found:,} found, {c.expected:,} expected ({c.source})" for c in wrong)
     return f"COUNTS DISAGREE ({len(wrong)} of {len(counts)}): {listed}"
+
+
+def day_slots(first_ms: int, last_ms: int) -> dict[str, list[int]]:
+    """The events_by_day buckets from ``first_ms`` to ``last_ms``: UTC day -> its slots."""
+    slots: dict[str, list[int]] = {}
+    for start in range(first_ms // EVENT_BUCKET_MS * EVENT_BUCKET_MS, last_ms + 1, EVENT_BUCKET_MS):
+        day = _ms(start).strftime("%Y-%m-%d")
+        slots.setdefault(day, []).append(start % 86_400_000 // EVENT_BUCKET_MS)
+    return slots
 
 
 def days_between(first_ms: int, last_ms: int) -> list[str]:

@@ -5,6 +5,7 @@ CREATE TABLE clickstream_clean (
   event_id STRING,
   `date` BIGINT,
   `day` STRING,
+  bucket INT,
   session_id STRING,
   user_id STRING,
   event STRING,
@@ -36,12 +37,13 @@ CREATE TABLE clickstream_clean (
 -- already known, otherwise without, corrected (a retraction, then the joined row) when the
 -- profile arrives. An event-time temporal join would hold every event back until the
 -- watermark passes it, so the newest events would never reach Cassandra while traffic pauses.
--- Events are kept in join state for ${join_state_ttl} only (enough for a late profile);
+-- `bucket` numbers the ${event_bucket_ms} ms slots of the UTC day, the second part of the
+-- events_by_day partition key. Events are kept in join state for ${join_state_ttl} only (enough for a late profile);
 -- profiles are kept for good. Only known users' events are clean: anonymous visitors (no
 -- user_id) are left out here and counted in status_per_minute only.
 INSERT INTO clickstream_clean
 SELECT /*+ STATE_TTL('e' = '${join_state_ttl}') */
-  e.event_id, e.`date`, e.`day`, e.session_id, e.user_id, e.event, e.page_type, e.current_url,
+  e.event_id, e.`date`, e.`day`, CAST(MOD(e.`date`, 86400000) / ${event_bucket_ms} AS INT), e.session_id, e.user_id, e.event, e.page_type, e.current_url,
   e.referrer, e.partner_id, e.partner_name, e.init_session, e.user_agent, e.ip, e.city,
   e.country, e.`language`, e.status, u.signup_date, u.home_city, u.segment
 FROM clickstream_valid_events AS e

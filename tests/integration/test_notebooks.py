@@ -1,8 +1,8 @@
 """After the demo, every notebook runs top to bottom with its default parameters, twice in a row,
-in a namespace of its own. The demo's reconciliation agrees count for count; the figures the
-first run records match an independent pandas computation over the demo's and that run's
-events; every CQL statement the notebooks send restricts its table's partition key; and the
-analysis report renders in a browser."""
+in the demo's namespace (a test namespace with the demo's suffix). The demo's reconciliation
+agrees count for count; the figures the first run records match an independent pandas
+computation over the demo's and that run's events; every CQL statement the notebooks send
+restricts its table's partition key; and the analysis report renders in a browser."""
 
 from __future__ import annotations
 
@@ -29,21 +29,29 @@ CAPTURE = Path(__file__).resolve().parents[1] / "cql_capture"  # holds the sitec
 
 
 @pytest.fixture(scope="module")
-def namespace(live_stack):
-    namespace = f"n{uuid.uuid4().hex[:8]}_"
-    yield dataclasses.replace(live_stack, namespace=namespace)
-    with Pipeline(dataclasses.replace(live_stack, namespace=namespace)) as pipeline:
-        pipeline.down(purge=True)
+def base(live_stack):
+    return dataclasses.replace(live_stack, namespace=f"n{uuid.uuid4().hex[:8]}_")
 
 
 @pytest.fixture(scope="module")
-def demo_summary(namespace, tmp_path_factory):
+def demo_summary(base, tmp_path_factory):
     console = Console(file=io.StringIO(), width=200)
-    return demo.run(namespace, console=console, out=tmp_path_factory.mktemp("demo"), notebooks=False, **DEMO)
+    try:
+        yield demo.run(base, console=console, out=tmp_path_factory.mktemp("demo"), notebooks=False, **DEMO)
+    finally:
+        with Pipeline(dataclasses.replace(base, namespace=f"{base.namespace}{demo.DEMO_NAMESPACE}")) as pipeline:
+            pipeline.down(purge=True)
 
 
 @pytest.fixture(scope="module")
-def runs(namespace, demo_summary, tmp_path_factory):
+def namespace(base, demo_summary):
+    """The demo's pipeline: the namespace it ran in, the notebooks' too."""
+    assert demo_summary["namespace"] == f"{base.namespace}{demo.DEMO_NAMESPACE}"
+    return dataclasses.replace(base, namespace=demo_summary["namespace"])
+
+
+@pytest.fixture(scope="module")
+def runs(namespace, tmp_path_factory):
     """The series twice with default parameters, every CQL statement its kernels send captured."""
     captured = tmp_path_factory.mktemp("cql") / "statements.jsonl"
     patch = pytest.MonkeyPatch()

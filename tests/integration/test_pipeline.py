@@ -55,6 +55,9 @@ def test_every_clean_event_lands_in_cassandra_with_all_its_fields(produced, work
     assert sorted(by_day["event_id"]) == sorted(expected["event_id"])
     utc_days = pd.to_datetime(by_day["date"], unit="ms").dt.strftime("%Y-%m-%d")
     assert (by_day["day"].astype(str) == utc_days).all()
+    # The second part of the key: the 10-second slot of the UTC day.
+    assert (by_day["bucket"] == by_day["date"] % 86_400_000 // 10_000).all()
+    assert by_day.groupby(["day", "bucket"]).size().max() < by_day.groupby("day").size().max()
 
 
 def test_the_dead_letter_topic_holds_exactly_the_invalid_messages(produced, workload):

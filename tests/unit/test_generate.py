@@ -235,3 +235,15 @@ def test_read_jsonl_skips_blank_lines_and_keys_only_valid_events(tmp_path):
 def test_impossible_arguments_are_refused(arguments):
     with pytest.raises(ValueError):
         generate(**{"n_events": 10, **arguments})
+
+
+def test_the_same_seed_at_another_start_is_another_run_with_other_ids():
+    first = generate(300, seed=9, start_ms=1_767_225_600_000)
+    again = generate(300, seed=9, start_ms=1_767_225_600_000)
+    later = generate(300, seed=9, start_ms=1_767_225_600_000 + 3_600_000)
+    assert [e.event_id for e in again.events] == [e.event_id for e in first.events]
+    assert not {e.event_id for e in later.events} & {e.event_id for e in first.events}
+    assert not {e.session_id for e in later.events} & {e.session_id for e in first.events}
+    # Everything else keeps its shape: the run is the same shop an hour later.
+    assert [e.date + 3_600_000 for e in first.events] == [e.date for e in later.events]
+    assert later.start_ms == first.start_ms + 3_600_000
