@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -33,6 +32,8 @@ BUCKET_WORDS = {"1min": "minute", "5min": "5 minutes", "15min": "15 minutes", "1
 BUCKET_WORDS |= {"1D": "day", "7D": "week"}
 # A signed-in user counts as new for this long after signing up, then as returning.
 NEW_USER_DAYS = 30
+# Scheme, optional user info, then the host: the same pattern as the streaming SQL's.
+URL_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^:/?#]*)")
 MOBILE_USER_AGENT = re.compile(r"Mobile|Android|iPhone|iPad")
 # Host keywords that name a traffic source; any other host is reported as itself.
 KNOWN_SOURCES = (
@@ -239,22 +240,6 @@ def sessions(events: pd.DataFrame) -> pd.DataFrame:
     return per_session[columns]
 
 
-def session_summary(per_session: pd.DataFrame) -> pd.DataFrame:
-    """One row of headline numbers over a :func:`sessions` frame.
-
-    A bounce is a session with at most one pageview.
-    """
-    return pd.DataFrame(
-        {
-            "sessions": [len(per_session)],
-            "median_duration_s": [per_session["duration_s"].median()],
-            "mean_depth": [per_session["depth"].mean()],
-            "bounce_rate": [per_session["depth"].le(1).mean()],
-            "purchase_rate": [per_session["purchased"].astype(bool).mean()],
-        }
-    )
-
-
 def histogram(values: pd.Series, bin_width: float) -> pd.DataFrame:
     """Counts of values in bins [bin_start, bin_end) of ``bin_width``, aligned to 0, every bin from
     the lowest filled one to the highest included (charts then embed a few rows, not every value)."""
@@ -290,21 +275,17 @@ def device(user_agent: str | None) -> str:
     return "desktop"
 
 
-def devices(events: pd.DataFrame) -> pd.DataFrame:
-    """Sessions per device kind, from each session's user agent."""
-    first = _first_events(events)
-    return _counts(first.assign(device=first["user_agent"].map(device)), ["device"], "sessions")
-
-
 def referrer_source(referrer: str | None, current_url: str | None) -> str:
-    """Where a page load came from: "direct" without a referrer, "internal" when the referrer
-    is on the same host as the page, else the source keyword in the referrer's host
-    (google, facebook, newsletter, ...) or, for an unknown source, the host itself."""
+    """Where a page load came from, as the streaming SQL names a session's channel
+    (ksql/16_session_summary.sql): "direct" without a referrer, "internal" when the referrer is
+    on the same host as the page, else the source keyword in the referrer's host (google,
+    facebook, newsletter, ...) or, for an unknown source, the host itself; "unknown" when the
+    referrer has no host. A host is what follows the scheme (any scheme) up to a port, path,
+    query or fragment, in lower case and without ``www.``."""
     if not isinstance(referrer, str) or not referrer:
         return "direct"
-    host = (urlsplit(referrer).hostname or "").removeprefix("www.")
-    page_host = (urlsplit(current_url).hostname or "").removeprefix("www.") if isinstance(current_url, str) else ""
-    if host and host == page_host:
+    host = url_host(referrer)
+    if host and host == url_host(current_url):
         return "internal"
     for source in KNOWN_SOURCES:
         if source in host:
@@ -312,14 +293,10 @@ def referrer_source(referrer: str | None, current_url: str | None) -> str:
     return host or UNKNOWN
 
 
-def referrer_sources(events: pd.DataFrame) -> pd.DataFrame:
-    """Sessions per traffic source, from the referrer of each session's first event (``init_session``).
-
-    Sessions whose first event is not in the frame are left out.
-    """
-    first = _first_events(events[events["init_session"].eq(True)])
-    source = [referrer_source(r, u) for r, u in zip(first["referrer"], first["current_url"], strict=True)]
-    return _counts(first.assign(source=source), ["source"], "sessions")
+def url_host(url: str | None) -> str:
+    """The host of a URL as :func:`referrer_source` reads it ("" when it has none)."""
+    match = URL_HOST.match(url) if isinstance(url, str) else None
+    return (match.group(1).lower() if match else "").removeprefix("www.")
 
 
 def error_rate(status_per_minute: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
@@ -434,9 +411,9 @@ def with_segments(summary: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
 
 
 def landing_pages(summary: pd.DataFrame) -> pd.DataFrame:
-    """Sessions per landing page (the page type of the session's first pageview; "unknown" for
-    a session without one), most first, with their share of all sessions and their bounce rate
-    (at most one pageview)."""
+    """Sessions per landing page (the page type of the session's landing event: the one that
+    opened it, or its earliest; "unknown" without one), most first, with their share of all
+    sessions and their bounce rate (at most one pageview)."""
     return outcomes_by(summary, "landing_page")[["landing_page", "sessions", "share", "bounce_rate"]]
 
 
@@ -561,7 +538,7 @@ def busiest(traffic: pd.DataFrame) -> str:
 
 
 def leading_share(counts: pd.DataFrame, key: str, count: str = "sessions") -> str:
-    """The largest row of a share table (:func:`devices`, :func:`referrer_sources`, ...), in words:
+    """The largest row of a share table (:func:`cities`, :func:`languages`, ...), in words:
     ``key`` names its kind, ``count`` the column counted (and the word for it)."""
     if counts.empty:
         return f"No {count}."

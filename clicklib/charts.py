@@ -187,14 +187,6 @@ def languages(per_language: pd.DataFrame) -> alt.LayerChart:
     return _share_bars(per_language, "language", "sessions", "Sessions per language")
 
 
-def devices(per_device: pd.DataFrame) -> alt.LayerChart:
-    return _share_bars(per_device, "device", "sessions", "Desktop vs mobile")
-
-
-def referrer_sources(sources: pd.DataFrame) -> alt.LayerChart:
-    return _share_bars(sources, "source", "sessions", "Where sessions come from")
-
-
 def error_rate(rates: pd.DataFrame, threshold: float | None = None) -> alt.LayerChart:
     """Error rate per time bucket (``analysis.error_rate``), all visitors; buckets with a minute the
     pipeline raised an alert for are marked in red, and the alert ``threshold`` (a fraction) is

@@ -175,12 +175,23 @@ def _follow(paths: list) -> None:
 @main.command("produce")
 @click.option("--events", "n_events", default=20_000, show_default=True, help="How many events to generate.")
 @click.option("--rate", type=float, default=None, help="Events per second (default: as fast as Kafka takes them).")
-@click.option("--seed", default=42, show_default=True, help="Simulator seed: the same seed sends the same events.")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Simulator seed (default: a new one each run); a seed and a start time give the same events.",
+)
 @click.option("--invalid-ratio", default=0.0, show_default=True, help="Share of deliberately invalid messages.")
 @click.option("--file", "jsonl", type=click.Path(exists=True, dir_okay=False), help="Replay a JSON-lines file instead.")
-def produce_command(n_events: int, rate: float | None, seed: int, invalid_ratio: float, jsonl: str | None) -> None:
-    """Generate clickstream events (or replay a file) and produce them into Kafka."""
-    from clicklib import generate, produce
+def produce_command(
+    n_events: int, rate: float | None, seed: int | None, invalid_ratio: float, jsonl: str | None
+) -> None:
+    """Generate clickstream events (or replay a file) and produce them into Kafka.
+
+    Generated events are dated from the first whole minute after the newest event the pipeline
+    holds (an hour before now on an empty one) and never after now.
+    """
+    from clicklib import produce
     from clicklib.pipeline import Pipeline
 
     with _clear_errors():
@@ -198,7 +209,12 @@ def produce_command(n_events: int, rate: float | None, seed: int, invalid_ratio:
             if not file_report.ok:
                 sys.exit(1)
             return
-        workload = generate.generate(n_events, seed=seed, invalid_ratio=invalid_ratio)
+        seed = seed if seed is not None else time.time_ns() % 2**31
+        workload = produce.workload_after(pipeline, n_events, seed, invalid_ratio)
+        first = min((e.date for e in workload.events), default=workload.start_ms or 0)
+        console.print(
+            f"seed {seed}, events dated from {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(first / 1000))}"
+        )
         report = produce.produce(pipeline, workload, rate=rate)
         console.print(f"{report.delivered} delivered, {report.failed} failed ({report.rate:,.0f} events/s)")
         if report.errors:

@@ -97,32 +97,7 @@ class KafkaClient:
     def count_messages(self, topic: str, deadline_seconds: float = 120.0) -> int:
         """Committed messages in a topic, read to its end: exact for transactional topics, whose end
         offsets also count commit markers and aborted records."""
-        consumer = self.consumer(
-            "clicklib-counter",
-            **{"isolation.level": "read_committed", "enable.auto.commit": False, "enable.partition.eof": True},
-        )
-        try:
-            pending = {p for p, end in self.end_offsets(topic).items() if end > 0}
-            consumer.assign([TopicPartition(topic, p, 0) for p in pending])
-            count = 0
-            deadline = time.monotonic() + deadline_seconds
-            while pending:
-                if time.monotonic() > deadline:
-                    raise KafkaError(
-                        f"reading {topic} to its end took over {deadline_seconds:.0f} s (an open transaction?)",
-                        self.bootstrap_servers,
-                    )
-                for message in consumer.consume(num_messages=1000, timeout=1.0):
-                    error = message.error()
-                    if error is None:
-                        count += 1
-                    elif error.code() == ConfluentError._PARTITION_EOF:
-                        pending.discard(message.partition())
-            return count
-        except KafkaException as exc:
-            raise self.fail(f"counting the messages of {topic}", exc) from exc
-        finally:
-            consumer.close()
+        return sum(1 for _ in self.read_since(topic, {}, deadline_seconds))
 
     def delete_topics(self, names: Sequence[str]) -> list[str]:
         """Delete those of the named topics that exist; returns their names."""
@@ -233,7 +208,7 @@ class KafkaClient:
         finally:
             consumer.close()
 
-    def newest_dates(self, topic: str, tail: int = 200) -> int | None:
+    def newest_date(self, topic: str, tail: int = 200) -> int | None:
         """The highest ``date`` (epoch ms) among the last ``tail`` JSON records of each partition
         of a topic of events, None when none has one. Events arrive roughly in time order, so
         the tail holds the newest; records that are not JSON objects with a whole-number date

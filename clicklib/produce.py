@@ -200,7 +200,7 @@ def workload_after(pipeline: Pipeline, n_events: int, seed: int, invalid_ratio: 
     clock, and every real event after it would come late.
     """
     now_ms = int(time.time() * 1000)
-    newest = pipeline.kafka.newest_dates(pipeline.topic(VALID))
+    newest = pipeline.kafka.newest_date(pipeline.topic(VALID))
     if newest is None:
         return generate(n_events, seed=seed, invalid_ratio=invalid_ratio, end_ms=now_ms - FIRST_RUN_ROOM_MS)
     # The next whole minute: a closed run's last minute window must not open again for this one.

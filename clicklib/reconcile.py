@@ -97,11 +97,7 @@ def run(pipeline: Pipeline, workload: Workload, start: RunStart) -> list[Count]:
         Count(
             "clean events (signed-in users) in Cassandra",
             len(clean),
-            total(
-                f"SELECT COUNT(*) FROM {keyspace}.events_by_day WHERE day = %s AND date >= %s AND date <= %s",
-                first,
-                last,
-            ),
+            clean_rows(),
             f"{keyspace}.events_by_day",
         ),
         Count(

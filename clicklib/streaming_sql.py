@@ -198,7 +198,7 @@ def stop(pipeline: Pipeline, savepoint: bool = True) -> dict[str, str]:
 
 
 MARK_HEADER = "clicklib-mark"  # the Kafka header of time marks (see ksql/07_valid_events.sql)
-CLOSE_MARK_SECONDS = 2.0  # how long the jobs get to read the marks before the drain
+CLOSE_MARK_TIMEOUT = 60.0  # how long a job gets to read the close marks before the close gives up
 
 
 def close_windows(pipeline: Pipeline) -> dict[str, str]:
@@ -209,7 +209,9 @@ def close_windows(pipeline: Pipeline) -> dict[str, str]:
     so every open window and session is written) and resumed from that savepoint at once. The
     watermark is not part of the savepoint: the resumed job starts a new one from the next
     events, so events dated before the close that arrive afterwards open windows of their own
-    instead of being late.
+    instead of being late. That is why Flink advises against resuming a drained job; here the
+    runs that follow are dated after the closed one (``produce.workload_after``), so no window
+    the close wrote is opened again.
     """
     names = [plan.flink_name for plan in pipeline.definition.jobs if plan.has_windows]
     running = [name for name, job in running_jobs(pipeline).items() if job and name in names]
@@ -217,15 +219,23 @@ def close_windows(pipeline: Pipeline) -> dict[str, str]:
         stopped = ", ".join(sorted(set(names) - set(running)))
         raise FlinkError(f"cannot close the windows of {stopped}: not running; `clicklib pipeline up` starts it")
     # Flink drops the end-of-time watermark of a source that is idle (FLINK-40499), and after a
-    # run every source is: a close mark on every partition wakes them and moves the watermark
-    # (07_valid_events.sql), then the drain follows well within the idle timeout.
-    mark_ms = int(time.time() * 1000 + pipeline.settings.date_rule.max_ahead_ms)
+    # run every source is: a time mark on every partition (07_valid_events.sql) wakes them, and
+    # the drain waits until the windows' watermark shows the mark was read. The mark is dated
+    # just after the newest event, as if one more event had come: should the close fail, the
+    # watermark is where the next event would have put it anyway, not ahead of the traffic.
+    delay_ms = int(pipeline.settings.watermark_delay_seconds * 1000)
+    windowed = [plan.name for plan in pipeline.definition.jobs if plan.flink_name in running]
+    reached = [job_watermark(pipeline, name) for name in windowed]
+    newest = pipeline.kafka.newest_date(pipeline.topic(VALID))
+    if newest is None and all(mark is None for mark in reached):
+        return dict.fromkeys(running, "no events yet: no window to close")
+    mark_ms = max([newest or 0, *(mark + delay_ms + 1 for mark in reached if mark is not None)]) + 1
     pipeline.kafka.mark_every_partition(pipeline.topic(VALID), {MARK_HEADER: str(mark_ms).encode()})
-    time.sleep(CLOSE_MARK_SECONDS)
+    for name in windowed:
+        _wait_for_watermark(pipeline, name, mark_ms - delay_ms - 1)
     done = job_state.save_running(pipeline.settings, pipeline.flink, running, drain=True)
     failed = {name: how for name, how in done.items() if "cancelled" in how}
     wait_stopped(pipeline, names=running)
-    windowed = [plan.name for plan in pipeline.definition.jobs if plan.flink_name in running]
     starts = submit(pipeline, jobs=windowed, checked=True)
     if failed:
         raise FlinkError(
@@ -236,6 +246,18 @@ def close_windows(pipeline: Pipeline) -> dict[str, str]:
             pipeline.flink.base,
         )
     return {name: f"windows closed, {starts[name].how}" for name in running}
+
+
+def _wait_for_watermark(pipeline: Pipeline, job: str, target_ms: int) -> None:
+    deadline = time.monotonic() + CLOSE_MARK_TIMEOUT
+    while (job_watermark(pipeline, job, timeout=5.0) or 0) < target_ms:
+        if time.monotonic() > deadline:
+            raise FlinkError(
+                f"job {job} did not read the close marks within {CLOSE_MARK_TIMEOUT:.0f} s, so its windows were "
+                "not closed; `clicklib pipeline status` shows whether it is behind; close again once it has caught up",
+                pipeline.flink.base,
+            )
+        time.sleep(0.5)
 
 
 def wait_stopped(pipeline: Pipeline, timeout: float = 60.0, names: Sequence[str] | None = None) -> None:

@@ -17,7 +17,7 @@
 -- Marks: a record with the header `clicklib-mark` is no event but a time mark that clicklib
 -- writes to every partition, its time (epoch ms) in the header's value. It moves the
 -- partition's watermark and wakes it if idle, and is skipped below: neither an event nor a
--- dead letter. Two uses:
+-- dead letter (a mark whose value is not a number has time 0, and moves nothing). Two uses:
 -- - before a simulated run is produced, marked with the run's start: every partition is awake
 --   when the burst comes, so the first partition read cannot lift the watermark past the
 --   others' first events (an idle partition does not hold the watermark back);
@@ -31,7 +31,7 @@ CREATE TABLE clickstream_valid_records (
   headers MAP<STRING, BYTES> METADATA VIRTUAL,
   ts AS TO_TIMESTAMP_LTZ(
     CASE
-      WHEN headers['clicklib-mark'] IS NOT NULL THEN CAST(CAST(headers['clicklib-mark'] AS STRING) AS BIGINT)
+      WHEN headers['clicklib-mark'] IS NOT NULL THEN COALESCE(TRY_CAST(CAST(headers['clicklib-mark'] AS STRING) AS BIGINT), 0)
       ELSE event_time(record, CAST(${date_earliest_ms} AS BIGINT), CAST(${date_max_ahead_ms} AS BIGINT))
     END, 3),
   proc_time AS PROCTIME(),

@@ -59,7 +59,7 @@ SELECT
   session_id,
   window_start,
   window_end,
-  MAX(user_id) AS user_id,
+  MAX(user_id) AS user_id,  -- the signed-in user; the largest id should a session have two
   COALESCE(MIN(CASE WHEN init_session THEN landing_facts END), MIN(landing_facts)) AS landing,
   MAX(page_facts) AS last_page,
   COUNT(*) AS `events`,
@@ -75,13 +75,17 @@ FROM TABLE(SESSION(TABLE session_events PARTITION BY session_id, DESCRIPTOR(ts),
 GROUP BY session_id, window_start, window_end;
 
 -- The packed facts unpacked: referrer and page of the landing event, its user agent, partner
--- and page type, and the last page view's page type and status.
+-- and page type, and the last page view's page type and status. A URL's host is what follows
+-- its scheme (any scheme: android-app:// too) up to a port, path, query or fragment, lower
+-- case, without `www.`; a referrer without a scheme has no host.
 CREATE VIEW session_facts AS
 SELECT
   *,
   NULLIF(SPLIT_INDEX(landing, CHR(31), 1), '') AS referrer,
-  LOWER(REGEXP_REPLACE(PARSE_URL(NULLIF(SPLIT_INDEX(landing, CHR(31), 1), ''), 'HOST'), '^www\.', '')) AS referrer_host,
-  LOWER(REGEXP_REPLACE(PARSE_URL(NULLIF(SPLIT_INDEX(landing, CHR(31), 2), ''), 'HOST'), '^www\.', '')) AS page_host,
+  REGEXP_REPLACE(LOWER(REGEXP_EXTRACT(SPLIT_INDEX(landing, CHR(31), 1), '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^:/?#]*)', 1)), '^www\.', '')
+    AS referrer_host,
+  REGEXP_REPLACE(LOWER(REGEXP_EXTRACT(SPLIT_INDEX(landing, CHR(31), 2), '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^:/?#]*)', 1)), '^www\.', '')
+    AS page_host,
   SPLIT_INDEX(landing, CHR(31), 3) AS user_agent,
   NULLIF(SPLIT_INDEX(landing, CHR(31), 4), '') AS partner_name,
   NULLIF(SPLIT_INDEX(landing, CHR(31), 5), '') AS landing_page,

@@ -27,9 +27,11 @@ CREATE TABLE daily_kpis (
 -- Sum each day's closed sessions: sessions, those of anonymous visitors, bounces (at most one
 -- page view), page views, failed page loads, sessions that reached the cart, sessions that
 -- ordered, and their total duration in milliseconds (an integer: sums of fractions would depend
--- on the order sessions close in).
+-- on the order sessions close in). A day's sums are kept for good (one row of state per day),
+-- exempt from the job's state TTL: sums that expired while no session closed would start again
+-- from zero, and the next session would overwrite the day's row with them.
 INSERT INTO daily_kpis
-SELECT
+SELECT /*+ STATE_TTL('session_windows' = '36500 d') */
   CAST(window_start AS DATE),
   COUNT(*),
   COUNT(*) FILTER (WHERE user_id IS NULL),

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
+from clicklib.streaming_sql import MARK_HEADER
 
 
 def table(pipeline: Pipeline, name: str) -> pd.DataFrame:
@@ -49,7 +50,8 @@ def _values(series: pd.Series) -> list:
 
 def read_committed(settings: Settings, topic: str, timeout: float = 120.0) -> list[dict]:
     """Every committed message of a topic, decoded, read to the end of each partition. The
-    dead-letter topic is written in transactions: what a crash aborted is not a dead letter."""
+    dead-letter topic is written in transactions: what a crash aborted is not a dead letter.
+    Time marks (``clicklib-mark`` header, no value: ksql/07_valid_events.sql) are no messages."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -67,7 +69,8 @@ def read_committed(settings: Settings, topic: str, timeout: float = 120.0) -> li
         while len(ended) < len(partitions) and time.monotonic() < deadline:
             for message in consumer.consume(num_messages=1000, timeout=1.0):
                 if message.error() is None:
-                    values.append(json.loads(message.value()))
+                    if not any(key == MARK_HEADER for key, _ in message.headers() or []):
+                        values.append(json.loads(message.value()))
                 else:
                     ended.add(message.partition())
         return values

@@ -170,7 +170,8 @@ def _summary_rows(workload: Workload) -> list[dict]:
                 "session_start": first.date,
                 "session_id": session_id,
                 "session_end": last.date,
-                "user_id": first.user_id,
+                # The signed-in user: the largest id, should a session have two (as Flink's MAX).
+                "user_id": max((e.user_id for e in events if e.user_id is not None), default=None),
                 "channel": _channel(landing.referrer, landing.current_url),
                 "device": "mobile" if landing.user_agent and PHONE_OR_TABLET.search(landing.user_agent) else "desktop",
                 "partner_name": landing.partner_name or None,

@@ -90,12 +90,22 @@ def test_job_records_and_watermark_are_those_of_a_known_workload(running_pipelin
     invalid = len(workload.records) - valid
     written = {
         base: count_messages(pipeline.settings, pipeline.topic(base))
-        for base in ("pageviews_per_minute", "user_activity", "user_sessions", "status_per_minute", "clickstream_late")
+        for base in (
+            "pageviews_per_minute",
+            "user_activity",
+            "user_sessions",
+            "status_per_minute",
+            "session_summary",
+            "daily_kpis",
+            "clickstream_late",
+        )
     }
+    # Before the workload, produce writes one time mark to each valid partition: read, not counted.
+    marks = pipeline.settings.raw_partitions
     expected = {
         "ingest": (len(workload.records), valid + invalid),  # every message to the valid topic or the DLQ
-        "enrich": (valid + len(workload.profiles), None),  # the valid events and every profile
-        "aggregates": (valid, sum(written.values())),  # every row of the aggregate and late topics
+        "enrich": (valid + marks + len(workload.profiles), None),  # the valid events, the marks, every profile
+        "aggregates": (valid + marks, sum(written.values())),  # every row of the aggregate and late topics
     }
     # Flink fetches metrics every few seconds: the counters catch up soon after the pipeline settles.
     deadline = time.monotonic() + 60

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from clicklib import produce, stack, streaming_sql
-from clicklib.generate import generate
+from clicklib.generate import GeneratedRecord, Workload, generate
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 from tests import oracle
@@ -33,9 +33,40 @@ def pipeline(live_stack: Settings):
         pipeline.down(purge=True)
 
 
+# Landing referrers the simulator never sends, each opening an anonymous one-event session: the
+# streaming SQL must name their channel as the oracle does (upper case, ports, user info,
+# another scheme, no scheme, the shop itself).
+ODD_REFERRERS = (
+    "HTTPS://WWW.Google.COM:443/search?q=x",
+    "https://me@www.facebook.com/x",
+    "android-app://com.google.android.gm/",
+    "google.com/no-scheme",
+    "https://News.YCombinator.com/item?id=1",
+    None,
+)
+
+
 @pytest.fixture(scope="module")
 def workload():
-    return generate(**WORKLOAD)
+    base = generate(**WORKLOAD)
+    landing = next(e for e in base.events if e.init_session and e.event == "pageview")
+    odd = []
+    for number, referrer in enumerate(ODD_REFERRERS):
+        event = dataclasses.replace(
+            landing, event_id=f"odd-{number}", session_id=f"odd-session-{number}", user_id=None, referrer=referrer
+        )
+        odd.append(GeneratedRecord(None, event.to_json(), event, None))
+    # The shop's own host in upper case: an internal referrer.
+    shop = landing.current_url.split("/", 3)
+    internal = dataclasses.replace(
+        landing,
+        event_id="odd-internal",
+        session_id="odd-session-internal",
+        user_id=None,
+        referrer=f"{shop[0]}//{shop[2].upper()}/elsewhere",
+    )
+    odd.append(GeneratedRecord(None, internal.to_json(), internal, None))
+    return Workload(base.profiles, base.records + odd, base.start_ms)
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +178,7 @@ def test_closing_the_run_writes_every_window_and_session_as_pandas_does(produced
     # Before the close, the newest minutes and every session of the last 30 minutes are open.
     open_before = len(table(produced, "user_sessions"))
     assert open_before < len(oracle.user_sessions(workload))
+    problems = produced.status().problems
     closed = produced.close_windows()
     assert list(closed) == [produced.definition.job("aggregates").flink_name]
     alert_percent = produced.settings.alert_percent
@@ -164,14 +196,23 @@ def test_closing_the_run_writes_every_window_and_session_as_pandas_does(produced
     sessions = table(produced, "session_summary").assign(day=lambda f: f["day"].astype(str))
     expected = oracle.session_summary(workload)
     assert len(expected) == len(set(e.session_id for e in workload.events)) > 1000
+    odd = expected[expected["session_id"].str.startswith("odd-session-")].set_index("session_id")["channel"]
+    assert dict(odd) == {
+        "odd-session-0": "google",
+        "odd-session-1": "facebook",
+        "odd-session-2": "google",
+        "odd-session-3": "unknown",
+        "odd-session-4": "news.ycombinator.com",
+        "odd-session-5": "direct",
+        "odd-session-internal": "internal",
+    }
     assert expected["user_id"].isna().any()
     same_rows(sessions, expected, ["session_id"], "session_summary")
     kpis = table(produced, "daily_kpis").assign(day=lambda f: f["day"].astype(str))
     same_rows(kpis, oracle.daily_kpis(workload), ["day"], "daily_kpis")
     # The close marks are neither events nor dead letters, and nothing came late.
-    invalid = sum(1 for r in workload.records if r.reason is not None)
-    problems = produced.status().problems
-    assert problems == {**dict.fromkeys(problems, 0), "dead letters": invalid}
+    assert produced.status().problems == problems
+    assert problems["late events"] == problems["internal dead letters"] == problems["sink dead letters"] == 0
 
 
 def test_restarting_connect_under_load_loses_and_duplicates_nothing(produced, workload):

@@ -116,7 +116,7 @@ def test_the_built_wheel_runs_the_pipeline_from_an_empty_directory(live_stack: S
     jobs = {line[2]: line[3] for line in lines if line[:2] == ["flink", "job"]}
     assert jobs == {f"{namespace}clicklib-{job}": "RUNNING" for job in ("ingest", "enrich", "aggregates")}
     connectors = [line for line in lines if line and line[0] == "connector"]
-    assert len(connectors) == 6 and all(line[2:] == ["RUNNING", "RUNNING"] for line in connectors), status
+    assert len(connectors) == 8 and all(line[2:] == ["RUNNING", "RUNNING"] for line in connectors), status
     topics = [line for line in lines if line and line[0] == "topic"]
     # Every topic of the pipeline, from the installed package's definition.
     assert sorted(line[1] for line in topics) == sorted(f"{namespace}{base}" for base in TOPICS), status

@@ -79,8 +79,6 @@ CATEGORY_CHARTS = [
     ("new_vs_returning", "visitor", "sessions"),
     ("cities", "city", "sessions"),
     ("languages", "language", "sessions"),
-    ("devices", "device", "sessions"),
-    ("referrer_sources", "source", "sessions"),
 ]
 
 
