@@ -112,14 +112,14 @@ def test_the_producer_places_each_run_after_the_previous_one(runs, demo_summary)
     assert not {e.event_id for e in one.events} & {e.event_id for e in two.events}
 
 
-def test_the_stack_producer_sql_sink_and_monitoring_notebooks_record_real_figures(runs, demo_summary):
+def test_the_stack_producer_sql_sink_and_monitoring_notebooks_record_real_figures(runs, demo_summary, namespace):
     (first, _), _ = runs
     run = run_workload(first)
     demo_records = DEMO["n_events"]
     assert first["01_stack.ipynb"]["healthy_services"] == 5
     assert first["02_produce.ipynb"]["delivered"] == len(run.records)
     assert first["02_produce.ipynb"]["raw_topic_messages"] == demo_records + len(run.records)
-    assert [name.split("_", 1)[1] for name in first["03_streaming_sql.ipynb"]["jobs"]] == [
+    assert [name.removeprefix(namespace.namespace) for name in first["03_streaming_sql.ipynb"]["jobs"]] == [
         "clicklib-aggregates",
         "clicklib-enrich",
         "clicklib-ingest",

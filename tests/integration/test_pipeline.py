@@ -49,7 +49,11 @@ ODD_REFERRERS = (
 @pytest.fixture(scope="module")
 def workload():
     base = generate(**WORKLOAD)
-    landing = next(e for e in base.events if e.init_session and e.event == "pageview")
+    # Dated at the workload's earliest event, so that, sent first, none moves the watermark past it.
+    earliest = min(e.date for e in base.events)
+    landing = dataclasses.replace(
+        next(e for e in base.events if e.init_session and e.event == "pageview"), date=earliest
+    )
     odd = []
     for number, referrer in enumerate(ODD_REFERRERS):
         event = dataclasses.replace(
@@ -66,7 +70,8 @@ def workload():
         referrer=f"{shop[0]}//{shop[2].upper()}/elsewhere",
     )
     odd.append(GeneratedRecord(None, internal.to_json(), internal, None))
-    return Workload(base.profiles, base.records + odd, base.start_ms)
+    # Sent first, as they are dated: at the workload's first event, they would come late after it.
+    return Workload(base.profiles, odd + base.records, base.start_ms)
 
 
 @pytest.fixture(scope="module")
