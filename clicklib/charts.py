@@ -253,7 +253,7 @@ def landing_pages(landing: pd.DataFrame, population: str = EVERY_SESSION) -> alt
         landing,
         "landing_page",
         [("sessions", "sessions"), ("bounce_rate", "bounce rate")],
-        f"Landing pages (the first page viewed): {population}",
+        f"Landing pages (where sessions began): {population}",
     )
 
 
