@@ -10,6 +10,7 @@ clients at an existing cluster instead.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -76,6 +77,8 @@ class Settings:
     """Where every service lives and how the local stack runs it."""
 
     bind_host: str = "127.0.0.1"
+    # The secure profile: every service of the local stack asks for a password (see secrets.py).
+    secure: bool = False
     home: Path = field(default_factory=_default_home)
 
     kafka_port: int = 9092
@@ -154,6 +157,14 @@ class Settings:
             raise SettingsError(
                 f"{ENV_PREFIX}BIND_HOST={self.bind_host!r} is not a host name or IP address; "
                 "the local stack binds 127.0.0.1 by default"
+            )
+        if not self.secure and not is_loopback(self.bind_host):
+            # Without passwords, whoever reaches a port owns the pipeline: Flink and the SQL
+            # Gateway run code they are sent. Only this machine may reach them.
+            raise SettingsError(
+                f"{ENV_PREFIX}BIND_HOST={self.bind_host!r} would open the stack to other machines, "
+                "and without the secure profile no service asks for a password; bind 127.0.0.1, "
+                f"or turn on the secure profile with {ENV_PREFIX}SECURE=1"
             )
         for name in PORT_FIELDS:
             port = getattr(self, name)
@@ -295,8 +306,27 @@ class Settings:
         }
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (localhost, 127.0.0.0/8, ::1)."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
 def _coerce(name: str, annotation: object, raw: str) -> object:
     kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if kind == "bool":
+        if raw.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+            return raw.strip().lower() in TRUE_WORDS
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a yes or no; write 1 or 0")
     try:
         if kind == "int":
             return int(raw)

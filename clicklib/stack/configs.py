@@ -193,6 +193,12 @@ execution.checkpointing.num-retained: 2
 # after a crash; still well above the pauses a busy two-core laptop causes.
 heartbeat.interval: 5 s
 heartbeat.timeout: 20 s
+# No jar upload or run from the web UI or REST API: a jar is code, and these ports are reachable
+# from any page in the user's browser (DNS rebinding defeats the same-origin rule).
+web.submit.enable: false
+# Flink answers every request with Access-Control-Allow-Origin set to this value ("*" by default,
+# so any web page could read the API); an empty value grants no origin.
+web.access-control-allow-origin: ""
 # Sampled flame graphs in the web UI and REST API: how the benchmarks found where CPU goes.
 rest.flamegraph.enabled: true
 """,

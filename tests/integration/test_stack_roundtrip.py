@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import requests
 from cassandra.cluster import Cluster
 from confluent_kafka import Consumer, Producer
@@ -71,6 +72,26 @@ def test_cassandra_creates_inserts_and_reads(live_stack, unique_name):
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {unique_name}")
         cluster.shutdown()
+
+
+def test_flink_takes_no_jar_from_the_web(live_stack):
+    config = requests.get(f"{live_stack.flink_rest_url}/config", timeout=10).json()
+    assert config["features"]["web-submit"] is False
+    # With web submission off Flink refuses the upload (400 "POST request not allowed").
+    upload = requests.post(f"{live_stack.flink_rest_url}/jars/upload", files={"jarfile": b"x"}, timeout=10)
+    assert upload.status_code >= 400, upload.text[:200]
+
+
+@pytest.mark.parametrize("port", ["flink_rest_url", "sql_gateway_url"])
+def test_a_foreign_web_page_may_not_read_flink_or_the_sql_gateway(live_stack, port):
+    base = getattr(live_stack, port)
+    origin = "http://attacker.example"
+    for method, path in (("GET", "/config" if port == "flink_rest_url" else "/v1/info"), ("OPTIONS", "/")):
+        response = requests.request(method, f"{base}{path}", headers={"Origin": origin}, timeout=10)
+        # Flink always sends the header; empty, it grants no origin, so the browser keeps the
+        # answer from the page. "*" or the page's own origin would hand it over.
+        granted = response.headers.get("Access-Control-Allow-Origin", "")
+        assert granted.strip() == "", f"{method} {base}{path} grants {granted!r}"
 
 
 def test_connect_lists_the_cassandra_sink_plugin(live_stack):

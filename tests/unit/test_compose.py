@@ -362,6 +362,13 @@ def test_sql_gateway_listens_on_the_settings_port_and_targets_the_jobmanager(
     assert f"-Dsql-gateway.endpoint.rest.port={settings.sql_gateway_port}" in command
     assert "-Drest.address=flink-jobmanager" in command
     assert "-Djobmanager.rpc.address=flink-jobmanager" in command
+    assert "-Dweb.access-control-allow-origin=" in command.split()
+
+
+def test_flink_takes_no_jar_and_grants_no_web_origin(services: dict) -> None:
+    jobmanager = _flink_properties(services["flink-jobmanager"])
+    assert jobmanager["web.submit.enable"] == "false"
+    assert jobmanager["web.access-control-allow-origin"] in ('""', "")
 
 
 # --------------------------------------------------------------------------- connect/

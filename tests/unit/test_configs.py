@@ -57,3 +57,9 @@ def test_every_service_binds_the_bind_host_only(tmp_path):
     ]
     for text in texts:
         assert "0.0.0.0" not in text
+
+
+def test_flink_takes_no_jar_from_the_web_and_grants_no_origin(tmp_path):
+    lines = configs.flink_config(Settings(home=tmp_path)).read_text().splitlines()
+    assert "web.submit.enable: false" in lines
+    assert 'web.access-control-allow-origin: ""' in lines

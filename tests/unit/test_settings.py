@@ -83,6 +83,29 @@ def test_a_bad_value_fails_when_settings_are_read_naming_the_variable(variable, 
     assert words in str(caught.value)
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "10.0.0.5", "myhost.example"])
+def test_a_bind_host_beyond_this_machine_is_refused_without_the_secure_profile(host):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"CLICKLIB_BIND_HOST": host})
+    assert "CLICKLIB_SECURE=1" in str(caught.value)
+    assert Settings.from_env({"CLICKLIB_BIND_HOST": host, "CLICKLIB_SECURE": "1"}).bind_host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "LocalHost"])
+def test_loopback_bind_hosts_need_no_secure_profile(host):
+    assert Settings.from_env({"CLICKLIB_BIND_HOST": host}).bind_host == host
+
+
+@pytest.mark.parametrize(("raw", "value"), [("1", True), ("yes", True), ("On", True), ("0", False), ("false", False)])
+def test_a_switch_reads_yes_and_no_words(raw, value):
+    assert Settings.from_env({"CLICKLIB_SECURE": raw}).secure is value
+
+
+def test_a_switch_that_is_neither_yes_nor_no_names_the_variable():
+    with pytest.raises(SettingsError, match="CLICKLIB_SECURE='maybe' is not a yes or no"):
+        Settings.from_env({"CLICKLIB_SECURE": "maybe"})
+
+
 def test_durations_are_read_in_flink_units():
     settings = Settings.from_env({"CLICKLIB_IDLE_TIMEOUT": "2 min", "CLICKLIB_CHECKPOINT_INTERVAL": "500 ms"})
     assert settings.idle_timeout_seconds == 120.0
