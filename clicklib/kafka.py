@@ -10,9 +10,25 @@ from typing import Any
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentError
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 
 from clicklib.exceptions import KafkaError
+from clicklib.secrets import kafka_client_config
 from clicklib.settings import Settings
 from clicklib.topics import Topic
 
@@ -21,29 +37,73 @@ class KafkaClient:
     """A thin client of one Kafka cluster."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.bootstrap_servers = settings.bootstrap_servers
         self.timeout = settings.request_timeout
         # log_level 0 keeps librdkafka's own connection chatter out of notebooks and terminals;
-        # failures reach the caller as exceptions instead.
-        self.base_config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "log_level": 0}
+        # failures reach the caller as exceptions instead. clicklib's own work (topics, offsets,
+        # access rules) logs in as the admin principal.
+        self.base_config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "log_level": 0,
+            **kafka_client_config(settings, "admin"),
+            "error_cb": self._note_error,
+        }
         self._admin: AdminClient | None = None
+        self._login_refused = ""
 
     @property
     def admin(self) -> AdminClient:
         # Built once and kept: a collected admin client drops the futures it handed out.
         if self._admin is None:
             self._admin = AdminClient(dict(self.base_config))
+            self._check_login(self._admin)
         return self._admin
 
+    def _check_login(self, admin: AdminClient) -> None:
+        """Fail at once when the broker refuses the login, instead of when a request times out."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            attempt = time.monotonic()
+            try:
+                admin.list_topics(timeout=1.0)
+                return
+            except KafkaException as exc:
+                admin.poll(0)
+                # A broker that is down, or closes the connection, fails the request at once: a
+                # slow answer is waited for, a refused login is reported as soon as it arrives.
+                given_up = time.monotonic() - attempt < 0.9 or time.monotonic() > deadline
+                if self._login_refused or given_up:
+                    self._admin = None
+                    raise self.fail("connecting", exc) from exc
+
+    def _note_error(self, error: ConfluentError) -> None:
+        # librdkafka retries a refused login until the request times out; the refusal itself
+        # only reaches this callback, and it is what the user has to act on.
+        if error.code() == ConfluentError._AUTHENTICATION:
+            self._login_refused = error.str()
+
     def fail(self, what: str, exc: BaseException) -> KafkaError:
+        if self._admin is not None:
+            self._admin.poll(0)
+        if self._login_refused:
+            return KafkaError(
+                f"kafka at {self.bootstrap_servers} refused the login while {what}: {self._login_refused}; "
+                "check CLICKLIB_KAFKA_USERNAME and CLICKLIB_KAFKA_PASSWORD (or, for the secure local "
+                "profile, that CLICKLIB_HOME holds the stack's secrets)",
+                self.bootstrap_servers,
+            )
         return KafkaError(
             f"kafka at {self.bootstrap_servers} failed while {what}: {exc}; "
-            "is it running (`clicklib stack status`), and does CLICKLIB_BOOTSTRAP_SERVERS point at it?",
+            "is it running (`clicklib stack status`), does CLICKLIB_BOOTSTRAP_SERVERS point at it, "
+            "and does it want a login (CLICKLIB_KAFKA_SECURITY_PROTOCOL, or CLICKLIB_SECURE=1 for the secure profile)?",
             self.bootstrap_servers,
         )
 
-    def producer(self, **config: Any) -> Producer:
-        return Producer({**self.base_config, **config})
+    def producer(self, principal: str = "admin", **config: Any) -> Producer:
+        """A producer logged in as ``principal`` (the secure profile's producer may write only
+        the topics events enter by)."""
+        return Producer({**self.base_config, **kafka_client_config(self.settings, principal), **config})
 
     def consumer(self, group: str, **config: Any) -> Consumer:
         return Consumer({**self.base_config, "group.id": group, **config})
@@ -151,6 +211,59 @@ class KafkaClient:
             raise self.fail(f"reading the offsets of consumer group {group}", exc) from exc
         offsets = {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
         return {p: offsets.get(p, 0) for p in partitions}
+
+    def set_scram_users(self, passwords: dict[str, str], mechanism: str) -> None:
+        """Create or update SCRAM logins (user name -> password) in the cluster's metadata."""
+        kind = ScramMechanism[mechanism.replace("-", "_")]
+        upserts = [
+            UserScramCredentialUpsertion(user, ScramCredentialInfo(kind, 8192), password.encode())
+            for user, password in passwords.items()
+        ]
+        for user, future in self.admin.alter_user_scram_credentials(upserts, request_timeout=self.timeout).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise self.fail(f"setting the login of {user}", exc) from exc
+
+    def allow(self, rules: Sequence[AclBinding]) -> None:
+        """Add access rules (an existing rule is left as it is)."""
+        if not rules:
+            return
+        for rule, future in self.admin.create_acls(list(rules), request_timeout=self.timeout).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise self.fail(f"adding the access rule {rule}", exc) from exc
+        # The controller has the rules now; the broker enforces them once its metadata catches
+        # up. Return only then, so a client started next is not refused.
+        everything = AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+        )
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                known = set(self.admin.describe_acls(everything, request_timeout=self.timeout).result())
+            except KafkaException as exc:
+                raise self.fail("reading the access rules", exc) from exc
+            if set(rules) <= known:
+                return
+            if time.monotonic() > deadline:
+                raise KafkaError(
+                    f"kafka at {self.bootstrap_servers} took the access rules but does not apply them "
+                    f"after {self.timeout:.0f} s",
+                    self.bootstrap_servers,
+                )
+            time.sleep(0.2)
+
+    def revoke(self, filters: Sequence[AclBindingFilter]) -> None:
+        """Remove the access rules each filter matches."""
+        if not filters:
+            return
+        for rule, future in self.admin.delete_acls(list(filters), request_timeout=self.timeout).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise self.fail(f"removing the access rules {rule}", exc) from exc
 
     def mark_every_partition(self, topic: str, headers: dict[str, bytes]) -> int:
         """Write one record without a value but with ``headers`` to each partition of a topic

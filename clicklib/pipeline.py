@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clicklib import access, job_state, streaming_sql
 from clicklib import definition as pipeline_definition
-from clicklib import job_state, streaming_sql
 from clicklib.cassandra import CassandraClient
 from clicklib.connect import ConnectClient
 from clicklib.definition import PipelineDefinition, Sources
@@ -101,6 +101,7 @@ class Pipeline:
 
             self.kafka.create_topics(definition.topics)
             self.kafka.set_topic_configs(definition.topics)
+            access.grant_pipeline(self.kafka, definition)
             existing = set(self.connect.names())
             try:
                 self.connect.register(definition.connectors, validated=True)
@@ -138,6 +139,7 @@ class Pipeline:
                 # still-running consumer asks for.
                 streaming_sql.wait_stopped(self)
                 self.kafka.delete_topics([t.name for t in self.definition.topics])
+                access.revoke_pipeline(self.kafka, self.definition)
                 self.cassandra.drop_keyspace()
                 for plan in self.definition.jobs:
                     job_state.forget(self.settings, plan.flink_name)

@@ -45,6 +45,8 @@ DURATION_FIELDS = (
     "crash_loop_window",
     "topic_retention",
 )
+KAFKA_PROTOCOLS = ("", "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|sec|min|h|d)\s*")
 DURATION_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "min": 60, "h": 3600, "d": 86400}
 
@@ -97,6 +99,16 @@ class Settings:
     flink_rest_url: str = ""
     sql_gateway_url: str = ""
     cassandra_datacenter: str = "datacenter1"
+
+    # How clients log in (see secrets.py). Empty: as the local stack's profile needs (no login,
+    # or the secure profile's generated credentials). Passwords never appear in a repr.
+    kafka_security_protocol: str = ""  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    kafka_sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    kafka_username: str = ""
+    kafka_password: str = field(default="", repr=False)
+    kafka_ssl_ca: str = ""  # PEM files
+    kafka_ssl_certificate: str = ""
+    kafka_ssl_key: str = ""
 
     kafka_heap: str = "1g"
     connect_heap: str = "1g"
@@ -166,6 +178,7 @@ class Settings:
                 "and without the secure profile no service asks for a password; bind 127.0.0.1, "
                 f"or turn on the secure profile with {ENV_PREFIX}SECURE=1"
             )
+        self._check_client_security()
         for name in PORT_FIELDS:
             port = getattr(self, name)
             if not 1 <= port <= 65535:
@@ -225,10 +238,37 @@ class Settings:
         self.date_rule  # noqa: B018 - likewise
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
 
+    def _check_client_security(self) -> None:
+        if self.kafka_security_protocol not in KAFKA_PROTOCOLS:
+            raise SettingsError(
+                f"{_var('kafka_security_protocol')}={self.kafka_security_protocol!r} is not a Kafka security "
+                f"protocol; choose one of {', '.join(p for p in KAFKA_PROTOCOLS if p)}"
+            )
+        if self.kafka_sasl_mechanism not in KAFKA_MECHANISMS:
+            raise SettingsError(
+                f"{_var('kafka_sasl_mechanism')}={self.kafka_sasl_mechanism!r} is not a SASL mechanism clicklib "
+                f"speaks; choose one of {', '.join(m for m in KAFKA_MECHANISMS if m)}"
+            )
+        if bool(self.kafka_username) != bool(self.kafka_password):
+            raise SettingsError(f"set both {_var('kafka_username')} and {_var('kafka_password')}, or neither")
+        if self.kafka_username and "SASL" not in self.kafka_security_protocol:
+            raise SettingsError(
+                f"{_var('kafka_username')} is set, so {_var('kafka_security_protocol')} must be SASL_SSL or "
+                "SASL_PLAINTEXT for the login to be used"
+            )
+        for name in ("kafka_ssl_ca", "kafka_ssl_certificate", "kafka_ssl_key"):
+            path = getattr(self, name)
+            if path and not Path(path).expanduser().is_file():
+                raise SettingsError(f"{_var(name)}={path!r} is not a file; give the path of a PEM file")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``CLICKLIB_*`` variables (``os.environ`` by default)."""
         environ = os.environ if environ is None else environ
+        settings_file = environ.get(f"{ENV_PREFIX}SETTINGS_FILE", "")
+        if settings_file:
+            # The file holds defaults; a variable set in the environment wins over it.
+            environ = {**read_settings_file(Path(settings_file)), **environ}
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
@@ -304,6 +344,29 @@ class Settings:
             "flink-rpc": self.flink_rpc_port,
             "sql-gateway": self.sql_gateway_port,
         }
+
+
+def read_settings_file(path: Path) -> dict[str, str]:
+    """``CLICKLIB_*=value`` lines from a file (blank lines and # comments skipped)."""
+    variable = f"{ENV_PREFIX}SETTINGS_FILE"
+    try:
+        text = path.expanduser().read_text()
+    except OSError as exc:
+        raise SettingsError(f"{variable}={str(path)!r} cannot be read: {exc.strerror}") from None
+    values = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.removeprefix("export ").partition("=")
+        name = name.strip()
+        if not equals or not name.startswith(ENV_PREFIX):
+            # The line itself is not shown: it may hold a password.
+            raise SettingsError(
+                f"{path}, line {number}: expected CLICKLIB_NAME=value (a line that sets a CLICKLIB_* variable)"
+            )
+        values[name] = value.strip().strip("'\"")
+    return values
 
 
 def is_loopback(host: str) -> bool:

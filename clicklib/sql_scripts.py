@@ -58,17 +58,27 @@ class JobPlan:
     definitions: tuple[Statement, ...]
     inserts: tuple[Statement, ...]
 
-    @property
-    def source_topics(self) -> list[str]:
-        """The Kafka topics this job reads: its consumer-group tables that it does not write."""
+    def _kafka_tables(self) -> list[tuple[str, str, bool, bool]]:
+        """(table, topic, written by this job, read under a consumer group) per Kafka table."""
         written = {m.group(1) for s in self.inserts if (m := INSERT_INTO.match(s.text))}
-        topics = []
+        tables = []
         for statement in self.definitions:
             table = CREATE_TABLE.match(statement.text)
             topic = TOPIC_OPTION.search(statement.text)
-            if table and topic and "properties.group.id" in statement.text and table.group(1) not in written:
-                topics.append(topic.group(1))
-        return topics
+            if table and topic:
+                name = table.group(1)
+                tables.append((name, topic.group(1), name in written, "properties.group.id" in statement.text))
+        return tables
+
+    @property
+    def source_topics(self) -> list[str]:
+        """The Kafka topics this job reads: its consumer-group tables that it does not write."""
+        return [topic for _, topic, written, grouped in self._kafka_tables() if grouped and not written]
+
+    @property
+    def sink_topics(self) -> list[str]:
+        """The Kafka topics this job writes: the topics of the tables it inserts into."""
+        return [topic for _, topic, written, _ in self._kafka_tables() if written]
 
     @property
     def has_windows(self) -> bool:

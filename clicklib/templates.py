@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from clicklib.exceptions import TemplateError
+from clicklib.secrets import kafka_java_options
 from clicklib.settings import Settings
 from clicklib.topics import TOPICS, topic_name
 
@@ -26,6 +27,11 @@ def placeholders(settings: Settings) -> dict[str, str]:
             "namespace": settings.namespace,
             "keyspace": settings.keyspace,
             "bootstrap_servers": settings.flink_bootstrap_servers,
+            # How the jobs' Kafka clients log in, without the password: Flink's JVMs read their
+            # login from a JAAS file, so no password is in the SQL or the job graphs.
+            "kafka_security": "".join(
+                f"'properties.{key}' = '{value}', " for key, value in kafka_java_options(settings).items()
+            ),
             "cassandra_hosts": settings.connect_cassandra_hosts,
             "cassandra_port": str(settings.cassandra_port),
             "cassandra_datacenter": settings.cassandra_datacenter,

@@ -19,6 +19,7 @@ CREATE TABLE clickstream_raw (
   'connector' = 'kafka',
   'topic' = '${topic.clickstream}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'properties.group.id' = '${group_id}',
   'scan.startup.mode' = 'group-offsets',
   'properties.auto.offset.reset' = 'earliest',

@@ -16,6 +16,7 @@ CREATE TABLE clickstream_dlq (
   'connector' = 'kafka',
   'topic' = '${topic.clickstream_dlq}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${namespace}clicklib-dlq',
   -- The broker refuses transactions longer than its transaction.max.timeout.ms (15 min).

@@ -32,6 +32,7 @@ CREATE TABLE clickstream_valid (
   'connector' = 'kafka',
   'topic' = '${topic.clickstream_valid}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'sink.partitioner' = 'fixed',
   'format' = 'json'
 );

@@ -31,6 +31,7 @@ CREATE TABLE clickstream_internal_dlq (
   'connector' = 'kafka',
   'topic' = '${topic.clickstream_internal_dlq}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${namespace}clicklib-${job}-internal-dlq',
   'properties.transaction.timeout.ms' = '900000',

@@ -40,6 +40,7 @@ CREATE TABLE clickstream_valid_records (
   'connector' = 'kafka',
   'topic' = '${topic.clickstream_valid}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'properties.group.id' = '${group_id}',
   'scan.startup.mode' = 'group-offsets',
   'properties.auto.offset.reset' = 'earliest',

@@ -15,6 +15,7 @@ CREATE TABLE clickstream_user_records (
   'connector' = 'kafka',
   'topic' = '${topic.clickstream_users}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'properties.group.id' = '${group_id}',
   'scan.startup.mode' = 'earliest-offset',
   'key.format' = 'raw',

@@ -29,6 +29,7 @@ CREATE TABLE clickstream_clean (
   'connector' = 'upsert-kafka',
   'topic' = '${topic.clickstream_clean}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'key.format' = 'raw',
   'value.format' = 'json'
 );

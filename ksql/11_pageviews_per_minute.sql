@@ -14,6 +14,7 @@ CREATE TABLE pageviews_per_minute (
   'connector' = 'kafka',
   'topic' = '${topic.pageviews_per_minute}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601'
 );

@@ -12,6 +12,7 @@ CREATE TABLE user_activity (
   'connector' = 'kafka',
   'topic' = '${topic.user_activity}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601'
 );

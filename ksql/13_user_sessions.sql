@@ -16,6 +16,7 @@ CREATE TABLE user_sessions (
   'connector' = 'kafka',
   'topic' = '${topic.user_sessions}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601'
 );

@@ -19,6 +19,7 @@ CREATE TABLE status_per_minute (
   'connector' = 'kafka',
   'topic' = '${topic.status_per_minute}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601'
 );

@@ -18,6 +18,7 @@ CREATE TABLE clickstream_late (
   'connector' = 'kafka',
   'topic' = '${topic.clickstream_late}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${namespace}clicklib-late',
   'properties.transaction.timeout.ms' = '900000',

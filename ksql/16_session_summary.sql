@@ -36,6 +36,7 @@ CREATE TABLE session_summary (
   'connector' = 'kafka',
   'topic' = '${topic.session_summary}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'format' = 'json',
   'json.timestamp-format.standard' = 'ISO-8601'
 );

@@ -20,6 +20,7 @@ CREATE TABLE daily_kpis (
   'connector' = 'upsert-kafka',
   'topic' = '${topic.daily_kpis}',
   'properties.bootstrap.servers' = '${bootstrap_servers}',
+  ${kafka_security}
   'key.format' = 'json',
   'value.format' = 'json'
 );

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from clicklib.secrets import LOCAL_MECHANISM, kafka_java_options
 from clicklib.settings import Settings
 
 
@@ -61,6 +62,7 @@ def write_log_configs(settings: Settings) -> None:
 
 def kafka_properties(settings: Settings) -> Path:
     host = settings.bind_host
+    client, controller = ("SASL_PLAINTEXT", "SASL_PLAINTEXT") if settings.secure else ("PLAINTEXT", "PLAINTEXT")
     return _write(
         conf_dir(settings) / "kafka" / "server.properties",
         f"""\
@@ -68,11 +70,11 @@ def kafka_properties(settings: Settings) -> Path:
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{host}:{settings.kafka_controller_port}
-listeners=PLAINTEXT://{host}:{settings.kafka_port},CONTROLLER://{host}:{settings.kafka_controller_port}
-advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}
+listeners={client}://{host}:{settings.kafka_port},CONTROLLER://{host}:{settings.kafka_controller_port}
+advertised.listeners={client}://{host}:{settings.kafka_port}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name={client}
+listener.security.protocol.map={client}:{client},CONTROLLER:{controller}
 log.dirs={data_dir(settings, "kafka")}
 num.partitions=1
 # A single broker cannot hold more than one replica of anything.
@@ -84,8 +86,22 @@ share.coordinator.state.topic.min.isr=1
 # Consumers in tests and notebooks join one at a time; no reason to wait for more.
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
-""",
+{KAFKA_SECURE if settings.secure else ""}""",
     )
+
+
+# The secure profile: clients log in with SCRAM (users live in the cluster metadata), the broker
+# and its controller with PLAIN from the JAAS file the process is given (secrets.py); nobody may
+# do anything an access rule does not allow.
+KAFKA_SECURE = f"""\
+sasl.enabled.mechanisms={LOCAL_MECHANISM}
+sasl.mechanism.inter.broker.protocol={LOCAL_MECHANISM}
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin
+allow.everyone.if.no.acl.found=false
+"""
 
 
 def connect_properties(settings: Settings) -> Path:
@@ -111,7 +127,18 @@ listeners=http://{settings.bind_host}:{settings.connect_port}
 rest.advertised.host.name={settings.bind_host}
 rest.advertised.port={settings.connect_port}
 plugin.path={settings.home / "jars" / "connect-plugins"}
-""",
+{_connect_kafka_security(settings)}""",
+    )
+
+
+def _connect_kafka_security(settings: Settings) -> str:
+    """The worker's Kafka login settings, for itself and the clients it makes for connectors;
+    the password comes from the JAAS file the process is given."""
+    options = kafka_java_options(settings)
+    return "".join(
+        f"{prefix}{key}={value}\n"
+        for prefix in ("", "producer.", "consumer.", "admin.")
+        for key, value in options.items()
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from clicklib.connect import ConnectClient
 from clicklib.exceptions import ClicklibError
 from clicklib.flink import FlinkClient
+from clicklib.secrets import kafka_client_config
 from clicklib.settings import Settings
 from clicklib.sql_gateway import SqlGatewayClient
 
@@ -34,7 +35,9 @@ def kafka(settings: Settings) -> Probe:
 
     # log_level 0 keeps librdkafka's connection-refused chatter out of the terminal
     # while the broker is still starting.
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
+    admin = AdminClient(
+        {"bootstrap.servers": settings.bootstrap_servers, "log_level": 0, **kafka_client_config(settings, "admin")}
+    )
     try:
         metadata = admin.list_topics(timeout=settings.probe_timeout)
     except Exception as exc:  # the client raises KafkaException and friends

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from clicklib import access
 from clicklib.exceptions import ClicklibError, ServiceStartError, StackError
 from clicklib.settings import Settings
 from clicklib.stack import configs, jars, process, supervisor
@@ -72,6 +73,9 @@ def up(
                     started[name] = start_process(settings, name, java, emit)
             for name in members:
                 wait_healthy(settings, name, started.get(name) or running[name], emit)
+                if name == "kafka" and settings.secure:
+                    # Every component's login, before anything that logs in starts.
+                    access.secure_stack(settings)
     except BaseException:
         # Pid files go first, so the supervisor does not start again what this call gives up on.
         for name in started:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from clicklib import secrets
 from clicklib.exceptions import ServiceStartError, StackError
 from clicklib.settings import Settings
 from clicklib.stack import configs, health
@@ -131,12 +132,17 @@ def _log4j2(settings: Settings) -> str:
 def _kafka_command(settings: Settings, java: str) -> list[str]:
     return [
         *_jvm(settings, java, "kafka", settings.kafka_heap),
+        *(secrets.jaas_option(secrets.kafka_server_jaas(settings)) if settings.secure else []),
         _log4j2(settings),
         "-cp",
         classpath(settings, "kafka"),
         "kafka.Kafka",
         str(configs.kafka_properties(settings)),
     ]
+
+
+# Written beside the KRaft storage when it was formatted with the admin login.
+SECURED_MARK = "clicklib-secure"
 
 
 def new_cluster_id() -> str:
@@ -146,9 +152,20 @@ def new_cluster_id() -> str:
 
 def _format_kafka_storage(settings: Settings, java: str) -> None:
     data = configs.data_dir(settings, "kafka")
+    secured = data / SECURED_MARK
     if (data / "meta.properties").is_file():
+        if settings.secure and not secured.is_file():
+            raise ServiceStartError(
+                f"kafka: its storage in {data} was made without the secure profile, so it holds no "
+                "admin login; remove that folder (its topics go with it) or use another CLICKLIB_HOME",
+                service="kafka",
+            )
         return
     data.mkdir(parents=True, exist_ok=True)
+    # The admin login has to exist before the broker can log in to itself; the other users
+    # are added through it once the broker is up (kafka_access).
+    admin = secrets.local_credentials(settings, create=True)["kafka"]["admin"] if settings.secure else ""
+    scram = ["--add-scram", f"{secrets.LOCAL_MECHANISM}=[name=admin,password={admin}]"] if admin else []
     command = [
         *_jvm(settings, java, "kafka-storage-format", None),
         _log4j2(settings),
@@ -160,15 +177,19 @@ def _format_kafka_storage(settings: Settings, java: str) -> None:
         new_cluster_id(),
         "--config",
         str(configs.kafka_properties(settings)),
+        *scram,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
+        output = result.stdout + result.stderr
         raise ServiceStartError(
             f"kafka: formatting the KRaft storage in {data} failed "
             f"(exit {result.returncode}); remove that folder if it holds a broken format",
             service="kafka",
-            log_tail=(result.stdout + result.stderr)[-4000:],
+            log_tail=(output.replace(admin, "***") if admin else output)[-4000:],
         )
+    if settings.secure:
+        secured.touch()
 
 
 def _cassandra_command(settings: Settings, java: str) -> list[str]:
@@ -195,6 +216,7 @@ def _cassandra_command(settings: Settings, java: str) -> list[str]:
 def _connect_command(settings: Settings, java: str) -> list[str]:
     return [
         *_jvm(settings, java, "connect", settings.connect_heap),
+        *secrets.jaas_option(secrets.kafka_client_jaas(settings, "connect")),
         _log4j2(settings),
         "-cp",
         classpath(settings, "connect"),
@@ -256,6 +278,8 @@ def _flink_cluster_command(settings: Settings, java: str, name: str, which: str,
     return [
         common[0],
         *jvm_flags,
+        # The jobs' Kafka login: the JobManager lists partitions, the TaskManager reads and writes.
+        *secrets.jaas_option(secrets.kafka_client_jaas(settings, "flink", shaded=True)),
         *common[1:],
         main_class,
         "--configDir",

@@ -116,3 +116,27 @@ def test_durations_are_read_in_flink_units():
 def test_settings_pass_through_the_environment_unchanged(tmp_path):
     settings = Settings(home=tmp_path, namespace="x_", kafka_port=19092, idle_timeout="2 min", cassandra_ttl="")
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_settings_come_from_a_file_and_the_environment_wins(tmp_path):
+    path = tmp_path / "clicklib.env"
+    path.write_text(
+        "# a secured cluster\n"
+        "CLICKLIB_KAFKA_SECURITY_PROTOCOL=SASL_SSL\n"
+        "export CLICKLIB_KAFKA_USERNAME='alice'\n"
+        'CLICKLIB_KAFKA_PASSWORD="s3cret"\n'
+        "CLICKLIB_NAMESPACE=from_file_\n"
+    )
+    settings = Settings.from_env({"CLICKLIB_SETTINGS_FILE": str(path), "CLICKLIB_NAMESPACE": "env_"})
+    assert (settings.kafka_username, settings.kafka_password) == ("alice", "s3cret")
+    assert settings.namespace == "env_"
+
+
+def test_a_bad_line_in_the_settings_file_is_named_without_showing_it(tmp_path):
+    path = tmp_path / "clicklib.env"
+    path.write_text("CLICKLIB_NAMESPACE=x_\nkafka password hunter2\n")
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"CLICKLIB_SETTINGS_FILE": str(path)})
+    assert "line 2" in str(caught.value) and "hunter2" not in str(caught.value)
+    with pytest.raises(SettingsError, match="cannot be read"):
+        Settings.from_env({"CLICKLIB_SETTINGS_FILE": str(tmp_path / "missing.env")})

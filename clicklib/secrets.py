@@ -1,0 +1,172 @@
+"""Credentials: the passwords the secure local profile generates, and the client settings
+every connection to Kafka uses.
+
+The secure profile (``CLICKLIB_SECURE=1``) gives each component its own Kafka principal:
+
+- ``admin``: the broker itself and clicklib's own admin work (topics, access rules, offsets);
+- ``producer``: writes the raw topic, nothing else;
+- ``flink``: the SQL jobs, reading and writing the pipeline's topics;
+- ``connect``: the Connect worker and its sinks.
+
+Their passwords are made on the first ``stack up`` into ``<home>/secrets/credentials.json``
+(mode 0600, in a folder of mode 0700). The JVMs read theirs from JAAS files written beside it,
+so no password is ever in a command line, a config under ``<home>/conf``, or SQL text.
+
+Against another cluster, ``CLICKLIB_KAFKA_USERNAME`` and ``CLICKLIB_KAFKA_PASSWORD`` (with the
+protocol and mechanism) are used by every clicklib client instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from clicklib.exceptions import SettingsError
+from clicklib.settings import Settings
+
+KAFKA_PRINCIPALS = ("admin", "producer", "flink", "connect")
+# The mechanism the secure profile's client listener speaks.
+LOCAL_MECHANISM = "SCRAM-SHA-256"
+# Flink's Kafka connector carries the Kafka client relocated under this package.
+FLINK_KAFKA_SHADE = "org.apache.flink.kafka.shaded."
+
+
+def secrets_dir(settings: Settings) -> Path:
+    return settings.home / "secrets"
+
+
+def _private_file(path: Path, text: str) -> Path:
+    """Write ``text`` readable by its owner only, from the first byte on."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+def local_credentials(settings: Settings, create: bool = False) -> dict[str, dict[str, str]]:
+    """The secure profile's passwords by system and principal; made once when ``create``."""
+    path = secrets_dir(settings) / "credentials.json"
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except ValueError:
+            raise SettingsError(
+                f"{path} is not the JSON clicklib wrote; remove it and run `clicklib stack up`"
+            ) from None
+        if set(stored.get("kafka", {})) >= set(KAFKA_PRINCIPALS):
+            return stored
+    elif not create:
+        raise SettingsError(
+            f"the secure profile has no credentials yet ({path} is missing); "
+            "start the stack once with `CLICKLIB_SECURE=1 clicklib stack up`"
+        )
+    made = {"kafka": {name: secrets.token_urlsafe(24) for name in KAFKA_PRINCIPALS}}
+    _private_file(path, json.dumps(made, indent=2))
+    return made
+
+
+def kafka_login(settings: Settings, principal: str = "admin") -> tuple[str, str] | None:
+    """The user name and password a Kafka client logs in with, or None for no login."""
+    if settings.kafka_username:
+        return settings.kafka_username, settings.kafka_password
+    if settings.secure:
+        return principal, local_credentials(settings)["kafka"][principal]
+    return None
+
+
+def kafka_protocol(settings: Settings) -> tuple[str, str]:
+    """The security protocol and SASL mechanism clients use (empty: Kafka's defaults)."""
+    if settings.kafka_security_protocol:
+        return settings.kafka_security_protocol, settings.kafka_sasl_mechanism
+    if settings.secure:
+        return "SASL_PLAINTEXT", LOCAL_MECHANISM
+    return "", ""
+
+
+def kafka_client_config(settings: Settings, principal: str = "admin") -> dict[str, Any]:
+    """librdkafka settings for one principal: security protocol, SASL login and TLS files."""
+    protocol, mechanism = kafka_protocol(settings)
+    config: dict[str, Any] = {}
+    if protocol:
+        config["security.protocol"] = protocol
+    if "SASL" in protocol:
+        login = kafka_login(settings, principal)
+        if login is None:
+            raise SettingsError(
+                f"CLICKLIB_KAFKA_SECURITY_PROTOCOL={protocol} needs CLICKLIB_KAFKA_USERNAME and CLICKLIB_KAFKA_PASSWORD"
+            )
+        config.update({"sasl.mechanisms": mechanism or "PLAIN", "sasl.username": login[0], "sasl.password": login[1]})
+    for setting, key in (
+        ("kafka_ssl_ca", "ssl.ca.location"),
+        ("kafka_ssl_certificate", "ssl.certificate.location"),
+        ("kafka_ssl_key", "ssl.key.location"),
+    ):
+        if getattr(settings, setting):
+            config[key] = getattr(settings, setting)
+    return config
+
+
+def kafka_java_options(settings: Settings) -> dict[str, str]:
+    """Java Kafka client settings without a password: the JVM's JAAS file holds the login."""
+    protocol, mechanism = kafka_protocol(settings)
+    options = {}
+    if protocol:
+        options["security.protocol"] = protocol
+    if "SASL" in protocol:
+        options["sasl.mechanism"] = mechanism or "PLAIN"
+    if settings.kafka_ssl_ca:
+        options.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": settings.kafka_ssl_ca})
+    if settings.kafka_ssl_certificate and settings.kafka_ssl_key:
+        # Java reads a PEM key store from one file holding the key and its certificate chain.
+        options.update({"ssl.keystore.type": "PEM", "ssl.keystore.location": settings.kafka_ssl_key})
+    return options
+
+
+def _jaas_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _login_module(module: str, **options: str) -> str:
+    fields = "".join(f"\n  {key}={_jaas_quote(value)}" for key, value in options.items())
+    return f"  {module} required{fields};"
+
+
+def kafka_client_jaas(settings: Settings, principal: str, shaded: bool = False) -> Path | None:
+    """A JAAS file whose KafkaClient section logs ``principal`` in; None when no login is needed.
+
+    ``shaded`` names the login modules as Flink's Kafka connector relocates them.
+    """
+    protocol, mechanism = kafka_protocol(settings)
+    login = kafka_login(settings, principal) if "SASL" in protocol else None
+    if login is None:
+        return None
+    package = "org.apache.kafka.common.security."
+    module = "scram.ScramLoginModule" if (mechanism or "PLAIN").startswith("SCRAM") else "plain.PlainLoginModule"
+    prefix = FLINK_KAFKA_SHADE if shaded else ""
+    text = "KafkaClient {\n" + _login_module(prefix + package + module, username=login[0], password=login[1]) + "\n};\n"
+    return _private_file(secrets_dir(settings) / f"kafka-client-{principal}.jaas", text)
+
+
+def kafka_server_jaas(settings: Settings) -> Path:
+    """The broker's JAAS file: SCRAM on the client listener, PLAIN between broker and controller."""
+    password = local_credentials(settings)["kafka"]["admin"]
+    package = "org.apache.kafka.common.security."
+    text = (
+        "sasl_plaintext.KafkaServer {\n"
+        + _login_module(package + "scram.ScramLoginModule", username="admin", password=password)
+        + "\n};\ncontroller.KafkaServer {\n"
+        + _login_module(package + "plain.PlainLoginModule", username="admin", password=password, user_admin=password)
+        + "\n};\n"
+    )
+    return _private_file(secrets_dir(settings) / "kafka-server.jaas", text)
+
+
+def jaas_option(path: Path | None) -> list[str]:
+    """The JVM flag that points a process at its JAAS file, if it has one."""
+    return [f"-Djava.security.auth.login.config={path}"] if path else []

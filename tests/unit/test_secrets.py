@@ -1,0 +1,127 @@
+"""Credentials and access rules: made private, never shown, and no wider than each part needs."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from clicklib import access, secrets
+from clicklib.definition import load
+from clicklib.exceptions import SettingsError
+from clicklib.settings import Settings
+from clicklib.stack import configs
+from clicklib.templates import placeholders
+
+
+@pytest.fixture
+def secure(tmp_path) -> Settings:
+    settings = Settings(home=tmp_path, secure=True, namespace="s_")
+    secrets.local_credentials(settings, create=True)
+    return settings
+
+
+def test_credentials_are_made_once_readable_by_their_owner_only(secure):
+    made = secrets.local_credentials(secure)
+    assert set(made["kafka"]) == set(secrets.KAFKA_PRINCIPALS)
+    assert len(set(made["kafka"].values())) == len(secrets.KAFKA_PRINCIPALS)
+    assert secrets.local_credentials(secure, create=True) == made  # not made again
+    folder = secrets.secrets_dir(secure)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "credentials.json").stat().st_mode) == 0o600
+
+
+def test_the_secure_profile_without_credentials_says_how_to_make_them(tmp_path):
+    with pytest.raises(SettingsError, match="CLICKLIB_SECURE=1 clicklib stack up"):
+        secrets.local_credentials(Settings(home=tmp_path, secure=True))
+
+
+def test_each_principal_logs_in_as_itself(secure):
+    passwords = secrets.local_credentials(secure)["kafka"]
+    config = secrets.kafka_client_config(secure, "producer")
+    assert config == {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "SCRAM-SHA-256",
+        "sasl.username": "producer",
+        "sasl.password": passwords["producer"],
+    }
+    assert secrets.kafka_client_config(Settings(home=secure.home)) == {}
+
+
+def test_an_explicit_login_is_used_by_every_client(tmp_path):
+    settings = Settings(
+        home=tmp_path,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_username="alice",
+        kafka_password="s3cret",
+    )
+    for principal in ("admin", "producer"):
+        config = secrets.kafka_client_config(settings, principal)
+        assert (config["sasl.username"], config["sasl.password"]) == ("alice", "s3cret")
+    assert config["security.protocol"] == "SASL_SSL" and config["sasl.mechanisms"] == "SCRAM-SHA-512"
+
+
+def test_a_password_is_not_in_the_settings_repr(tmp_path):
+    settings = Settings(
+        home=tmp_path, kafka_security_protocol="SASL_SSL", kafka_username="alice", kafka_password="s3cret"
+    )
+    assert "s3cret" not in repr(settings)
+
+
+def test_a_login_without_a_sasl_protocol_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match="must be SASL_SSL or SASL_PLAINTEXT"):
+        Settings(home=tmp_path, kafka_username="alice", kafka_password="x")
+    with pytest.raises(SettingsError, match="set both"):
+        Settings(home=tmp_path, kafka_security_protocol="SASL_SSL", kafka_username="alice")
+
+
+def test_the_jaas_files_quote_what_they_hold(secure):
+    text = secrets.kafka_client_jaas(secure, "flink", shaded=True).read_text()
+    assert "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule" in text
+    odd = Settings(
+        home=secure.home, kafka_security_protocol="SASL_PLAINTEXT", kafka_username="a", kafka_password='p"\\q'
+    )
+    assert 'password="p\\"\\\\q"' in secrets.kafka_client_jaas(odd, "connect").read_text()
+    assert secrets.kafka_client_jaas(Settings(home=secure.home), "connect") is None
+
+
+def test_no_password_is_in_a_config_file_or_the_sql(secure):
+    passwords = secrets.local_credentials(secure)["kafka"].values()
+    written = [
+        configs.kafka_properties(secure).read_text(),
+        configs.connect_properties(secure).read_text(),
+        configs.flink_config(secure).read_text(),
+        *(s.text for plan in load(secure).jobs for s in (*plan.definitions, *plan.inserts)),
+    ]
+    assert "security.protocol=SASL_PLAINTEXT" in written[1] and "consumer.sasl.mechanism=SCRAM-SHA-256" in written[1]
+    assert "'properties.sasl.mechanism' = 'SCRAM-SHA-256'" in placeholders(secure)["kafka_security"]
+    for text in written:
+        for password in passwords:
+            assert password not in text
+
+
+def test_the_default_profile_adds_no_kafka_options(tmp_path):
+    assert placeholders(Settings(home=tmp_path))["kafka_security"] == ""
+
+
+def test_each_component_gets_only_its_pipelines_topics(secure):
+    definition = load(secure)
+    rules = access.pipeline_rules(definition)
+    by_principal: dict[str, set] = {}
+    for principal, kind, name, _pattern, operation in rules:
+        by_principal.setdefault(principal, set()).add((kind.name, name, operation.name))
+    assert by_principal["producer"] == {
+        ("TOPIC", "s_clickstream", "WRITE"),
+        ("TOPIC", "s_clickstream_users", "WRITE"),
+    }
+    flink = by_principal["flink"]
+    assert ("TOPIC", "s_clickstream", "READ") in flink and ("TOPIC", "s_clickstream", "WRITE") not in flink
+    assert ("TOPIC", "s_clickstream_valid", "WRITE") in flink and ("TOPIC", "s_clickstream_dlq", "WRITE") in flink
+    assert ("GROUP", "s_clicklib-ingest", "READ") in flink
+    connect = by_principal["connect"]
+    assert ("TOPIC", "s_clickstream_clean", "READ") in connect
+    assert ("TOPIC", "s_clickstream_sink_dlq", "WRITE") in connect
+    assert not any(op == "WRITE" and name == "s_clickstream" for _k, name, op in connect)
+    # Nothing is granted beyond the namespace's own topics, groups and transactions.
+    assert all(name.removeprefix("connect-").startswith("s_") for _p, _k, name, _pat, _op in rules)
