@@ -1,4 +1,5 @@
-"""Who may do what in Kafka under the secure profile: each component's access rules.
+"""Who may do what under the secure profile: each component's Kafka access rules, and its
+Cassandra role.
 
 The broker denies whatever no rule allows (``allow.everyone.if.no.acl.found=false``), and
 only ``admin`` is a super user. ``stack up`` gives the Connect worker its own topics and group;
@@ -11,9 +12,17 @@ only ``admin`` is a super user. ``stack up`` gives the Connect worker its own to
   their consumer groups.
 
 ``pipeline down --purge`` removes the pipeline's rules with its topics.
+
+In Cassandra, ``stack up`` replaces the node's default superuser (cassandra/cassandra) with
+``clicklib_admin`` and makes ``clicklib_sink`` and ``clicklib_reader``; ``pipeline up`` lets the
+sink write the pipeline's keyspace and the reader (the notebooks' analysis) only read it.
+Dropping a keyspace drops what was granted on it.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import time
 
 from confluent_kafka.admin import (
     AclBinding,
@@ -25,7 +34,9 @@ from confluent_kafka.admin import (
 )
 
 from clicklib import secrets
+from clicklib.cassandra import CassandraClient
 from clicklib.definition import PipelineDefinition
+from clicklib.exceptions import CassandraError
 from clicklib.kafka import KafkaClient
 from clicklib.settings import Settings
 from clicklib.topics import RAW, USERS
@@ -90,6 +101,92 @@ def secure_stack(settings: Settings) -> None:
     passwords = secrets.local_credentials(settings)["kafka"]
     kafka.set_scram_users({user: passwords[user] for user in secrets.KAFKA_PRINCIPALS}, secrets.LOCAL_MECHANISM)
     kafka.allow([_binding(rule) for rule in stack_rules()])
+
+
+DEFAULT_CASSANDRA_LOGIN = ("cassandra", "cassandra")
+DEFAULT_ROLE_WAIT = 60.0
+
+
+def secure_cassandra(settings: Settings) -> None:
+    """Once Cassandra is up in the secure profile: clicklib's roles instead of the default one."""
+    admin = CassandraClient(settings, "admin")
+    try:
+        admin.session  # noqa: B018 - logging in is the question
+    except CassandraError as exc:
+        if admin.login is None or "refused the login" not in str(exc):
+            raise
+        _replace_default_superuser(settings, admin.login)
+        admin = CassandraClient(settings, "admin")
+    passwords = secrets.local_credentials(settings)["cassandra"]
+    for role in ("sink", "reader"):
+        name = f"clicklib_{role}"
+        existing = admin.execute("SELECT role FROM system_auth.roles WHERE role = %s", (name,), what="reading roles")
+        if existing.one() is None:
+            admin.execute(
+                f"CREATE ROLE {name} WITH LOGIN = true AND PASSWORD = %s",
+                (passwords[role],),
+                what=f"creating the role {name}",
+            )
+        elif not _logs_in(settings, role):
+            # Made before with another password (the secrets were replaced): take the stored one.
+            admin.execute(
+                f"ALTER ROLE {name} WITH PASSWORD = %s", (passwords[role],), what=f"setting {name}'s password"
+            )
+    admin.close()
+
+
+def _logs_in(settings: Settings, role: str) -> bool:
+    client = CassandraClient(settings, role)
+    try:
+        client.session  # noqa: B018
+        return True
+    except CassandraError:
+        return False
+    finally:
+        client.close()
+
+
+def _replace_default_superuser(settings: Settings, login: tuple[str, str]) -> None:
+    """Log in with the default superuser (made at the node's first start, once it is ready),
+    make clicklib's admin, and drop the default: its password is known to everyone."""
+    default = dataclasses.replace(
+        settings, cassandra_username=DEFAULT_CASSANDRA_LOGIN[0], cassandra_password=DEFAULT_CASSANDRA_LOGIN[1]
+    )
+    deadline = time.monotonic() + DEFAULT_ROLE_WAIT
+    while True:
+        first = CassandraClient(default)
+        try:
+            first.session  # noqa: B018
+            break
+        except CassandraError:
+            first.close()
+            if time.monotonic() > deadline:
+                raise CassandraError(
+                    f"cassandra at {first.address} accepts neither clicklib's admin nor its default role; its "
+                    "data was made with other logins: remove .clickstack/data/cassandra (its tables go with it) "
+                    "or use the CLICKLIB_HOME that made it",
+                    first.address,
+                ) from None
+            time.sleep(1.0)
+    first.execute(
+        f"CREATE ROLE IF NOT EXISTS {login[0]} WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = %s",
+        (login[1],),
+        what=f"creating the role {login[0]}",
+    )
+    first.close()
+    admin = CassandraClient(settings, "admin")
+    admin.execute("DROP ROLE IF EXISTS cassandra", what="dropping the default superuser")
+    admin.close()
+
+
+def grant_keyspace(cassandra: CassandraClient, settings: Settings) -> None:
+    """Let the sink write the pipeline's keyspace and the reader read it."""
+    if settings.secure:
+        for permission, role in (("SELECT", "reader"), ("SELECT", "sink"), ("MODIFY", "sink")):
+            cassandra.execute(
+                f"GRANT {permission} ON KEYSPACE {settings.keyspace} TO clicklib_{role}",
+                what=f"letting clicklib_{role} {permission.lower()} {settings.keyspace}",
+            )
 
 
 def grant_pipeline(kafka: KafkaClient, definition: PipelineDefinition) -> None:

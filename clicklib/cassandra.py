@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from cassandra import AuthenticationFailed
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import ExponentialReconnectionPolicy
 from cassandra.query import SimpleStatement, dict_factory
 
 from clicklib.exceptions import CassandraError
+from clicklib.secrets import cassandra_login
 from clicklib.settings import Settings
 from clicklib.templates import EVENT_BUCKET_MS, render
 
@@ -35,11 +39,35 @@ def schema_statements(text: str, params: dict[str, str], source: str) -> tuple[s
     return tuple(statement.strip() for statement in "\n".join(lines).split(";") if statement.strip())
 
 
+def session_security(login: tuple[str, str] | None, ssl_ca: str) -> dict[str, Any]:
+    """The driver's login and TLS arguments for a Cluster."""
+    options: dict[str, Any] = {}
+    if login:
+        options["auth_provider"] = PlainTextAuthProvider(username=login[0], password=login[1])
+    if ssl_ca:
+        options["ssl_context"] = ssl.create_default_context(cafile=ssl_ca)
+    return options
+
+
+def refused_login(exc: NoHostAvailable) -> str:
+    """The server's reason when a node refused the login, else "" (the password is not in it)."""
+    for error in exc.errors.values():
+        if isinstance(error, AuthenticationFailed) or "AuthenticationFailed" in type(error).__name__:
+            return str(error).split("message=")[-1].strip("\"')>")[:200]
+        if "Authentication" in str(error) or "authenticat" in str(error).lower():
+            return str(error)[:200]
+    return ""
+
+
 class CassandraClient:
     """A thin client of one Cassandra cluster: one driver session, opened on first use and
     kept (the driver pools its connections itself)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: str = "admin") -> None:
+        # Who the session logs in as (secrets.cassandra_login): the secure profile's admin sets up
+        # keyspaces, its reader may only read them.
+        self.login = cassandra_login(settings, role)
+        self.ssl_ca = settings.cassandra_ssl_ca
         self.contact_points = settings.cassandra_contact_points
         self.port = settings.cassandra_port
         self.address = f"{settings.cassandra_hosts}:{settings.cassandra_port}"
@@ -59,11 +87,20 @@ class CassandraClient:
                 execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(), DICTS: dicts},
                 # After Cassandra restarts, find it again within seconds (the default waits up to 10 min).
                 reconnection_policy=ExponentialReconnectionPolicy(0.5, 5.0, max_attempts=None),
+                **session_security(self.login, self.ssl_ca),
             )
             try:
                 self._session = cluster.connect()
             except NoHostAvailable as exc:
                 cluster.shutdown()
+                if refused_login(exc):
+                    raise CassandraError(
+                        f"cassandra at {self.address} refused the login of "
+                        f"{self.login[0] if self.login else 'an anonymous session'}: {refused_login(exc)}; check "
+                        "CLICKLIB_CASSANDRA_USERNAME and CLICKLIB_CASSANDRA_PASSWORD, or CLICKLIB_SECURE=1 for the "
+                        "secure profile",
+                        self.address,
+                    ) from None
                 raise CassandraError(
                     f"cassandra at {self.address} is not reachable; "
                     "start it with `clicklib stack up` or set CLICKLIB_CASSANDRA_HOSTS",

@@ -63,6 +63,7 @@ class ConnectClient(RestClient):
 
     error = ConnectorError
     url_setting = "CLICKLIB_CONNECT_URL"
+    login_settings = "CLICKLIB_CONNECT_USERNAME and CLICKLIB_CONNECT_PASSWORD"
 
     def info(self) -> dict:
         """The worker's version and the Kafka cluster it belongs to."""

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clicklib import access, job_state, streaming_sql
+from clicklib import access, job_state, secrets, streaming_sql
 from clicklib import definition as pipeline_definition
 from clicklib.cassandra import CassandraClient
 from clicklib.connect import ConnectClient
@@ -50,7 +50,9 @@ class Pipeline:
         timeout = self.settings.request_timeout
         self.kafka = KafkaClient(self.settings)
         self.cassandra = CassandraClient(self.settings)
-        self.connect = ConnectClient(self.settings.connect_url, timeout)
+        # The analysis reads through a role that may only read (the secure profile's reader).
+        self.reader = CassandraClient(self.settings, role="reader")
+        self.connect = ConnectClient(self.settings.connect_url, timeout, auth=secrets.connect_login(self.settings))
         self.flink = FlinkClient(self.settings.flink_rest_url, timeout)
         self.sql_gateway = SqlGatewayClient(self.settings.sql_gateway_url, timeout)
 
@@ -62,6 +64,7 @@ class Pipeline:
 
     def close(self) -> None:
         self.cassandra.close()
+        self.reader.close()
         for client in (self.connect, self.flink, self.sql_gateway):
             client.close()
 
@@ -91,7 +94,9 @@ class Pipeline:
         definition = self.definition
         with self.lock():
             self.cassandra.apply_schema(definition.schema)
+            access.grant_keyspace(self.cassandra, self.settings)
             self.cassandra.apply_ttls(self.settings.table_ttls, definition.tables)
+            secrets.sink_password_file(self.settings)
             for connector in definition.connectors:
                 self.connect.validate(connector)
             running = streaming_sql.running_jobs(self)

@@ -21,23 +21,34 @@ class RestClient:
     error: type[ServiceError] = ServiceError
     url_setting = ""  # the CLICKLIB_* variable that holds the URL
 
-    def __init__(self, base_url: str, timeout: float) -> None:
+    login_settings = ""  # the CLICKLIB_* variables that hold its login, if it takes one
+
+    def __init__(self, base_url: str, timeout: float, auth: tuple[str, str] | None = None) -> None:
         self.base = base_url.rstrip("/")
         self.timeout = timeout
         # One connection pool per client, reused by every request it makes.
         self.http = requests.Session()
+        self.http.auth = auth
 
     def fail(self, message: str) -> ServiceError:
         return self.error(message, self.base)
 
     def request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
         try:
-            return self.http.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
+            response = self.http.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise self.fail(
                 f"{self.error.service} at {self.base} is not reachable while {what} ({_why(exc)}); "
                 f"start it with `clicklib stack up` or set {self.url_setting}"
             ) from exc
+        if response.status_code == 401:
+            # The body may echo the request; the reason is all the user needs.
+            given = "refused the login given" if self.http.auth else "wants a login"
+            raise self.fail(
+                f"{self.error.service} at {self.base} {given} while {what} (HTTP 401); "
+                f"check {self.login_settings or 'its login settings'}, or CLICKLIB_SECURE=1 for the secure profile"
+            )
+        return response
 
     def json(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         """The JSON body of a successful request; an HTTP error or a body that is not JSON raises."""

@@ -28,6 +28,12 @@ from clicklib.exceptions import SettingsError
 from clicklib.settings import Settings
 
 KAFKA_PRINCIPALS = ("admin", "producer", "flink", "connect")
+# Cassandra roles (named clicklib_<role> in Cassandra): admin is the only superuser and sets up
+# keyspaces; sink may write the pipelines' keyspaces; reader may only read them.
+CASSANDRA_ROLES = ("admin", "sink", "reader")
+# The one user of Connect's REST API.
+CONNECT_USERS = ("clicklib",)
+LOCAL_LOGINS = {"kafka": KAFKA_PRINCIPALS, "cassandra": CASSANDRA_ROLES, "connect": CONNECT_USERS}
 # The mechanism the secure profile's client listener speaks.
 LOCAL_MECHANISM = "SCRAM-SHA-256"
 # Flink's Kafka connector carries the Kafka client relocated under this package.
@@ -50,8 +56,10 @@ def _private_file(path: Path, text: str) -> Path:
 
 
 def local_credentials(settings: Settings, create: bool = False) -> dict[str, dict[str, str]]:
-    """The secure profile's passwords by system and principal; made once when ``create``."""
+    """The secure profile's passwords by system and login; the missing ones made when ``create``
+    (those made before are kept: Kafka and Cassandra hold them already)."""
     path = secrets_dir(settings) / "credentials.json"
+    stored: dict[str, dict[str, str]] = {}
     if path.is_file():
         try:
             stored = json.loads(path.read_text())
@@ -59,16 +67,20 @@ def local_credentials(settings: Settings, create: bool = False) -> dict[str, dic
             raise SettingsError(
                 f"{path} is not the JSON clicklib wrote; remove it and run `clicklib stack up`"
             ) from None
-        if set(stored.get("kafka", {})) >= set(KAFKA_PRINCIPALS):
-            return stored
-    elif not create:
+    missing = [
+        (system, name) for system, names in LOCAL_LOGINS.items() for name in names if name not in stored.get(system, {})
+    ]
+    if not missing:
+        return stored
+    if not create:
         raise SettingsError(
-            f"the secure profile has no credentials yet ({path} is missing); "
-            "start the stack once with `CLICKLIB_SECURE=1 clicklib stack up`"
+            f"the secure profile has no credentials yet ({path} lacks {missing[0][0]} {missing[0][1]}); "
+            "start the stack with `CLICKLIB_SECURE=1 clicklib stack up`"
         )
-    made = {"kafka": {name: secrets.token_urlsafe(24) for name in KAFKA_PRINCIPALS}}
-    _private_file(path, json.dumps(made, indent=2))
-    return made
+    for system, name in missing:
+        stored.setdefault(system, {})[name] = secrets.token_urlsafe(24)
+    _private_file(path, json.dumps(stored, indent=2))
+    return stored
 
 
 def kafka_login(settings: Settings, principal: str = "admin") -> tuple[str, str] | None:
@@ -137,20 +149,70 @@ def _login_module(module: str, **options: str) -> str:
     return f"  {module} required{fields};"
 
 
+def _kafka_client_section(settings: Settings, principal: str, shaded: bool) -> str:
+    """A JAAS KafkaClient section logging ``principal`` in, or "" when no login is needed."""
+    protocol, mechanism = kafka_protocol(settings)
+    login = kafka_login(settings, principal) if "SASL" in protocol else None
+    if login is None:
+        return ""
+    package = "org.apache.kafka.common.security."
+    module = "scram.ScramLoginModule" if (mechanism or "PLAIN").startswith("SCRAM") else "plain.PlainLoginModule"
+    prefix = FLINK_KAFKA_SHADE if shaded else ""
+    return "KafkaClient {\n" + _login_module(prefix + package + module, username=login[0], password=login[1]) + "\n};\n"
+
+
 def kafka_client_jaas(settings: Settings, principal: str, shaded: bool = False) -> Path | None:
     """A JAAS file whose KafkaClient section logs ``principal`` in; None when no login is needed.
 
     ``shaded`` names the login modules as Flink's Kafka connector relocates them.
     """
-    protocol, mechanism = kafka_protocol(settings)
-    login = kafka_login(settings, principal) if "SASL" in protocol else None
+    section = _kafka_client_section(settings, principal, shaded)
+    return _private_file(secrets_dir(settings) / f"kafka-client-{principal}.jaas", section) if section else None
+
+
+def connect_jaas(settings: Settings) -> Path | None:
+    """The Connect worker's JAAS file: its Kafka login, and who may use its REST API."""
+    text = _kafka_client_section(settings, "connect", shaded=False)
+    if settings.secure:
+        users = secrets_dir(settings) / "connect-users.properties"
+        _private_file(
+            users, "".join(f"{user}={local_credentials(settings)['connect'][user]}\n" for user in CONNECT_USERS)
+        )
+        module = "org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule"
+        text += "KafkaConnect {\n" + _login_module(module, file=str(users)) + "\n};\n"
+    return _private_file(secrets_dir(settings) / "connect.jaas", text) if text else None
+
+
+def cassandra_login(settings: Settings, role: str = "admin") -> tuple[str, str] | None:
+    """The role and password a Cassandra session logs in with, or None for no login."""
+    if settings.cassandra_username:
+        return settings.cassandra_username, settings.cassandra_password
+    if settings.secure:
+        return f"clicklib_{role}", local_credentials(settings)["cassandra"][role]
+    return None
+
+
+def connect_login(settings: Settings) -> tuple[str, str] | None:
+    """The user name and password for Connect's REST API, or None for none."""
+    if settings.connect_username:
+        return settings.connect_username, settings.connect_password
+    if settings.secure:
+        return CONNECT_USERS[0], local_credentials(settings)["connect"][CONNECT_USERS[0]]
+    return None
+
+
+def sink_password_file(settings: Settings) -> Path | None:
+    """The file the sink connectors read their Cassandra password from, through the worker's
+    file config provider: the connector config holds only ``${file:<path>:password}``, which is
+    all Connect's REST API shows."""
+    login = cassandra_login(settings, "sink")
     if login is None:
         return None
-    package = "org.apache.kafka.common.security."
-    module = "scram.ScramLoginModule" if (mechanism or "PLAIN").startswith("SCRAM") else "plain.PlainLoginModule"
-    prefix = FLINK_KAFKA_SHADE if shaded else ""
-    text = "KafkaClient {\n" + _login_module(prefix + package + module, username=login[0], password=login[1]) + "\n};\n"
-    return _private_file(secrets_dir(settings) / f"kafka-client-{principal}.jaas", text)
+    return _private_file(sink_password_path(settings), f"password={login[1]}\n")
+
+
+def sink_password_path(settings: Settings) -> Path:
+    return secrets_dir(settings) / "cassandra-sink.properties"
 
 
 def kafka_server_jaas(settings: Settings) -> Path:

@@ -109,6 +109,11 @@ class Settings:
     kafka_ssl_ca: str = ""  # PEM files
     kafka_ssl_certificate: str = ""
     kafka_ssl_key: str = ""
+    cassandra_username: str = ""
+    cassandra_password: str = field(default="", repr=False)
+    cassandra_ssl_ca: str = ""  # a PEM file: turns TLS on for the Python sessions
+    connect_username: str = ""
+    connect_password: str = field(default="", repr=False)
 
     kafka_heap: str = "1g"
     connect_heap: str = "1g"
@@ -256,7 +261,10 @@ class Settings:
                 f"{_var('kafka_username')} is set, so {_var('kafka_security_protocol')} must be SASL_SSL or "
                 "SASL_PLAINTEXT for the login to be used"
             )
-        for name in ("kafka_ssl_ca", "kafka_ssl_certificate", "kafka_ssl_key"):
+        for user, password in (("cassandra_username", "cassandra_password"), ("connect_username", "connect_password")):
+            if bool(getattr(self, user)) != bool(getattr(self, password)):
+                raise SettingsError(f"set both {_var(user)} and {_var(password)}, or neither")
+        for name in ("kafka_ssl_ca", "kafka_ssl_certificate", "kafka_ssl_key", "cassandra_ssl_ca"):
             path = getattr(self, name)
             if path and not Path(path).expanduser().is_file():
                 raise SettingsError(f"{_var(name)}={path!r} is not a file; give the path of a PEM file")

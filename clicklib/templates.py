@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from clicklib.exceptions import TemplateError
-from clicklib.secrets import kafka_java_options
+from clicklib.secrets import cassandra_login, kafka_java_options, sink_password_path
 from clicklib.settings import Settings
 from clicklib.topics import TOPICS, topic_name
 
@@ -22,6 +22,7 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 def placeholders(settings: Settings) -> dict[str, str]:
     """Every value a script or connector config may name, as text."""
     params = {f"topic.{base}": topic_name(settings, base) for base in TOPICS}
+    sink_login = cassandra_login(settings, "sink")
     params.update(
         {
             "namespace": settings.namespace,
@@ -35,6 +36,10 @@ def placeholders(settings: Settings) -> dict[str, str]:
             "cassandra_hosts": settings.connect_cassandra_hosts,
             "cassandra_port": str(settings.cassandra_port),
             "cassandra_datacenter": settings.cassandra_datacenter,
+            # The sinks' Cassandra login; the password as a reference the Connect worker resolves
+            # from a private file (secrets.sink_password_file), never the password itself.
+            "cassandra_sink_username": sink_login[0] if sink_login else "",
+            "cassandra_sink_password": f"${{file:{sink_password_path(settings)}:password}}" if sink_login else "",
             "replication_factor": str(settings.replication_factor),
             "watermark_delay_seconds": str(settings.watermark_delay_seconds),
             "idle_timeout": settings.idle_timeout,

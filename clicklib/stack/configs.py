@@ -127,8 +127,19 @@ listeners=http://{settings.bind_host}:{settings.connect_port}
 rest.advertised.host.name={settings.bind_host}
 rest.advertised.port={settings.connect_port}
 plugin.path={settings.home / "jars" / "connect-plugins"}
-{_connect_kafka_security(settings)}""",
+# Connector configs may name a secret by reference, ${{file:path:key}}: the sinks' Cassandra
+# password is given so, and Connect's REST API shows only the reference.
+config.providers=file
+config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
+{_connect_kafka_security(settings)}{CONNECT_SECURE if settings.secure else ""}""",
     )
+
+
+# The secure profile: every REST request must carry a user and password (the JAAS file's
+# KafkaConnect section names the file that holds them).
+CONNECT_SECURE = (
+    "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\n"
+)
 
 
 def _connect_kafka_security(settings: Settings) -> str:
@@ -140,6 +151,23 @@ def _connect_kafka_security(settings: Settings) -> str:
         for prefix in ("", "producer.", "consumer.", "admin.")
         for key, value in options.items()
     )
+
+
+CASSANDRA_OPEN = """\
+authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+"""
+# The secure profile: every session logs in with a role's password; a role may do only what it
+# was granted (clicklib's roles: access.secure_cassandra).
+CASSANDRA_SECURE = """\
+authenticator: PasswordAuthenticator
+authorizer: CassandraAuthorizer
+role_manager: CassandraRoleManager
+"""
+
+
+def _cassandra_logins(settings: Settings) -> str:
+    return CASSANDRA_SECURE if settings.secure else CASSANDRA_OPEN
 
 
 def cassandra_yaml(settings: Settings) -> Path:
@@ -175,9 +203,7 @@ storage_port: {settings.cassandra_storage_port}
 native_transport_port: {settings.cassandra_port}
 start_native_transport: true
 endpoint_snitch: SimpleSnitch
-authenticator: AllowAllAuthenticator
-authorizer: AllowAllAuthorizer
-# One node on a laptop: keep compaction and flushing from starving the other services.
+{_cassandra_logins(settings)}# One node on a laptop: keep compaction and flushing from starving the other services.
 concurrent_compactors: 1
 """,
     )

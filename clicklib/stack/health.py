@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from clicklib.cassandra import refused_login, session_security
 from clicklib.connect import ConnectClient
-from clicklib.exceptions import ClicklibError
+from clicklib.exceptions import ClicklibError, SettingsError
 from clicklib.flink import FlinkClient
-from clicklib.secrets import kafka_client_config
+from clicklib.secrets import cassandra_login, connect_login, kafka_client_config
 from clicklib.settings import Settings
 from clicklib.sql_gateway import SqlGatewayClient
 
@@ -35,9 +36,11 @@ def kafka(settings: Settings) -> Probe:
 
     # log_level 0 keeps librdkafka's connection-refused chatter out of the terminal
     # while the broker is still starting.
-    admin = AdminClient(
-        {"bootstrap.servers": settings.bootstrap_servers, "log_level": 0, **kafka_client_config(settings, "admin")}
-    )
+    try:
+        login = kafka_client_config(settings, "admin")
+    except SettingsError as exc:
+        return Probe(False, str(exc)[:160])
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0, **login})
     try:
         metadata = admin.list_topics(timeout=settings.probe_timeout)
     except Exception as exc:  # the client raises KafkaException and friends
@@ -50,11 +53,16 @@ def kafka(settings: Settings) -> Probe:
 def cassandra(settings: Settings) -> Probe:
     from cassandra.cluster import Cluster, NoHostAvailable
 
+    try:
+        login = cassandra_login(settings, "admin")
+    except SettingsError as exc:
+        return Probe(False, str(exc)[:160])
     cluster = Cluster(
         settings.cassandra_contact_points,
         port=settings.cassandra_port,
         connect_timeout=settings.probe_timeout,
         control_connection_timeout=settings.probe_timeout,
+        **session_security(login, settings.cassandra_ssl_ca),
     )
     previous = logging.getLogger("cassandra").level
     # The driver warns about every failed connection attempt during startup.
@@ -63,8 +71,12 @@ def cassandra(settings: Settings) -> Probe:
         session = cluster.connect()
         row = session.execute("SELECT release_version FROM system.local", timeout=10).one()
         return Probe(True, f"Cassandra {row.release_version}")
-    except NoHostAvailable:
-        return Probe(False, "CQL: no host answers")
+    except NoHostAvailable as exc:
+        if refused_login(exc) and settings.secure:
+            # On its first start the node knows only its default role: answering with a refused
+            # login is as healthy as it gets until clicklib's roles are made.
+            return Probe(True, "answers CQL (clicklib's roles not made yet)")
+        return Probe(False, f"CQL: {refused_login(exc) or 'no host answers'}")
     except Exception as exc:  # the driver raises many unrelated types while a node starts
         return Probe(False, f"CQL: {str(exc)[:120]}")
     finally:
@@ -73,7 +85,10 @@ def cassandra(settings: Settings) -> Probe:
 
 
 def connect(settings: Settings) -> Probe:
-    client = ConnectClient(settings.connect_url, settings.probe_timeout)
+    try:
+        client = ConnectClient(settings.connect_url, settings.probe_timeout, auth=connect_login(settings))
+    except SettingsError as exc:
+        return Probe(False, str(exc)[:160])
     try:
         plugins = client.plugins()
     except ClicklibError as exc:

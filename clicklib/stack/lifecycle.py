@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from clicklib import access
+from clicklib import access, secrets
 from clicklib.exceptions import ClicklibError, ServiceStartError, StackError
 from clicklib.settings import Settings
 from clicklib.stack import configs, jars, process, supervisor
@@ -62,6 +62,8 @@ def up(
             process.check_port(settings, name, port_name, settings.ports[port_name])
     jars.resolve_for(settings, names, log=lambda message: emit("jars", "resolving", message))
     configs.write_log_configs(settings)
+    if settings.secure:
+        secrets.local_credentials(settings, create=True)
 
     started: dict[str, psutil.Process] = {}
     supervisor.forgive(settings, to_start)
@@ -73,9 +75,11 @@ def up(
                     started[name] = start_process(settings, name, java, emit)
             for name in members:
                 wait_healthy(settings, name, started.get(name) or running[name], emit)
+                # Every component's login, before anything that logs in starts.
                 if name == "kafka" and settings.secure:
-                    # Every component's login, before anything that logs in starts.
                     access.secure_stack(settings)
+                if name == "cassandra" and settings.secure:
+                    access.secure_cassandra(settings)
     except BaseException:
         # Pid files go first, so the supervisor does not start again what this call gives up on.
         for name in started:

@@ -207,6 +207,9 @@ def _cassandra_command(settings: Settings, java: str) -> list[str]:
         f"-Dlogback.configurationFile={configs.conf_dir(settings) / 'logback.xml'}",
         # A single node has no peers to wait for.
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        # With logins on, the first start makes its default role at once (10 s later by default),
+        # so that clicklib can replace it with its own (access.secure_cassandra).
+        "-Dcassandra.superuser_setup_delay_ms=0",
         "-cp",
         classpath(settings, "cassandra"),
         "org.apache.cassandra.service.CassandraDaemon",
@@ -214,9 +217,10 @@ def _cassandra_command(settings: Settings, java: str) -> list[str]:
 
 
 def _connect_command(settings: Settings, java: str) -> list[str]:
+    secrets.sink_password_file(settings)
     return [
         *_jvm(settings, java, "connect", settings.connect_heap),
-        *secrets.jaas_option(secrets.kafka_client_jaas(settings, "connect")),
+        *secrets.jaas_option(secrets.connect_jaas(settings)),
         _log4j2(settings),
         "-cp",
         classpath(settings, "connect"),

@@ -67,3 +67,42 @@ def test_a_bad_setting_stops_the_cli_naming_the_variable(command, monkeypatch):
     assert result.exit_code == 1
     assert "CLICKLIB_IDLE_TIMEOUT='half a minute' is not a duration" in result.output
     assert "Traceback" not in result.output
+
+
+def test_connect_wanting_a_login_is_named_and_the_password_is_not_shown():
+    import base64
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Guarded(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization", ""))
+            expected = "Basic " + base64.b64encode(b"clicklib:right-pw").decode()
+            if self.headers.get("Authorization") == expected:
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"[]")
+            else:
+                self.send_response(401)
+                self.end_headers()
+                self.wfile.write(b'{"error_code":401,"message":"User cannot access the resource."}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Guarded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with pytest.raises(ConnectorError, match="wants a login") as anonymous:
+            ConnectClient(url, timeout=5).names()
+        assert "CLICKLIB_CONNECT_USERNAME" in str(anonymous.value)
+        with pytest.raises(ConnectorError, match="refused the login given") as wrong:
+            ConnectClient(url, timeout=5, auth=("clicklib", "wrong-pw")).names()
+        assert "wrong-pw" not in str(wrong.value)
+        assert ConnectClient(url, timeout=5, auth=("clicklib", "right-pw")).names() == []
+        assert seen[0] == "" and seen[-1].startswith("Basic ")
+    finally:
+        server.shutdown()

@@ -125,3 +125,40 @@ def test_each_component_gets_only_its_pipelines_topics(secure):
     assert not any(op == "WRITE" and name == "s_clickstream" for _k, name, op in connect)
     # Nothing is granted beyond the namespace's own topics, groups and transactions.
     assert all(name.removeprefix("connect-").startswith("s_") for _p, _k, name, _pat, _op in rules)
+
+
+def test_cassandra_asks_for_a_login_and_connect_for_a_user_in_the_secure_profile(secure):
+    yaml = configs.cassandra_yaml(secure).read_text()
+    assert "authenticator: PasswordAuthenticator" in yaml and "authorizer: CassandraAuthorizer" in yaml
+    open_yaml = configs.cassandra_yaml(Settings(home=secure.home)).read_text()
+    assert "authenticator: AllowAllAuthenticator" in open_yaml
+    worker = configs.connect_properties(secure).read_text()
+    assert (
+        "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension"
+        in (worker)
+    )
+    jaas = secrets.connect_jaas(secure).read_text()
+    assert "KafkaClient {" in jaas and "KafkaConnect {" in jaas
+    users = secrets.secrets_dir(secure) / "connect-users.properties"
+    assert users.read_text() == f"clicklib={secrets.local_credentials(secure)['connect']['clicklib']}\n"
+    assert stat.S_IMODE(users.stat().st_mode) == 0o600
+
+
+def test_the_sinks_name_their_cassandra_password_by_reference_only(secure):
+    password = secrets.local_credentials(secure)["cassandra"]["sink"]
+    for connector in load(secure).connectors:
+        assert connector.config["cassandra.username"] == "clicklib_sink"
+        reference = connector.config["cassandra.password"]
+        assert reference == f"${{file:{secrets.sink_password_path(secure)}:password}}"
+        assert password not in str(connector.config)
+    assert secrets.sink_password_file(secure).read_text() == f"password={password}\n"
+    for connector in load(Settings(home=secure.home)).connectors:
+        assert connector.config["cassandra.username"] == "" and connector.config["cassandra.password"] == ""
+
+
+def test_each_client_logs_in_with_its_own_cassandra_role(secure):
+    passwords = secrets.local_credentials(secure)["cassandra"]
+    assert secrets.cassandra_login(secure, "reader") == ("clicklib_reader", passwords["reader"])
+    assert secrets.cassandra_login(Settings(home=secure.home)) is None
+    given = Settings(home=secure.home, cassandra_username="ana", cassandra_password="pw")
+    assert secrets.cassandra_login(given, "reader") == ("ana", "pw")

@@ -31,6 +31,8 @@ public final class CassandraSinkConfig extends AbstractConfig {
     public static final String MAX_CONCURRENT_REQUESTS = "cassandra.max.concurrent.requests";
     public static final String MAPPING = "cassandra.mapping";
     public static final String TTL_SECONDS = "cassandra.ttl.seconds";
+    public static final String USERNAME = "cassandra.username";
+    public static final String PASSWORD = "cassandra.password";
 
     /** Cassandra rejects TTLs above 20 years. */
     static final int MAX_TTL_SECONDS = 630_720_000;
@@ -70,7 +72,15 @@ public final class CassandraSinkConfig extends AbstractConfig {
                             + "name, matched case-insensitively.")
             .define(TTL_SECONDS, Type.INT, 0, ConfigDef.Range.between(0, MAX_TTL_SECONDS), Importance.LOW,
                     "Time to live of the written cells, in seconds; 0 writes without a TTL (the table's "
-                            + "default_time_to_live still applies).");
+                            + "default_time_to_live still applies).")
+            .define(USERNAME, Type.STRING, "", Importance.HIGH,
+                    "Role the sink logs in to Cassandra as; empty: no login (a cluster without "
+                            + "PasswordAuthenticator).")
+            // A PASSWORD is shown as [hidden] wherever Connect logs or reports the config; give it
+            // as ${file:path:key} so that the REST API shows only the reference.
+            .define(PASSWORD, Type.PASSWORD, "", Importance.HIGH,
+                    "Password of that role; best given through a config provider, like "
+                            + "${file:/path/cassandra-sink.properties:password}.");
 
     public CassandraSinkConfig(Map<String, String> props) {
         super(CONFIG_DEF, props);
@@ -144,12 +154,16 @@ public final class CassandraSinkConfig extends AbstractConfig {
                 .withDuration(DefaultDriverOption.RECONNECTION_BASE_DELAY, Duration.ofMillis(500))
                 .withDuration(DefaultDriverOption.RECONNECTION_MAX_DELAY, Duration.ofSeconds(2))
                 .build();
-        return CqlSession.builder()
+        var builder = CqlSession.builder()
                 .withClassLoader(loader)
                 .withConfigLoader(driverConfig)
                 .addContactPoints(contactPoints())
-                .withLocalDatacenter(localDatacenter())
-                .build();
+                .withLocalDatacenter(localDatacenter());
+        String username = getString(USERNAME);
+        if (!username.isEmpty()) {
+            builder = builder.withAuthCredentials(username, getPassword(PASSWORD).value());
+        }
+        return builder.build();
     }
 
     record HostAndPort(String host, int port) {

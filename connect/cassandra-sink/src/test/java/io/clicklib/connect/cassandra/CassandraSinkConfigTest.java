@@ -29,6 +29,18 @@ class CassandraSinkConfigTest {
     }
 
     @Test
+    void thePasswordIsNeverShownInTheConfig() {
+        Map<String, String> props = minimal();
+        props.put(CassandraSinkConfig.USERNAME, "clicklib_sink");
+        props.put(CassandraSinkConfig.PASSWORD, "s3cret-pw");
+        CassandraSinkConfig config = new CassandraSinkConfig(props);
+        assertEquals("s3cret-pw", config.getPassword(CassandraSinkConfig.PASSWORD).value());
+        assertTrue(!config.values().toString().contains("s3cret-pw"));
+        assertEquals(org.apache.kafka.common.config.ConfigDef.Type.PASSWORD,
+                CassandraSinkConfig.CONFIG_DEF.configKeys().get(CassandraSinkConfig.PASSWORD).type);
+    }
+
+    @Test
     void defaults() {
         CassandraSinkConfig config = new CassandraSinkConfig(minimal());
         assertEquals("127.0.0.1:9042", config.contactPointsDescription());
