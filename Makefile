@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Notebooks run under nbval in their own namespace, so they never touch the default pipeline.
 NBVAL_NAMESPACE ?= nbval_
 
-.PHONY: demo test lint unit integration jars venv browser bench down clean java-vectors differential
+.PHONY: demo test test-secure lint unit integration jars venv browser bench down clean java-vectors differential
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,11 +46,32 @@ differential: $(STAMP)
 	CLICKLIB_DIFFERENTIAL="$$corpus" mvn -B -q -f ksql/functions/pom.xml test -Dtest=CheckClickEventDifferentialTest
 
 # One pytest session: the stack fixture comes up once for the tests and the notebooks, and
-# goes down at the end when it was not running before, even when a test failed.
+# goes down at the end when it was not running before, even when a test failed. Then the
+# secure profile's session (test-secure), which runs the pipeline's end-to-end tests
+# (test_pipeline.py) with every client logging in; the fault suite and the notebooks hold the
+# default profile to the same exactness.
 test: lint jars browser java-vectors differential
 	@$(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
-	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax; rc=$$?; \
+	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax --durations=15 \
+		--ignore=tests/secure --ignore=tests/integration/test_pipeline.py; rc=$$?; \
 	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; \
+	$(MAKE) --no-print-directory test-secure || rc=1; \
+	exit $$rc
+
+# The secure profile (CLICKLIB_SECURE=1) in a stack of its own: a fresh home beside the usual one
+# (sharing its jars) and ports 10000 above the usual ones. Its login tests, and the pipeline's
+# exactness tests and the stack's round trips run again with every client logging in.
+SECURE_HOME = $(CURDIR)/.clickstack-secure
+SECURE_ENV = CLICKLIB_SECURE=1 CLICKLIB_HOME=$(SECURE_HOME) CLICKLIB_NAMESPACE=sec_ \
+	CLICKLIB_KAFKA_PORT=19092 CLICKLIB_KAFKA_CONTROLLER_PORT=19093 CLICKLIB_CASSANDRA_PORT=19042 \
+	CLICKLIB_CASSANDRA_STORAGE_PORT=17000 CLICKLIB_CONNECT_PORT=18083 CLICKLIB_FLINK_REST_PORT=18081 \
+	CLICKLIB_FLINK_RPC_PORT=16123 CLICKLIB_SQL_GATEWAY_PORT=18082
+
+test-secure: jars
+	@jars=$$($(BIN)/python -c 'from clicklib.settings import get_settings; print(get_settings().home / "jars")'); \
+	rm -rf $(SECURE_HOME) && mkdir -p $(SECURE_HOME) && ln -s "$$jars" $(SECURE_HOME)/jars; \
+	$(SECURE_ENV) $(BIN)/pytest tests/secure tests/integration/test_pipeline.py tests/integration/test_stack_roundtrip.py --durations=5; rc=$$?; \
+	$(SECURE_ENV) $(BIN)/clicklib stack down >/dev/null; \
 	exit $$rc
 
 demo: jars

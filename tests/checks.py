@@ -12,6 +12,7 @@ import pandas as pd
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
+from clicklib import secrets
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 from clicklib.streaming_sql import MARK_HEADER
@@ -48,13 +49,19 @@ def _values(series: pd.Series) -> list:
     return [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in series]
 
 
+def kafka_config(settings: Settings, principal: str = "admin") -> dict:
+    """A test client's Kafka settings: the brokers, and the login of ``principal`` when the
+    stack wants one (the secure profile)."""
+    return {"bootstrap.servers": settings.bootstrap_servers, **secrets.kafka_client_config(settings, principal)}
+
+
 def read_committed(settings: Settings, topic: str, timeout: float = 120.0) -> list[dict]:
     """Every committed message of a topic, decoded, read to the end of each partition. The
     dead-letter topic is written in transactions: what a crash aborted is not a dead letter.
     Time marks (``clicklib-mark`` header, no value: ksql/07_valid_events.sql) are no messages."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **kafka_config(settings),
             "group.id": f"reader-{uuid.uuid4().hex}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
@@ -94,7 +101,7 @@ def sink_dead_letters(pipeline: Pipeline) -> list[dict]:
     topic = pipeline.topic("clickstream_sink_dlq")
     consumer = Consumer(
         {
-            "bootstrap.servers": pipeline.settings.bootstrap_servers,
+            **kafka_config(pipeline.settings),
             "group.id": f"reader-{uuid.uuid4().hex}",
             "enable.partition.eof": True,
         }

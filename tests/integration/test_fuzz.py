@@ -30,7 +30,7 @@ from clicklib import produce
 from clicklib.events import DateRule, invalid_reason
 from clicklib.generate import generate
 from clicklib.pipeline import Pipeline
-from tests.checks import read_committed, restarts, sink_dead_letters, table
+from tests.checks import kafka_config, read_committed, restarts, sink_dead_letters, table
 from tests.fuzz_messages import fuzz_messages
 
 MESSAGES = 10_000
@@ -46,7 +46,7 @@ def produce_exactly(pipeline: Pipeline, messages) -> list[tuple[int, int]]:
     """Write the messages as they are; the (partition, offset) of each, in order."""
     producer = Producer(
         {
-            "bootstrap.servers": pipeline.settings.bootstrap_servers,
+            **kafka_config(pipeline.settings, "producer"),
             "enable.idempotence": True,
             "linger.ms": 20,
             "message.max.bytes": 1_000_000,

@@ -14,6 +14,7 @@ from clicklib import monitor, produce
 from clicklib.generate import generate
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
+from tests.checks import kafka_config
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def count_messages(settings: Settings, topic: str) -> int:
     """Every message of a topic, read to the end by a fresh consumer."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **kafka_config(settings),
             "group.id": f"counter-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

@@ -20,7 +20,7 @@ from clicklib import produce
 from clicklib.generate import Workload, generate
 from clicklib.pipeline import Pipeline
 from tests import oracle
-from tests.checks import read_committed, restarts, same_rows, sink_dead_letters, table
+from tests.checks import kafka_config, read_committed, restarts, same_rows, sink_dead_letters, table
 
 # Records no well-behaved writer produces: not JSON, the wrong JSON, bytes that are not text,
 # and a valid-looking event whose date would move every window's watermark decades ahead.
@@ -48,7 +48,7 @@ def pipeline(running_pipeline: Pipeline) -> Pipeline:
 
 def write(pipeline: Pipeline, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> list[tuple[int, int]]:
     """Write records with a plain producer; the (partition, offset) of each, in order."""
-    producer = Producer({"bootstrap.servers": pipeline.settings.bootstrap_servers, "enable.idempotence": True})
+    producer = Producer({**kafka_config(pipeline.settings, "producer"), "enable.idempotence": True})
     positions: dict[int, tuple[int, int]] = {}
 
     def delivered(index: int):

@@ -10,19 +10,32 @@ import pytest
 import requests
 from cassandra.cluster import Cluster
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
+from clicklib.cassandra import session_security
+from clicklib.kafka import KafkaClient
+from clicklib.secrets import cassandra_login, connect_login
 from clicklib.sql_gateway import SqlGatewayClient
 from clicklib.stack.health import CASSANDRA_SINK_CLASS
+from clicklib.templates import placeholders
+from tests.checks import kafka_config
 
 
 def create_topic(settings, topic: str) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient(kafka_config(settings))
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=30)
 
 
 def produce(settings, topic: str, values: list[dict]) -> None:
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True})
+    producer = Producer({**kafka_config(settings), "enable.idempotence": True})
     for value in values:
         producer.produce(topic, key=str(value["id"]), value=json.dumps(value))
     assert producer.flush(30) == 0
@@ -34,7 +47,7 @@ def test_kafka_produces_and_consumes(live_stack, unique_name):
     produce(live_stack, unique_name, sent)
     consumer = Consumer(
         {
-            "bootstrap.servers": live_stack.bootstrap_servers,
+            **kafka_config(live_stack),
             "group.id": unique_name,
             "auto.offset.reset": "earliest",
         }
@@ -54,7 +67,11 @@ def test_kafka_produces_and_consumes(live_stack, unique_name):
 
 
 def test_cassandra_creates_inserts_and_reads(live_stack, unique_name):
-    cluster = Cluster(live_stack.cassandra_contact_points, port=live_stack.cassandra_port)
+    cluster = Cluster(
+        live_stack.cassandra_contact_points,
+        port=live_stack.cassandra_port,
+        **session_security(cassandra_login(live_stack), live_stack.cassandra_ssl_ca),
+    )
     session = cluster.connect()
     try:
         session.execute(
@@ -95,7 +112,7 @@ def test_a_foreign_web_page_may_not_read_flink_or_the_sql_gateway(live_stack, po
 
 
 def test_connect_lists_the_cassandra_sink_plugin(live_stack):
-    response = requests.get(f"{live_stack.connect_url}/connector-plugins", timeout=10)
+    response = requests.get(f"{live_stack.connect_url}/connector-plugins", auth=connect_login(live_stack), timeout=10)
     response.raise_for_status()
     sinks = {p["class"]: p for p in response.json() if p["type"] == "sink"}
     assert CASSANDRA_SINK_CLASS in sinks
@@ -105,11 +122,27 @@ def test_sql_gateway_runs_a_flink_job_that_reads_kafka(live_stack, unique_name):
     create_topic(live_stack, unique_name)
     sent = [{"id": i, "page": f"/p/{i}"} for i in range(25)]
     produce(live_stack, unique_name, sent)
+    if live_stack.secure:
+        # The jobs' principal reads only what it is allowed to (access.py).
+        KafkaClient(live_stack).allow(
+            [
+                AclBinding(
+                    ResourceType.TOPIC,
+                    unique_name,
+                    ResourcePatternType.LITERAL,
+                    "User:flink",
+                    "*",
+                    AclOperation.READ,
+                    AclPermissionType.ALLOW,
+                )
+            ]
+        )
     with SqlGatewayClient(live_stack.sql_gateway_url, live_stack.request_timeout).session() as sql:
         sql.execute(
             f"""CREATE TABLE visits (id INT, page STRING) WITH (
                 'connector' = 'kafka', 'topic' = '{unique_name}',
                 'properties.bootstrap.servers' = '{live_stack.bootstrap_servers}',
+                {placeholders(live_stack)["kafka_security"]}
                 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
                 'format' = 'json')"""
         )

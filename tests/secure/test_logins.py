@@ -1,0 +1,140 @@
+"""With the secure profile every service asks who is there: no login, or a wrong one, is refused
+with an authentication error; each role may do only its part; no generated password shows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from cassandra import AuthenticationFailed, Unauthorized
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import Cluster, NoHostAvailable
+
+from clicklib import produce, secrets
+from clicklib.generate import generate
+from clicklib.pipeline import Pipeline
+from clicklib.settings import Settings
+
+
+def cql(settings: Settings, login: tuple[str, str] | None):
+    auth = {"auth_provider": PlainTextAuthProvider(*login)} if login else {}
+    cluster = Cluster(settings.cassandra_contact_points, port=settings.cassandra_port, connect_timeout=10, **auth)
+    return cluster, cluster.connect
+
+
+def refusal(settings: Settings, login: tuple[str, str] | None) -> Exception:
+    """Why Cassandra refused a session with ``login``; fails if it accepted it."""
+    cluster, connect = cql(settings, login)
+    started = time.monotonic()
+    try:
+        with pytest.raises(NoHostAvailable) as caught:
+            connect()
+    finally:
+        cluster.shutdown()
+    assert time.monotonic() - started < 10, "refused only after a timeout"
+    return next(iter(caught.value.errors.values()))
+
+
+def test_cassandra_refuses_an_anonymous_session_and_a_wrong_password(live_stack):
+    assert isinstance(refusal(live_stack, None), AuthenticationFailed)
+    wrong = refusal(live_stack, ("clicklib_reader", "not-the-password"))
+    assert isinstance(wrong, AuthenticationFailed) and "password" in str(wrong).lower()
+    # The default superuser, whose password everyone knows, is gone.
+    assert isinstance(refusal(live_stack, ("cassandra", "cassandra")), AuthenticationFailed)
+
+
+def test_the_notebooks_role_reads_the_pipeline_but_cannot_write_it(running_pipeline: Pipeline):
+    keyspace = running_pipeline.settings.keyspace
+    reader = running_pipeline.reader
+    assert reader.login[0] == "clicklib_reader"
+    assert reader.execute(f"SELECT count(*) FROM {keyspace}.pageviews_per_minute").one()[0] == 0
+    session = reader.session
+    with pytest.raises(Unauthorized):
+        session.execute(
+            f"INSERT INTO {keyspace}.pageviews_per_minute (day, window_start, page_type, views) "
+            "VALUES ('2026-01-01', 0, 'home', 1)"
+        )
+    with pytest.raises(Unauthorized):
+        session.execute(f"DROP TABLE {keyspace}.pageviews_per_minute")
+    with pytest.raises(Unauthorized):
+        session.execute(
+            "CREATE KEYSPACE intruder WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
+        )
+
+
+def test_connect_refuses_a_request_without_its_login(live_stack):
+    url = f"{live_stack.connect_url}/connectors"
+    assert requests.get(url, timeout=10).status_code == 401
+    assert requests.get(url, auth=("clicklib", "not-the-password"), timeout=10).status_code == 401
+    assert requests.get(url, auth=secrets.connect_login(live_stack), timeout=10).status_code == 200
+
+
+def every_password(settings: Settings) -> list[str]:
+    stored = secrets.local_credentials(settings)
+    return [password for logins in stored.values() for password in logins.values()]
+
+
+def test_no_generated_password_is_in_logs_configs_job_graphs_or_cli_output(running_pipeline: Pipeline):
+    settings = running_pipeline.settings
+    produce.produce(running_pipeline, generate(500, seed=7, invalid_ratio=0.02))
+    cli = Path(sys.executable).parent / "clicklib"
+    texts: dict[str, str] = {}
+    for command in (["stack", "status"], ["pipeline", "status"]):
+        result = subprocess.run(
+            [str(cli), *command],
+            env={**os.environ, **settings.to_env()},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        texts[" ".join(command)] = result.stdout + result.stderr
+    for folder in ("logs", "conf"):
+        for path in (settings.home / folder).rglob("*"):
+            if path.is_file():
+                texts[str(path)] = path.read_text(errors="replace")
+    flink = settings.flink_rest_url
+    jobs = requests.get(f"{flink}/jobs/overview", timeout=10).json()["jobs"]
+    assert any(job["state"] == "RUNNING" for job in jobs)
+    for job in jobs:
+        for view in ("", "/plan", "/config"):
+            texts[f"job {job['name']}{view}"] = requests.get(f"{flink}/jobs/{job['jid']}{view}", timeout=10).text
+    for view in ("/jobmanager/config", "/jobmanager/environment", "/taskmanagers"):
+        texts[view] = requests.get(f"{flink}{view}", timeout=10).text
+    auth = secrets.connect_login(settings)
+    for connector in running_pipeline.definition.connectors:
+        response = requests.get(f"{settings.connect_url}/connectors/{connector.name}", auth=auth, timeout=10)
+        texts[f"connector {connector.name}"] = response.text
+        assert json.loads(response.text)["config"]["cassandra.password"].startswith("${file:")
+    assert any("clicklib_sink" in text for text in texts.values())  # the search reads what it should
+    for password in every_password(settings):
+        found = [where for where, text in texts.items() if password in text]
+        assert not found, f"a generated password is readable in {found}"
+
+
+def test_a_client_with_the_wrong_password_is_told_so_at_once(live_stack):
+    from clicklib.exceptions import CassandraError, KafkaError
+
+    wrong = dataclasses.replace(
+        live_stack,
+        secure=False,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-256",
+        kafka_username="admin",
+        kafka_password="not-the-password",
+        cassandra_username="clicklib_admin",
+        cassandra_password="not-the-password",
+    )
+    with Pipeline(wrong) as pipeline:
+        with pytest.raises(KafkaError, match="refused the login"):
+            pipeline.kafka.topic_names()
+        with pytest.raises(CassandraError, match="refused the login of clicklib_admin"):
+            pipeline.cassandra.session  # noqa: B018
