@@ -40,6 +40,7 @@ def placeholders(settings: Settings) -> dict[str, str]:
             # from a private file (secrets.sink_password_file), never the password itself.
             "cassandra_sink_username": sink_login[0] if sink_login else "",
             "cassandra_sink_password": f"${{file:{sink_password_path(settings)}:password}}" if sink_login else "",
+            "cassandra_ssl_ca": settings.cassandra_ssl_ca,
             "replication_factor": str(settings.replication_factor),
             "watermark_delay_seconds": str(settings.watermark_delay_seconds),
             "idle_timeout": settings.idle_timeout,

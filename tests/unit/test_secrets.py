@@ -154,6 +154,14 @@ def test_the_sinks_name_their_cassandra_password_by_reference_only(secure):
     assert secrets.sink_password_file(secure).read_text() == f"password={password}\n"
     for connector in load(Settings(home=secure.home)).connectors:
         assert connector.config["cassandra.username"] == "" and connector.config["cassandra.password"] == ""
+        assert connector.config["cassandra.ssl.ca"] == ""
+
+
+def test_a_cassandra_ca_turns_tls_on_for_the_sinks_too(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    for connector in load(Settings(home=tmp_path, cassandra_ssl_ca=str(ca))).connectors:
+        assert connector.config["cassandra.ssl.ca"] == str(ca)
 
 
 def test_each_client_logs_in_with_its_own_cassandra_role(secure):

@@ -5,7 +5,15 @@ import com.datastax.oss.driver.api.core.CqlSession;
 import com.datastax.oss.driver.api.core.DefaultConsistencyLevel;
 import com.datastax.oss.driver.api.core.config.DefaultDriverOption;
 import com.datastax.oss.driver.api.core.config.DriverConfigLoader;
+import java.io.IOException;
+import java.io.InputStream;
 import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -17,6 +25,8 @@ import org.apache.kafka.common.config.AbstractConfig;
 import org.apache.kafka.common.config.ConfigDef;
 import org.apache.kafka.common.config.ConfigDef.Importance;
 import org.apache.kafka.common.config.ConfigDef.Type;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
 import org.apache.kafka.common.config.ConfigException;
 
 /** The connector's settings, shared by the connector (validation) and its tasks. */
@@ -33,6 +43,7 @@ public final class CassandraSinkConfig extends AbstractConfig {
     public static final String TTL_SECONDS = "cassandra.ttl.seconds";
     public static final String USERNAME = "cassandra.username";
     public static final String PASSWORD = "cassandra.password";
+    public static final String SSL_CA = "cassandra.ssl.ca";
 
     /** Cassandra rejects TTLs above 20 years. */
     static final int MAX_TTL_SECONDS = 630_720_000;
@@ -80,7 +91,10 @@ public final class CassandraSinkConfig extends AbstractConfig {
             // as ${file:path:key} so that the REST API shows only the reference.
             .define(PASSWORD, Type.PASSWORD, "", Importance.HIGH,
                     "Password of that role; best given through a config provider, like "
-                            + "${file:/path/cassandra-sink.properties:password}.");
+                            + "${file:/path/cassandra-sink.properties:password}.")
+            .define(SSL_CA, Type.STRING, "", Importance.MEDIUM,
+                    "A PEM file of the CA certificates that signed the nodes' certificates: the sink then "
+                            + "speaks TLS and trusts only them. Empty: no TLS.");
 
     public CassandraSinkConfig(Map<String, String> props) {
         super(CONFIG_DEF, props);
@@ -163,7 +177,37 @@ public final class CassandraSinkConfig extends AbstractConfig {
         if (!username.isEmpty()) {
             builder = builder.withAuthCredentials(username, getPassword(PASSWORD).value());
         }
+        SSLContext tls = sslContext();
+        if (tls != null) {
+            builder = builder.withSslContext(tls);
+        }
         return builder.build();
+    }
+
+    /** A TLS context trusting the CA certificates of the configured PEM file; null without one. */
+    SSLContext sslContext() {
+        String path = getString(SSL_CA);
+        if (path.isEmpty()) {
+            return null;
+        }
+        try (InputStream pem = Files.newInputStream(Path.of(path))) {
+            KeyStore trusted = KeyStore.getInstance(KeyStore.getDefaultType());
+            trusted.load(null, null);
+            int index = 0;
+            for (Certificate certificate : CertificateFactory.getInstance("X.509").generateCertificates(pem)) {
+                trusted.setCertificateEntry("ca-" + index++, certificate);
+            }
+            if (index == 0) {
+                throw new ConfigException(SSL_CA, path, "holds no PEM certificate");
+            }
+            TrustManagerFactory trust = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+            trust.init(trusted);
+            SSLContext context = SSLContext.getInstance("TLS");
+            context.init(null, trust.getTrustManagers(), null);
+            return context;
+        } catch (IOException | GeneralSecurityException e) {
+            throw new ConfigException(SSL_CA, path, "cannot be read as PEM certificates: " + e.getMessage());
+        }
     }
 
     record HostAndPort(String host, int port) {

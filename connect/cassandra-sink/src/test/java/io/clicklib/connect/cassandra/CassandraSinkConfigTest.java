@@ -41,6 +41,18 @@ class CassandraSinkConfigTest {
     }
 
     @Test
+    void aCaFileTurnsTlsOnAndABadOneIsNamed() throws Exception {
+        Map<String, String> props = minimal();
+        assertEquals(null, new CassandraSinkConfig(props).sslContext());
+        props.put(CassandraSinkConfig.SSL_CA,
+                java.nio.file.Path.of(getClass().getResource("/test-ca.pem").toURI()).toString());
+        assertEquals("TLS", new CassandraSinkConfig(props).sslContext().getProtocol());
+        props.put(CassandraSinkConfig.SSL_CA, "/no/such/ca.pem");
+        ConfigException missing = assertThrows(ConfigException.class, () -> new CassandraSinkConfig(props).sslContext());
+        assertTrue(missing.getMessage().contains(CassandraSinkConfig.SSL_CA));
+    }
+
+    @Test
     void defaults() {
         CassandraSinkConfig config = new CassandraSinkConfig(minimal());
         assertEquals("127.0.0.1:9042", config.contactPointsDescription());
