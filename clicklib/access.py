@@ -74,7 +74,8 @@ def pipeline_rules(definition: PipelineDefinition) -> list[Rule]:
     for job in definition.jobs:
         rules += [("flink", topic, name, literal, read) for name in job.source_topics]
         rules += [("flink", topic, name, literal, write) for name in job.sink_topics]
-        rules.append(("flink", group, job.flink_name, literal, read))
+        # Its own group, and the one `pipeline preview` reads under (streaming_sql.preview).
+        rules += [("flink", group, f"{job.flink_name}{suffix}", literal, read) for suffix in ("", "-preview")]
     # The exactly-once sinks name their transactions after the namespace (ksql/*_dlq.sql).
     for op in (write, AclOperation.DESCRIBE):
         rules.append(
@@ -117,6 +118,9 @@ def secure_cassandra(settings: Settings) -> None:
             raise
         _replace_default_superuser(settings, admin.login)
         admin = CassandraClient(settings, "admin")
+    # Every time, not only on the first start: an `up` stopped between making clicklib's admin
+    # and this would otherwise leave the default superuser, whose password everyone knows.
+    admin.execute("DROP ROLE IF EXISTS cassandra", what="dropping the default superuser")
     passwords = secrets.local_credentials(settings)["cassandra"]
     for role in ("sink", "reader"):
         name = f"clicklib_{role}"
@@ -174,15 +178,12 @@ def _replace_default_superuser(settings: Settings, login: tuple[str, str]) -> No
         what=f"creating the role {login[0]}",
     )
     first.close()
-    admin = CassandraClient(settings, "admin")
-    admin.execute("DROP ROLE IF EXISTS cassandra", what="dropping the default superuser")
-    admin.close()
 
 
 def grant_keyspace(cassandra: CassandraClient, settings: Settings) -> None:
     """Let the sink write the pipeline's keyspace and the reader read it."""
     if settings.secure:
-        for permission, role in (("SELECT", "reader"), ("SELECT", "sink"), ("MODIFY", "sink")):
+        for permission, role in (("SELECT", "reader"), ("MODIFY", "sink")):
             cassandra.execute(
                 f"GRANT {permission} ON KEYSPACE {settings.keyspace} TO clicklib_{role}",
                 what=f"letting clicklib_{role} {permission.lower()} {settings.keyspace}",

@@ -63,10 +63,12 @@ class KafkaClient:
     def _check_login(self, admin: AdminClient) -> None:
         """Fail at once when the broker refuses the login, instead of when a request times out."""
         deadline = time.monotonic() + self.timeout
+        self._login_refused = ""
         while True:
             attempt = time.monotonic()
             try:
                 admin.list_topics(timeout=1.0)
+                self._login_refused = ""
                 return
             except KafkaException as exc:
                 admin.poll(0)

@@ -224,9 +224,9 @@ def registry_dir(settings: Settings) -> Path:
 
 
 def register(settings: Settings) -> None:
+    # The settings hold any login given in CLICKLIB_*_PASSWORD: readable by their owner only.
     path = registry_dir(settings) / f"{settings.namespace or 'default'}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings.to_env(), indent=2) + "\n")
+    secrets.private_file(path, json.dumps(settings.to_env(), indent=2) + "\n")
 
 
 def unregister(settings: Settings) -> None:

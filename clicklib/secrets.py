@@ -4,7 +4,7 @@ every connection to Kafka uses.
 The secure profile (``CLICKLIB_SECURE=1``) gives each component its own Kafka principal:
 
 - ``admin``: the broker itself and clicklib's own admin work (topics, access rules, offsets);
-- ``producer``: writes the raw topic, nothing else;
+- ``producer``: writes the topics events and user profiles enter by, nothing else;
 - ``flink``: the SQL jobs, reading and writing the pipeline's topics;
 - ``connect``: the Connect worker and its sinks.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +45,20 @@ def secrets_dir(settings: Settings) -> Path:
     return settings.home / "secrets"
 
 
-def _private_file(path: Path, text: str) -> Path:
-    """Write ``text`` readable by its owner only, from the first byte on."""
+def private_file(path: Path, text: str) -> Path:
+    """Write ``text`` readable by its owner only, from the first byte on, and whole: a reader
+    sees the old file or the new one, never a part."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    if path.parent.name == "secrets":
+        os.chmod(path.parent, 0o700)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # made 0600
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -65,7 +72,9 @@ def local_credentials(settings: Settings, create: bool = False) -> dict[str, dic
             stored = json.loads(path.read_text())
         except ValueError:
             raise SettingsError(
-                f"{path} is not the JSON clicklib wrote; remove it and run `clicklib stack up`"
+                f"{path} is not the JSON clicklib wrote; restore it from a backup. Without it the stack's "
+                "logins are lost: only removing data/kafka and data/cassandra under CLICKLIB_HOME (their "
+                "topics and tables go too) lets a new `CLICKLIB_SECURE=1 clicklib stack up` start afresh"
             ) from None
     missing = [
         (system, name) for system, names in LOCAL_LOGINS.items() for name in names if name not in stored.get(system, {})
@@ -79,7 +88,7 @@ def local_credentials(settings: Settings, create: bool = False) -> dict[str, dic
         )
     for system, name in missing:
         stored.setdefault(system, {})[name] = secrets.token_urlsafe(24)
-    _private_file(path, json.dumps(stored, indent=2))
+    private_file(path, json.dumps(stored, indent=2))
     return stored
 
 
@@ -167,7 +176,7 @@ def kafka_client_jaas(settings: Settings, principal: str, shaded: bool = False) 
     ``shaded`` names the login modules as Flink's Kafka connector relocates them.
     """
     section = _kafka_client_section(settings, principal, shaded)
-    return _private_file(secrets_dir(settings) / f"kafka-client-{principal}.jaas", section) if section else None
+    return private_file(secrets_dir(settings) / f"kafka-client-{principal}.jaas", section) if section else None
 
 
 def connect_jaas(settings: Settings) -> Path | None:
@@ -175,12 +184,12 @@ def connect_jaas(settings: Settings) -> Path | None:
     text = _kafka_client_section(settings, "connect", shaded=False)
     if settings.secure:
         users = secrets_dir(settings) / "connect-users.properties"
-        _private_file(
+        private_file(
             users, "".join(f"{user}={local_credentials(settings)['connect'][user]}\n" for user in CONNECT_USERS)
         )
         module = "org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule"
         text += "KafkaConnect {\n" + _login_module(module, file=str(users)) + "\n};\n"
-    return _private_file(secrets_dir(settings) / "connect.jaas", text) if text else None
+    return private_file(secrets_dir(settings) / "connect.jaas", text) if text else None
 
 
 def cassandra_login(settings: Settings, role: str = "admin") -> tuple[str, str] | None:
@@ -208,7 +217,7 @@ def sink_password_file(settings: Settings) -> Path | None:
     login = cassandra_login(settings, "sink")
     if login is None:
         return None
-    return _private_file(sink_password_path(settings), f"password={login[1]}\n")
+    return private_file(sink_password_path(settings), f"password={login[1]}\n")
 
 
 def sink_password_path(settings: Settings) -> Path:
@@ -226,7 +235,7 @@ def kafka_server_jaas(settings: Settings) -> Path:
         + _login_module(package + "plain.PlainLoginModule", username="admin", password=password, user_admin=password)
         + "\n};\n"
     )
-    return _private_file(secrets_dir(settings) / "kafka-server.jaas", text)
+    return private_file(secrets_dir(settings) / "kafka-server.jaas", text)
 
 
 def jaas_option(path: Path | None) -> list[str]:

@@ -212,8 +212,8 @@ class Settings:
             "bootstrap_servers": f"{self.bind_host}:{self.kafka_port}",
             "cassandra_hosts": self.bind_host,
             "connect_url": f"http://{self.bind_host}:{self.connect_port}",
-            "flink_rest_url": f"http://{self.bind_host}:{self.flink_rest_port}",
-            "sql_gateway_url": f"http://{self.bind_host}:{self.sql_gateway_port}",
+            "flink_rest_url": f"http://{self.code_host}:{self.flink_rest_port}",
+            "sql_gateway_url": f"http://{self.code_host}:{self.sql_gateway_port}",
         }
         for name, value in derived.items():
             if not getattr(self, name):
@@ -330,6 +330,12 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """These settings as ``CLICKLIB_*`` variables, for a process that must see the same ones."""
         return {_var(f.name): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @property
+    def code_host(self) -> str:
+        """Where Flink and the SQL Gateway listen: they run what they are sent and ask for no
+        login, so they stay on this machine even when the secure profile binds the others wider."""
+        return self.bind_host if is_loopback(self.bind_host) else "127.0.0.1"
 
     @property
     def keyspace(self) -> str:

@@ -131,6 +131,9 @@ plugin.path={settings.home / "jars" / "connect-plugins"}
 # password is given so, and Connect's REST API shows only the reference.
 config.providers=file
 config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
+# ... and only from clicklib's secrets: anyone who may call the REST API could otherwise have the
+# worker read any file it can.
+config.providers.file.param.allowed.paths={settings.home / "secrets"}
 {_connect_kafka_security(settings)}{CONNECT_SECURE if settings.secure else ""}""",
     )
 
@@ -210,7 +213,7 @@ concurrent_compactors: 1
 
 
 def flink_config(settings: Settings) -> Path:
-    host = settings.bind_host
+    host = settings.code_host
     flink_data = data_dir(settings, "flink")
     for sub in ("tmp", "web", "checkpoints", "savepoints"):
         (flink_data / sub).mkdir(parents=True, exist_ok=True)

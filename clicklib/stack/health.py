@@ -72,16 +72,38 @@ def cassandra(settings: Settings) -> Probe:
         row = session.execute("SELECT release_version FROM system.local", timeout=10).one()
         return Probe(True, f"Cassandra {row.release_version}")
     except NoHostAvailable as exc:
-        if refused_login(exc) and settings.secure:
-            # On its first start the node knows only its default role: answering with a refused
-            # login is as healthy as it gets until clicklib's roles are made.
+        refused = refused_login(exc)
+        if refused and settings.secure and _default_role_answers(settings):
+            # On its first start the node knows only its default role: that is as healthy as it
+            # gets until clicklib's roles are made (access.secure_cassandra).
             return Probe(True, "answers CQL (clicklib's roles not made yet)")
-        return Probe(False, f"CQL: {refused_login(exc) or 'no host answers'}")
+        return Probe(False, f"CQL: {refused or 'no host answers'}")
     except Exception as exc:  # the driver raises many unrelated types while a node starts
         return Probe(False, f"CQL: {str(exc)[:120]}")
     finally:
         cluster.shutdown()
         logging.getLogger("cassandra").setLevel(previous)
+
+
+def _default_role_answers(settings: Settings) -> bool:
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+
+    from clicklib.access import DEFAULT_CASSANDRA_LOGIN
+
+    cluster = Cluster(
+        settings.cassandra_contact_points,
+        port=settings.cassandra_port,
+        connect_timeout=settings.probe_timeout,
+        auth_provider=PlainTextAuthProvider(*DEFAULT_CASSANDRA_LOGIN),
+    )
+    try:
+        cluster.connect()
+        return True
+    except Exception:  # refused, or not answering: either way not a node waiting for clicklib
+        return False
+    finally:
+        cluster.shutdown()
 
 
 def connect(settings: Settings) -> Probe:

@@ -163,7 +163,8 @@ def _format_kafka_storage(settings: Settings, java: str) -> None:
         return
     data.mkdir(parents=True, exist_ok=True)
     # The admin login has to exist before the broker can log in to itself; the other users
-    # are added through it once the broker is up (kafka_access).
+    # are added through it once the broker is up (access.secure_stack). Kafka's formatter takes
+    # it on its command line only: for the seconds it runs, other local users could read it.
     admin = secrets.local_credentials(settings, create=True)["kafka"]["admin"] if settings.secure else ""
     scram = ["--add-scram", f"{secrets.LOCAL_MECHANISM}=[name=admin,password={admin}]"] if admin else []
     command = [
@@ -179,7 +180,14 @@ def _format_kafka_storage(settings: Settings, java: str) -> None:
         str(configs.kafka_properties(settings)),
         *scram,
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired:
+        # Not the exception itself: its message holds the command line, the admin password with it.
+        raise ServiceStartError(
+            f"kafka: formatting the KRaft storage in {data} took over 120 s; remove that folder and try again",
+            service="kafka",
+        ) from None
     if result.returncode != 0:
         output = result.stdout + result.stderr
         raise ServiceStartError(

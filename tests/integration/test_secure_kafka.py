@@ -21,6 +21,7 @@ from clicklib.definition import load
 from clicklib.exceptions import KafkaError
 from clicklib.kafka import KafkaClient
 from clicklib.settings import Settings
+from clicklib.stack import process
 from clicklib.topics import RAW, VALID
 
 from .conftest import free_ports
@@ -65,12 +66,14 @@ def test_an_anonymous_client_is_turned_away_at_once(secure_kafka):
     settings, _ = secure_kafka
     error = first_error({"bootstrap.servers": settings.bootstrap_servers})
     assert error.code() in (ConfluentError._TRANSPORT, ConfluentError._ALL_BROKERS_DOWN), error
-    # clicklib's own client, without the login, says so instead of waiting out its timeout.
+    # clicklib's own client, without the login, fails at once instead of waiting out its timeout,
+    # where the same client with the login is served.
     anonymous = Settings(home=settings.home, kafka_port=settings.kafka_port, request_timeout=60)
     started = time.monotonic()
     with pytest.raises(KafkaError, match="want a login"):
         KafkaClient(anonymous).topic_names()
     assert time.monotonic() - started < anonymous.request_timeout / 2
+    assert isinstance(KafkaClient(settings).topic_names(), set)
 
 
 def test_a_wrong_password_is_refused_as_a_failed_login(secure_kafka):
@@ -182,13 +185,13 @@ def test_no_generated_password_is_shown_logged_or_written_outside_the_secrets(se
         check=False,
     )
     assert "kafka" in status.stdout
-    shown = [*up_lines, status.stdout, status.stderr, repr(settings), str(settings.to_env().keys())]
-    for path in (settings.home / "logs").rglob("*"):
-        if path.is_file():
-            shown.append(path.read_text(errors="replace"))
-    for path in (settings.home / "conf").rglob("*"):
-        if path.is_file():
-            shown.append(path.read_text(errors="replace"))
-    assert len(shown) > 4
+    shown = [*up_lines, status.stdout, status.stderr, repr(settings)]
+    for folder in ("logs", "conf", "run"):
+        for path in (settings.home / folder).rglob("*"):
+            if path.is_file():
+                shown.append(path.read_text(errors="replace"))
+    # The command lines of the running services, which any local user may read.
+    shown += [" ".join(proc.cmdline()) for proc in process.stack_processes(settings)]
+    assert any("kafka.Kafka" in text for text in shown) and any("SCRAM" in text for text in shown)
     for password in passwords:
         assert not any(password in text for text in shown)

@@ -94,8 +94,13 @@ def test_cassandra_creates_inserts_and_reads(live_stack, unique_name):
 def test_flink_takes_no_jar_from_the_web(live_stack):
     config = requests.get(f"{live_stack.flink_rest_url}/config", timeout=10).json()
     assert config["features"]["web-submit"] is False
-    # With web submission off Flink refuses the upload (400 "POST request not allowed").
-    upload = requests.post(f"{live_stack.flink_rest_url}/jars/upload", files={"jarfile": b"x"}, timeout=10)
+    # With web submission on, /jars lists the uploaded jars and an upload named *.jar is kept.
+    assert requests.get(f"{live_stack.flink_rest_url}/jars", timeout=10).status_code == 404
+    upload = requests.post(
+        f"{live_stack.flink_rest_url}/jars/upload",
+        files={"jarfile": ("probe.jar", b"PK\x05\x06" + bytes(18), "application/x-java-archive")},
+        timeout=10,
+    )
     assert upload.status_code >= 400, upload.text[:200]
 
 

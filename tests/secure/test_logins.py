@@ -21,6 +21,7 @@ from clicklib import produce, secrets
 from clicklib.generate import generate
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
+from clicklib.stack import process
 
 
 def cql(settings: Settings, login: tuple[str, str] | None):
@@ -97,10 +98,13 @@ def test_no_generated_password_is_in_logs_configs_job_graphs_or_cli_output(runni
         )
         assert result.returncode == 0, result.stdout + result.stderr
         texts[" ".join(command)] = result.stdout + result.stderr
-    for folder in ("logs", "conf"):
+    for folder in ("logs", "conf", "run"):
         for path in (settings.home / folder).rglob("*"):
             if path.is_file():
                 texts[str(path)] = path.read_text(errors="replace")
+    # The command lines of the running services, which any local user may read.
+    for proc in process.stack_processes(settings):
+        texts[f"process {proc.pid}"] = " ".join(proc.cmdline())
     flink = settings.flink_rest_url
     jobs = requests.get(f"{flink}/jobs/overview", timeout=10).json()["jobs"]
     assert any(job["state"] == "RUNNING" for job in jobs)
