@@ -47,13 +47,12 @@ differential: $(STAMP)
 
 # One pytest session: the stack fixture comes up once for the tests and the notebooks, and
 # goes down at the end when it was not running before, even when a test failed. Then the
-# secure profile's session (test-secure), which runs the pipeline's end-to-end tests
-# (test_pipeline.py) with every client logging in; the fault suite and the notebooks hold the
-# default profile to the same exactness.
+# secure profile's session (test-secure), which runs the pipeline's end-to-end tests again
+# with every client logging in.
 test: lint jars browser java-vectors differential
 	@$(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
 	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax --durations=15 \
-		--ignore=tests/secure --ignore=tests/integration/test_pipeline.py; rc=$$?; \
+		--ignore=tests/secure; rc=$$?; \
 	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; \
 	$(MAKE) --no-print-directory test-secure || rc=1; \
 	exit $$rc
