@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clicklib.secrets import LOCAL_MECHANISM, kafka_java_options
+from clicklib.secrets import LOCAL_MECHANISM, kafka_java_options, secrets_dir
 from clicklib.settings import Settings
 
 
@@ -105,6 +105,8 @@ allow.everyone.if.no.acl.found=false
 
 
 def connect_properties(settings: Settings) -> Path:
+    # The file config provider below may read only there, and Connect refuses a path that is missing.
+    secrets_dir(settings).mkdir(mode=0o700, parents=True, exist_ok=True)
     return _write(
         conf_dir(settings) / "connect" / "connect-distributed.properties",
         f"""\

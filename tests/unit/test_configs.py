@@ -35,6 +35,9 @@ def test_cassandra_binds_the_configured_ports(tmp_path):
 
 def test_connect_reaches_kafka_and_listens_where_settings_say(tmp_path):
     text = configs.connect_properties(moved(tmp_path)).read_text()
+    # Connect refuses to start when the one folder its file config provider may read is missing.
+    assert f"config.providers.file.param.allowed.paths={tmp_path / 'secrets'}" in text
+    assert (tmp_path / "secrets").is_dir()
     assert "bootstrap.servers=127.0.0.1:19092" in text
     assert "listeners=http://127.0.0.1:18083" in text
 
