@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -111,13 +112,28 @@ class CassandraClient:
 
     def execute(self, cql: str, params: Any = None, what: str = "") -> Any:
         try:
-            return self.session.execute(cql, params, timeout=self.timeout)
+            return self._while_reconnecting(lambda: self.session.execute(cql, params, timeout=self.timeout))
         except CassandraError:
             raise
         except Exception as exc:  # the driver's errors share no useful base class
             raise CassandraError(
                 f"cassandra at {self.address} refused {what or '`' + cql.splitlines()[0] + '`'}: {exc}", self.address
             ) from exc
+
+    def _while_reconnecting(self, request: Callable[[], Any]) -> Any:
+        """Run ``request``, waiting up to the timeout while the driver has no node to send it to.
+
+        After a node restarts, the session finds it again within seconds (the reconnection
+        policy above); until then the driver tries no host at all and fails at once. A node that
+        was tried and failed is a real error, and is raised as it is."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return request()
+            except NoHostAvailable as exc:
+                if exc.errors or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def apply_schema(self, statements: Sequence[str]) -> None:
         """Create the keyspace and tables that do not exist yet."""
@@ -143,7 +159,9 @@ class CassandraClient:
         """Run a CQL query and return every row as a DataFrame, fetching page by page."""
         statement = SimpleStatement(cql, fetch_size=page_size)
         try:
-            result = self.session.execute(statement, params, timeout=self.timeout, execution_profile=DICTS)
+            result = self._while_reconnecting(
+                lambda: self.session.execute(statement, params, timeout=self.timeout, execution_profile=DICTS)
+            )
             rows = list(result)  # iterating the result set fetches the following pages
         except CassandraError:
             raise
