@@ -1,5 +1,5 @@
-"""Credentials: the passwords the secure local profile generates, and the client settings
-every connection to Kafka uses.
+"""Credentials: the passwords the secure local profile generates, and the logins every
+client of Kafka, Cassandra and Connect's REST API uses.
 
 The secure profile (``CLICKLIB_SECURE=1``) gives each component its own Kafka principal:
 
@@ -8,12 +8,15 @@ The secure profile (``CLICKLIB_SECURE=1``) gives each component its own Kafka pr
 - ``flink``: the SQL jobs, reading and writing the pipeline's topics;
 - ``connect``: the Connect worker and its sinks.
 
-Their passwords are made on the first ``stack up`` into ``<home>/secrets/credentials.json``
-(mode 0600, in a folder of mode 0700). The JVMs read theirs from JAAS files written beside it,
-so no password is ever in a command line, a config under ``<home>/conf``, or SQL text.
+and its own Cassandra role (``clicklib_admin``, ``clicklib_sink``, ``clicklib_reader``), and
+Connect's REST API one user (``clicklib``). Their passwords are made on the first ``stack up``
+into ``<home>/secrets/credentials.json`` (mode 0600, in a folder of mode 0700). The JVMs read
+theirs from files written beside it, so no password is in the command line of a running
+service, a config under ``<home>/conf``, or SQL text (Kafka's storage formatter, run once on
+the first start, is the one exception: see services.py).
 
-Against another cluster, ``CLICKLIB_KAFKA_USERNAME`` and ``CLICKLIB_KAFKA_PASSWORD`` (with the
-protocol and mechanism) are used by every clicklib client instead.
+Against another cluster, the ``CLICKLIB_*_USERNAME`` and ``CLICKLIB_*_PASSWORD`` settings are
+used by every clicklib client instead.
 """
 
 from __future__ import annotations
