@@ -174,8 +174,8 @@ def _format_kafka_storage(settings: Settings, java: str) -> None:
         classpath(settings, "kafka"),
         "kafka.tools.StorageTool",
         "format",
-        "--cluster-id",
-        new_cluster_id(),
+        # One argument with "=": an id may start with "-", which would otherwise read as an option.
+        f"--cluster-id={new_cluster_id()}",
         "--config",
         str(configs.kafka_properties(settings)),
         *scram,

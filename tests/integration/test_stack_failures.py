@@ -12,7 +12,7 @@ import pytest
 
 from clicklib import stack
 from clicklib.exceptions import DependencyResolutionError, PortInUseError, ServiceStartError
-from clicklib.stack import jars, process
+from clicklib.stack import configs, jars, process, services
 
 
 def test_a_taken_port_stops_up_before_anything_starts(live_stack, isolated_settings):
@@ -49,6 +49,14 @@ def test_up_kafka_alone_on_other_ports_then_down_leaves_nothing(live_stack, isol
     assert [b.port for b in metadata.brokers.values()] == [isolated_settings.kafka_port]
     assert stack.down(isolated_settings) == ["kafka"]
     assert process.stack_processes(isolated_settings) == []
+
+
+def test_a_cluster_id_that_starts_with_a_dash_still_formats_the_storage(isolated_settings, monkeypatch):
+    # About one new id in 64 starts with "-"; Kafka's formatter must not read it as an option.
+    monkeypatch.setattr(services, "new_cluster_id", lambda: "-Zq3c1nXQy2h5mB1k0oQ7w")
+    services.PROCESSES["kafka"].prepare(isolated_settings, process.find_java(isolated_settings))
+    meta = (configs.data_dir(isolated_settings, "kafka") / "meta.properties").read_text()
+    assert "cluster.id=-Zq3c1nXQy2h5mB1k0oQ7w" in meta
 
 
 def test_an_unresolvable_artifact_is_named(tmp_path, monkeypatch, settings):
