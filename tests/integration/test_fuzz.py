@@ -87,7 +87,8 @@ def test_ten_thousand_mutated_messages_are_each_accounted_for_once_as_python_say
     # Later events on every partition close every window and session of the fuzzed ones.
     closing = generate(200, seed=7, start_ms=now_ms + 35 * 60_000)
     assert produce.produce(pipeline, closing, show_progress=False).failed == 0
-    pipeline.wait_settled(timeout=900)
+    # Its time mark reaches every partition first: no wait for the partitions to fall idle.
+    pipeline.wait_settled(timeout=900, windows=False)
     assert restarts(pipeline) == jobs_before, "a job restarted"
 
     # Invalid: in the dead-letter topic once, where it was read, with Python's reason.

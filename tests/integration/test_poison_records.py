@@ -94,7 +94,8 @@ def test_malformed_records_in_every_internal_topic_are_dead_lettered_and_no_job_
     # ...and the events around it come out exact: every clean event stored, every window right.
     closing = generate(300, seed=43, start_ms=max(e.date for e in after.events) + 3_600_000)
     assert produce.produce(pipeline, closing, show_progress=False).failed == 0
-    pipeline.wait_settled(timeout=600)
+    # Its time mark reaches every partition first: no wait for the partitions to fall idle.
+    pipeline.wait_settled(timeout=600, windows=False)
     assert restarts(pipeline) == jobs_before
 
     both = Workload(before.profiles + after.profiles, before.records + after.records)
