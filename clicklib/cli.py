@@ -111,6 +111,17 @@ def stack_resolve() -> None:
         console.print("jars are current")
 
 
+@stack.command("compose-secrets")
+def stack_compose_secrets() -> None:
+    """Write the logins the secure docker-compose profile's containers read (CLICKLIB_SECURE=1)."""
+    from clicklib.stack import compose
+
+    with _clear_errors():
+        folder = compose.write_compose_secrets(get_settings())
+        console.print(f"logins for docker-compose.secure.yml written to {folder} (mounted at {compose.MOUNT})")
+        console.print("next: docker compose -f docker-compose.yml -f docker-compose.secure.yml up -d --wait")
+
+
 @stack.command("down")
 @click.argument("services", nargs=-1)
 def stack_down(services: tuple[str, ...]) -> None:

@@ -156,12 +156,12 @@ def _jaas_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _login_module(module: str, **options: str) -> str:
+def login_module(module: str, **options: str) -> str:
     fields = "".join(f"\n  {key}={_jaas_quote(value)}" for key, value in options.items())
     return f"  {module} required{fields};"
 
 
-def _kafka_client_section(settings: Settings, principal: str, shaded: bool) -> str:
+def kafka_client_section(settings: Settings, principal: str, shaded: bool) -> str:
     """A JAAS KafkaClient section logging ``principal`` in, or "" when no login is needed."""
     protocol, mechanism = kafka_protocol(settings)
     login = kafka_login(settings, principal) if "SASL" in protocol else None
@@ -170,7 +170,7 @@ def _kafka_client_section(settings: Settings, principal: str, shaded: bool) -> s
     package = "org.apache.kafka.common.security."
     module = "scram.ScramLoginModule" if (mechanism or "PLAIN").startswith("SCRAM") else "plain.PlainLoginModule"
     prefix = FLINK_KAFKA_SHADE if shaded else ""
-    return "KafkaClient {\n" + _login_module(prefix + package + module, username=login[0], password=login[1]) + "\n};\n"
+    return "KafkaClient {\n" + login_module(prefix + package + module, username=login[0], password=login[1]) + "\n};\n"
 
 
 def kafka_client_jaas(settings: Settings, principal: str, shaded: bool = False) -> Path | None:
@@ -178,20 +178,31 @@ def kafka_client_jaas(settings: Settings, principal: str, shaded: bool = False) 
 
     ``shaded`` names the login modules as Flink's Kafka connector relocates them.
     """
-    section = _kafka_client_section(settings, principal, shaded)
+    section = kafka_client_section(settings, principal, shaded)
     return private_file(secrets_dir(settings) / f"kafka-client-{principal}.jaas", section) if section else None
 
 
-def connect_jaas(settings: Settings) -> Path | None:
-    """The Connect worker's JAAS file: its Kafka login, and who may use its REST API."""
-    text = _kafka_client_section(settings, "connect", shaded=False)
+def connect_users_text(settings: Settings) -> str:
+    """Who may use Connect's REST API, as its basic authentication extension reads them."""
+    return "".join(f"{user}={local_credentials(settings)['connect'][user]}\n" for user in CONNECT_USERS)
+
+
+def connect_jaas_text(settings: Settings, users_file: str) -> str:
+    """The Connect worker's JAAS sections: its Kafka login, and (secure profile) the file that
+    holds who may use its REST API, at ``users_file`` as the worker sees it."""
+    text = kafka_client_section(settings, "connect", shaded=False)
     if settings.secure:
-        users = secrets_dir(settings) / "connect-users.properties"
-        private_file(
-            users, "".join(f"{user}={local_credentials(settings)['connect'][user]}\n" for user in CONNECT_USERS)
-        )
         module = "org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule"
-        text += "KafkaConnect {\n" + _login_module(module, file=str(users)) + "\n};\n"
+        text += "KafkaConnect {\n" + login_module(module, file=users_file) + "\n};\n"
+    return text
+
+
+def connect_jaas(settings: Settings) -> Path | None:
+    """The local Connect worker's JAAS file: its Kafka login, and who may use its REST API."""
+    users = secrets_dir(settings) / "connect-users.properties"
+    if settings.secure:
+        private_file(users, connect_users_text(settings))
+    text = connect_jaas_text(settings, str(users))
     return private_file(secrets_dir(settings) / "connect.jaas", text) if text else None
 
 
@@ -223,21 +234,33 @@ def sink_password_file(settings: Settings) -> Path | None:
     return private_file(sink_password_path(settings), f"password={login[1]}\n")
 
 
+SINK_PASSWORD_FILE = "cassandra-sink.properties"
+
+
 def sink_password_path(settings: Settings) -> Path:
-    return secrets_dir(settings) / "cassandra-sink.properties"
+    return secrets_dir(settings) / SINK_PASSWORD_FILE
+
+
+def sink_password_reference(settings: Settings) -> str:
+    """What the connector configs hold instead of the sinks' password: a reference the Connect
+    worker resolves from the password file, at the path the worker sees it."""
+    folder = settings.connect_secrets_dir or str(secrets_dir(settings))
+    return f"${{file:{folder.rstrip('/')}/{SINK_PASSWORD_FILE}:password}}"
+
+
+def kafka_server_jaas_text(password: str, client_listeners: tuple[str, ...]) -> str:
+    """A broker's JAAS sections: SCRAM on each client listener (the broker logs in to itself as
+    ``admin`` on them), PLAIN on the controller listener."""
+    package = "org.apache.kafka.common.security."
+    scram = login_module(package + "scram.ScramLoginModule", username="admin", password=password)
+    plain = login_module(package + "plain.PlainLoginModule", username="admin", password=password, user_admin=password)
+    sections = [f"{listener}.KafkaServer {{\n{scram}\n}};\n" for listener in client_listeners]
+    return "".join(sections) + f"controller.KafkaServer {{\n{plain}\n}};\n"
 
 
 def kafka_server_jaas(settings: Settings) -> Path:
-    """The broker's JAAS file: SCRAM on the client listener, PLAIN between broker and controller."""
-    password = local_credentials(settings)["kafka"]["admin"]
-    package = "org.apache.kafka.common.security."
-    text = (
-        "sasl_plaintext.KafkaServer {\n"
-        + _login_module(package + "scram.ScramLoginModule", username="admin", password=password)
-        + "\n};\ncontroller.KafkaServer {\n"
-        + _login_module(package + "plain.PlainLoginModule", username="admin", password=password, user_admin=password)
-        + "\n};\n"
-    )
+    """The local broker's JAAS file (its client listener is named after its protocol)."""
+    text = kafka_server_jaas_text(local_credentials(settings)["kafka"]["admin"], ("sasl_plaintext",))
     return private_file(secrets_dir(settings) / "kafka-server.jaas", text)
 
 

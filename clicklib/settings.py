@@ -137,6 +137,9 @@ class Settings:
     # from the client addresses only when the services run in containers.
     flink_bootstrap_servers: str = ""
     connect_cassandra_hosts: str = ""
+    # The folder of clicklib's secrets (<home>/secrets) as the Connect worker sees it: the sinks
+    # read their Cassandra password from there. Empty: the same path.
+    connect_secrets_dir: str = ""
     raw_partitions: int = 3
     replication_factor: int = 1
     watermark_delay_seconds: int = 5

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from clicklib.exceptions import TemplateError
-from clicklib.secrets import cassandra_login, kafka_java_options, sink_password_path
+from clicklib.secrets import cassandra_login, kafka_java_options, sink_password_reference
 from clicklib.settings import Settings
 from clicklib.topics import TOPICS, topic_name
 
@@ -39,7 +39,7 @@ def placeholders(settings: Settings) -> dict[str, str]:
             # The sinks' Cassandra login; the password as a reference the Connect worker resolves
             # from a private file (secrets.sink_password_file), never the password itself.
             "cassandra_sink_username": sink_login[0] if sink_login else "",
-            "cassandra_sink_password": f"${{file:{sink_password_path(settings)}:password}}" if sink_login else "",
+            "cassandra_sink_password": sink_password_reference(settings) if sink_login else "",
             "cassandra_ssl_ca": settings.cassandra_ssl_ca,
             "replication_factor": str(settings.replication_factor),
             "watermark_delay_seconds": str(settings.watermark_delay_seconds),

@@ -129,15 +129,22 @@ listeners=http://{settings.bind_host}:{settings.connect_port}
 rest.advertised.host.name={settings.bind_host}
 rest.advertised.port={settings.connect_port}
 plugin.path={settings.home / "jars" / "connect-plugins"}
+{connect_secret_provider(str(secrets_dir(settings)))}{connect_kafka_security(settings)}\
+{CONNECT_SECURE if settings.secure else ""}""",
+    )
+
+
+def connect_secret_provider(folder: str) -> str:
+    """Worker properties that let connector configs name a secret in ``folder`` by reference."""
+    return f"""\
 # Connector configs may name a secret by reference, ${{file:path:key}}: the sinks' Cassandra
 # password is given so, and Connect's REST API shows only the reference.
 config.providers=file
 config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
 # ... and only from clicklib's secrets: anyone who may call the REST API could otherwise have the
 # worker read any file it can.
-config.providers.file.param.allowed.paths={settings.home / "secrets"}
-{_connect_kafka_security(settings)}{CONNECT_SECURE if settings.secure else ""}""",
-    )
+config.providers.file.param.allowed.paths={folder}
+"""
 
 
 # The secure profile: every REST request must carry a user and password (the JAAS file's
@@ -147,7 +154,7 @@ CONNECT_SECURE = (
 )
 
 
-def _connect_kafka_security(settings: Settings) -> str:
+def connect_kafka_security(settings: Settings) -> str:
     """The worker's Kafka login settings, for itself and the clients it makes for connectors;
     the password comes from the JAAS file the process is given."""
     options = kafka_java_options(settings)

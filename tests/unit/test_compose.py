@@ -22,6 +22,7 @@ import pytest
 import yaml
 from jsonschema import validators
 
+from clicklib import secrets
 from clicklib.exceptions import DependencyResolutionError
 from clicklib.settings import Settings
 from clicklib.stack.jars import pip_download
@@ -464,3 +465,156 @@ def test_flink_keeps_checkpoints_and_savepoints_in_a_volume(services: dict) -> N
         properties = services[name]["environment"]["FLINK_PROPERTIES"]
         assert "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION" in properties
         assert "flink-state:/opt/flink/state" in services[name]["volumes"]
+
+
+# --------------------------------------------------------------------------- the secure profile
+
+SECURE_FILE = ROOT / "docker-compose.secure.yml"
+SECURE_SCRIPTS = ROOT / "docker" / "secure"
+# kafka-acls.sh --operation takes these names (Kafka's AclOperation, in camel case).
+ACL_OPERATIONS = {
+    "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "DescribeConfigs",
+    "AlterConfigs", "IdempotentWrite", "CreateTokens", "DescribeTokens", "All",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def secure_services() -> dict:
+    return yaml.safe_load(SECURE_FILE.read_text())["services"]
+
+
+@pytest.fixture()
+def compose_files(tmp_path: Path) -> tuple[Settings, Path]:
+    from clicklib.stack import compose
+
+    settings = Settings(home=tmp_path / "home", secure=True)
+    return settings, compose.write_compose_secrets(settings)
+
+
+def test_the_secure_profile_matches_the_compose_specification(compose_schema: dict) -> None:
+    cls = _validator_class(compose_schema)
+    errors = list(
+        cls(compose_schema, format_checker=_format_checker()).iter_errors(yaml.safe_load(SECURE_FILE.read_text()))
+    )
+    assert not errors, [e.message for e in errors]
+
+
+def test_the_secure_profile_publishes_nothing_more(secure_services: dict, services: dict) -> None:
+    assert [name for name, service in secure_services.items() if "ports" in service] == []
+    assert set(secure_services) - set(services) == {"kafka-access", "cassandra-access"}
+
+
+def test_every_login_file_the_secure_profile_reads_is_written(secure_services: dict, compose_files) -> None:
+    _, folder = compose_files
+    texts = [SECURE_FILE.read_text(), *(script.read_text() for script in SECURE_SCRIPTS.glob("*.sh"))]
+    named = {name for text in texts for name in re.findall(r"/run/clicklib/([\w.-]*\w)", text)}
+    assert named, "the secure profile names no file under /run/clicklib"
+    assert named <= {path.name for path in folder.iterdir()}
+    scripts = {name for text in texts for name in re.findall(r"/opt/clicklib/([\w.-]*\w)", text)}
+    assert scripts and scripts <= {path.name for path in SECURE_SCRIPTS.iterdir()}
+
+
+def test_the_login_files_are_readable_by_the_containers_and_hidden_from_other_users(compose_files) -> None:
+    _, folder = compose_files
+    assert folder.parent.stat().st_mode & 0o777 == 0o700
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert {path.stat().st_mode & 0o777 for path in folder.iterdir()} == {0o644}
+    passwords = json.loads((folder.parent / "credentials.json").read_text())
+    # The same passwords as the local secure profile: one set of logins for the host's clients.
+    assert f"admin={passwords['kafka']['admin']}" in (folder / "kafka-users.properties").read_text()
+    assert f"password={passwords['cassandra']['sink']}" in (folder / "cassandra-sink.properties").read_text()
+
+
+def test_the_secure_profile_is_written_only_for_the_secure_profile(tmp_path: Path) -> None:
+    from clicklib.exceptions import SettingsError
+    from clicklib.stack import compose
+
+    with pytest.raises(SettingsError, match="CLICKLIB_SECURE=1"):
+        compose.write_compose_secrets(Settings(home=tmp_path))
+
+
+def test_no_password_is_in_the_compose_files_or_their_environment(secure_services: dict, compose_files) -> None:
+    settings, _ = compose_files
+    passwords = [p for system in secrets.local_credentials(settings).values() for p in system.values()]
+    for text in (SECURE_FILE.read_text(), COMPOSE_FILE.read_text()):
+        assert not [p for p in passwords if p in text]
+    environment = json.dumps([s.get("environment", {}) for s in secure_services.values()])
+    assert "password" not in environment.lower()
+
+
+def test_the_brokers_jaas_sections_name_the_compose_listeners(secure_services: dict, compose_files) -> None:
+    _, folder = compose_files
+    environment = secure_services["kafka"]["environment"]
+    listeners = {item.split(":")[0].lower() for item in environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")}
+    sections = set(re.findall(r"^(\w+)\.KafkaServer", (folder / "kafka-server.jaas").read_text(), re.MULTILINE))
+    assert sections == listeners
+    assert environment["KAFKA_OPTS"].endswith("/run/clicklib/kafka-server.jaas")
+
+
+def test_the_connect_rules_are_the_local_stacks_as_kafka_acls_arguments(compose_files) -> None:
+    from clicklib import access
+
+    _, folder = compose_files
+    lines = (folder / "kafka-acls.txt").read_text().splitlines()
+    assert len(lines) == len(access.stack_rules())
+    for line, (principal, kind, name, pattern, operation) in zip(lines, access.stack_rules(), strict=True):
+        words = line.split()
+        options = dict(zip(words[::2], words[1::2], strict=True))
+        assert options["--allow-principal"] == f"User:{principal}"
+        assert options["--operation"] in ACL_OPERATIONS
+        assert options["--operation"].lower() == operation.name.replace("_", "").lower()
+        assert options[{"TOPIC": "--topic", "GROUP": "--group"}[kind.name]] == name
+        assert options["--resource-pattern-type"] == pattern.name.lower()
+
+
+def test_the_connect_worker_of_the_secure_profile_logs_in_and_asks_for_one(compose_files) -> None:
+    _, folder = compose_files
+    worker = _properties(folder / "connect-distributed.properties")
+    docker = _properties(WORKER_PROPERTIES)
+    assert {key: worker[key] for key in docker} == docker  # the compose worker, with more
+    for prefix in ("", "producer.", "consumer.", "admin."):
+        assert worker[f"{prefix}security.protocol"] == "SASL_PLAINTEXT"
+    assert worker["config.providers.file.param.allowed.paths"] == "/run/clicklib"
+    assert worker["rest.extension.classes"].endswith("BasicAuthSecurityRestExtension")
+    assert 'file="/run/clicklib/connect-users.properties"' in (folder / "connect.jaas").read_text()
+
+
+def test_the_sink_connectors_name_their_password_where_connect_sees_it(tmp_path: Path) -> None:
+    local = Settings(home=tmp_path, secure=True)
+    assert secrets.sink_password_reference(local) == f"${{file:{secrets.sink_password_path(local)}:password}}"
+    in_compose = Settings(home=tmp_path, secure=True, connect_secrets_dir="/run/clicklib/")
+    assert secrets.sink_password_reference(in_compose) == "${file:/run/clicklib/cassandra-sink.properties:password}"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in SECURE_SCRIPTS.glob("*.sh")))
+def test_the_secure_scripts_are_valid_bash(script: str) -> None:
+    import subprocess
+
+    checked = subprocess.run(["bash", "-n", str(SECURE_SCRIPTS / script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_kafka_start_formats_with_the_compose_settings_and_every_login(
+    secure_services: dict, services: dict, compose_files
+) -> None:
+    import subprocess
+
+    _, folder = compose_files
+    environment = {**services["kafka"]["environment"], **secure_services["kafka"]["environment"]}
+    environment = {name: str(value) for name, value in environment.items()}
+    script = SECURE_SCRIPTS / "kafka-start.sh"
+    listed = subprocess.run(
+        ["bash", "-c", f'source "{script}"; server_properties; printf "\\n--\\n"; scram_arguments'],
+        env={**environment, "PATH": os.environ["PATH"], "USERS": str(folder / "kafka-users.properties")},
+        capture_output=True,
+        check=True,
+    )
+    properties, scram = listed.stdout.split(b"\n--\n")
+    rendered = dict(line.split("=", 1) for line in properties.decode().splitlines())
+    assert rendered["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
+    assert rendered["inter.broker.listener.name"] == "INTERNAL"
+    assert rendered["node.id"] == "1" and rendered["log.dirs"] == "/var/lib/kafka/data"
+    arguments = [a.decode() for a in scram.split(b"\0") if a]
+    users = sorted(re.findall(r"SCRAM-SHA-256=\[name=(\w+),password=[\w-]+\]", " ".join(arguments)))
+    assert arguments[::2] == ["--add-scram"] * len(users)
+    assert users == sorted(secrets.KAFKA_PRINCIPALS)

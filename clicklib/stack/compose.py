@@ -1,0 +1,112 @@
+"""The files the secure docker-compose profile (docker-compose.secure.yml) gives its containers.
+
+``clicklib stack compose-secrets`` writes them into ``<home>/secrets/compose/``, which the
+containers mount read-only at ``/run/clicklib``. They hold the same passwords as the local
+secure profile (``<home>/secrets/credentials.json``, made on first use), so every clicklib
+client on the host logs in to the containers as it does to the local stack.
+
+The scripts in ``docker/secure/`` read them: Kafka's storage is formatted with every
+component's SCRAM login, the Connect worker's access rules are added once Kafka is up, and
+Cassandra's default superuser is replaced by clicklib's roles.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+from pathlib import Path
+
+from confluent_kafka.admin import ResourceType
+
+from clicklib import access, resources, secrets
+from clicklib.exceptions import SettingsError
+from clicklib.settings import Settings
+from clicklib.stack import configs
+
+# Where the containers see the folder, and Connect's worker properties there.
+MOUNT = "/run/clicklib"
+# The broker's client listeners in docker-compose.secure.yml: the other containers' and the host's.
+CLIENT_LISTENERS = ("internal", "host")
+RESOURCE_OPTIONS = {
+    ResourceType.TOPIC: "--topic",
+    ResourceType.GROUP: "--group",
+    ResourceType.TRANSACTIONAL_ID: "--transactional-id",
+}
+
+
+def compose_dir(settings: Settings) -> Path:
+    return secrets.secrets_dir(settings) / "compose"
+
+
+def acl_arguments(rule: access.Rule) -> str:
+    """One access rule as the arguments of Kafka's ``kafka-acls.sh --add``."""
+    principal, kind, name, pattern, operation = rule
+    verb = "".join(word.capitalize() for word in operation.name.split("_"))
+    return (
+        f"--allow-principal User:{principal} --operation {verb} {RESOURCE_OPTIONS[kind]} {name} "
+        f"--resource-pattern-type {pattern.name.lower()}"
+    )
+
+
+def _properties(values: dict[str, str]) -> str:
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def compose_files(settings: Settings) -> dict[str, str]:
+    """Every file's name and text."""
+    credentials = secrets.local_credentials(settings, create=True)
+    kafka, cassandra = credentials["kafka"], credentials["cassandra"]
+    connect_user = secrets.CONNECT_USERS[0]
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    worker = (resources.connect_dir() / "connect-distributed.docker.properties").read_text()
+    return {
+        "kafka-server.jaas": secrets.kafka_server_jaas_text(kafka["admin"], CLIENT_LISTENERS),
+        "kafka-users.properties": _properties({name: kafka[name] for name in secrets.KAFKA_PRINCIPALS}),
+        # For Kafka's own tools in the containers: the health check and the access rules.
+        "kafka-admin.properties": _properties(
+            {
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": secrets.LOCAL_MECHANISM,
+                "sasl.jaas.config": secrets.login_module(scram, username="admin", password=kafka["admin"]).strip(),
+            }
+        ),
+        "kafka-acls.txt": "".join(f"{acl_arguments(rule)}\n" for rule in access.stack_rules()),
+        "flink.jaas": secrets.kafka_client_section(settings, "flink", shaded=True),
+        "connect.jaas": secrets.connect_jaas_text(settings, f"{MOUNT}/connect-users.properties"),
+        "connect-users.properties": secrets.connect_users_text(settings),
+        "connect-distributed.properties": worker
+        + "\n# The secure profile (written by `clicklib stack compose-secrets`).\n"
+        + configs.connect_secret_provider(MOUNT)
+        + configs.connect_kafka_security(settings)
+        + configs.CONNECT_SECURE,
+        # The health check's Authorization header.
+        "connect-login": base64.b64encode(f"{connect_user}:{credentials['connect'][connect_user]}".encode()).decode(),
+        "cassandra-roles.properties": _properties({role: cassandra[role] for role in secrets.CASSANDRA_ROLES}),
+        secrets.SINK_PASSWORD_FILE: _properties({"password": cassandra["sink"]}),
+    }
+
+
+def write_compose_secrets(settings: Settings) -> Path:
+    """Write the files; returns their folder."""
+    if not settings.secure:
+        raise SettingsError(
+            "the secure docker-compose profile uses the secure profile's logins: "
+            "run `CLICKLIB_SECURE=1 clicklib stack compose-secrets`"
+        )
+    folder = compose_dir(settings)
+    files = compose_files(settings)
+    # The containers run as users of their own (uids 1000, 999, 9999), so the files must be
+    # readable by anyone who reaches them; the secrets folder around them (mode 0700) keeps the
+    # other users of this machine out.
+    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder.parent, 0o700)
+    folder.mkdir(exist_ok=True)
+    os.chmod(folder, 0o755)
+    for name, text in files.items():
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, folder / name)
+    return folder

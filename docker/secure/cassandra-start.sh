@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Cassandra in the secure docker-compose profile: every session logs in with a role's password,
+# and a role may do only what it was granted. Then the image's own entry point runs.
+set -euo pipefail
+
+config=/etc/cassandra/cassandra.yaml
+sed -i \
+  -e 's/AllowAllAuthenticator/PasswordAuthenticator/' \
+  -e 's/AllowAllAuthorizer/CassandraAuthorizer/' \
+  "$config"
+if ! grep -q PasswordAuthenticator "$config" || ! grep -q CassandraAuthorizer "$config"; then
+  echo "cassandra: $config names no authenticator or authorizer to replace; the image changed" >&2
+  exit 1
+fi
+exec docker-entrypoint.sh "$@"
