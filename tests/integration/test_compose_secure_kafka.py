@@ -10,7 +10,6 @@ without one, or with a wrong one, is refused.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import time
@@ -95,7 +94,7 @@ def compose_kafka(tmp_path_factory, settings: Settings):
         [java, "-Xmx256m", jaas, "-cp", jars, "kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT
     )
     host_port = environment["KAFKA_ADVERTISED_LISTENERS"].split("HOST://127.0.0.1:")[1].split(",")[0]
-    served = dataclasses.replace(settings, kafka_port=int(host_port))
+    served = Settings(home=home, secure=True, kafka_port=int(host_port))
     try:
         yield served, home / "kafka.log"
     finally:
