@@ -61,7 +61,7 @@ def utc(epoch: float) -> str:
 def producer_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
     """clicklib.produce into a fresh raw topic that nothing reads."""
     with namespaced(base, namespace, warnings) as pipeline:
-        pipeline.kafka.create_topics(pipeline.definition.topics)
+        pipeline.create_topics()
         started = time.time()
         report = produce.produce_records(pipeline, workload.records, show_progress=False)
         check_delivered(report, len(workload.records))
@@ -79,7 +79,7 @@ def streaming_sql_alone(base: Settings, namespace: str, workload: Workload, warn
     """The jobs that make clean events (ingest and enrich) alone, over a raw topic filled before they start."""
     expected = clean_count(workload)
     with namespaced(base, namespace, warnings) as pipeline:
-        pipeline.kafka.create_topics(pipeline.definition.topics)
+        pipeline.create_topics()
         check_delivered(produce.produce(pipeline, workload, show_progress=False), len(workload.records))
         with Landing(pipeline) as landing:
             starts = submit_jobs(pipeline, list(CLEAN_JOBS))
@@ -112,8 +112,8 @@ def sink_alone(base: Settings, namespace: str, workload: Workload, warnings: lis
     """The events-by-user connector alone over a clean topic filled before it starts."""
     rows = clean_rows(workload)
     with namespaced(base, namespace, warnings) as pipeline:
-        pipeline.cassandra.apply_schema(pipeline.definition.schema)
-        pipeline.kafka.create_topics(pipeline.definition.topics)
+        pipeline.create_tables()
+        pipeline.create_topics()
         fill_clean_topic(pipeline, rows)
         client = pipeline.connect
         connector = pipeline.definition.connector("events_by_user")

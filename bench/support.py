@@ -16,7 +16,7 @@ from clicklib import produce, streaming_sql
 from clicklib.events import FIELDS
 from clicklib.exceptions import ClicklibError
 from clicklib.generate import Workload
-from clicklib.pipeline import Pipeline
+from clicklib.pipeline import Pipeline, unregister
 from clicklib.settings import Settings
 from clicklib.topics import CLEAN, SINK_DLQ
 
@@ -70,6 +70,9 @@ def teardown(pipeline: Pipeline) -> list[str]:
     problems = []
     groups = sorted({consumer.group for consumer in pipeline.definition.consumers})
     steps = (
+        # First, or the supervisor would start the stopped jobs again (it restarts a pipeline's
+        # jobs while the pipeline is registered as up).
+        ("stop the supervisor restarting its jobs", lambda: unregister(pipeline.settings)),
         ("cancel the Flink jobs", lambda: streaming_sql.stop(pipeline)),
         ("delete the connectors", lambda: pipeline.connect.unregister(pipeline.definition.connectors)),
         ("wait for the jobs to stop", lambda: streaming_sql.wait_stopped(pipeline)),
@@ -117,7 +120,8 @@ def clean_rows(workload: Workload) -> list[dict]:
 
 def fill_clean_topic(pipeline: Pipeline, rows: list[dict]) -> float:
     """Produce clean rows (JSON, keyed by event_id) into the clean topic; returns the seconds."""
-    producer = produce.make_producer(pipeline.kafka)
+    # Standing in for the jobs, it logs in as they do: the producer may not write this topic.
+    producer = produce.make_producer(pipeline.kafka, "flink")
     topic = pipeline.topic(CLEAN)
     failed: list[str] = []
 

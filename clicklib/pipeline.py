@@ -93,10 +93,7 @@ class Pipeline:
         """
         definition = self.definition
         with self.lock():
-            self.cassandra.apply_schema(definition.schema)
-            access.grant_keyspace(self.cassandra, self.settings)
-            self.cassandra.apply_ttls(self.settings.table_ttls, definition.tables)
-            secrets.sink_password_file(self.settings)
+            self.create_tables()
             for connector in definition.connectors:
                 self.connect.validate(connector)
             running = streaming_sql.running_jobs(self)
@@ -104,9 +101,7 @@ class Pipeline:
             streaming_sql.plan_starts(self, pending, fresh, drop_unrestorable)
             streaming_sql.check(self, pending)
 
-            self.kafka.create_topics(definition.topics)
-            self.kafka.set_topic_configs(definition.topics)
-            access.grant_pipeline(self.kafka, definition)
+            self.create_topics()
             existing = set(self.connect.names())
             try:
                 self.connect.register(definition.connectors, validated=True)
@@ -120,6 +115,19 @@ class Pipeline:
         report = self.status()
         report.started = {name: start.how for name, start in starts.items()}
         return report
+
+    def create_tables(self) -> None:
+        """The keyspace and its tables, what each role may do there, and the sinks' password file."""
+        self.cassandra.apply_schema(self.definition.schema)
+        access.grant_keyspace(self.cassandra, self.settings)
+        self.cassandra.apply_ttls(self.settings.table_ttls, self.definition.tables)
+        secrets.sink_password_file(self.settings)
+
+    def create_topics(self) -> None:
+        """The topics, with their settings, and what each component may do with them."""
+        self.kafka.create_topics(self.definition.topics)
+        self.kafka.set_topic_configs(self.definition.topics)
+        access.grant_pipeline(self.kafka, self.definition)
 
     def status(self) -> PipelineStatus:
         report = PipelineStatus()

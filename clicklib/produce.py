@@ -70,12 +70,12 @@ class ProduceReport:
         return text + (f"; first error: {self.errors[0]}" if self.errors else "")
 
 
-def make_producer(kafka: KafkaClient, **overrides: Any) -> Producer:
+def make_producer(kafka: KafkaClient, principal: str = "producer", **overrides: Any) -> Producer:
     # Idempotence with acks=all: a retried send is never written twice; lz4 and a short
     # linger batch the small JSON messages without adding visible latency. It logs in as the
     # producer, which the secure profile lets write only the topics events enter by.
     return kafka.producer(
-        "producer",
+        principal,
         **{
             "enable.idempotence": True,
             "acks": "all",
@@ -96,6 +96,7 @@ def _send(
     show_progress: bool,
 ) -> ProduceReport:
     report = ProduceReport(topic)
+    refused: list[DeliveryError] = []
 
     def on_delivery(error: DeliveryError | None, _: Message) -> None:
         if error is None:
@@ -104,6 +105,8 @@ def _send(
             report.failed += 1
             if len(report.errors) < 5:
                 report.errors.append(str(error))
+            if error.fatal() or "AUTHORIZATION" in error.name():
+                refused.append(error)
 
     # The bar counts what the broker acknowledged, not what was queued locally.
     progress = Progress(
@@ -130,6 +133,10 @@ def _send(
                         break
                     except BufferError:
                         producer.poll(0.1)  # the local queue is full: let deliveries drain it
+                    except KafkaException as exc:
+                        # A fatal refusal (an access rule, the producer's id): every later message
+                        # would be refused alike.
+                        raise KafkaError(_refusal(topic, exc.args[0])) from None
                 producer.poll(0)
                 if sent % 500 == 0:
                     elapsed = time.monotonic() - started
@@ -142,7 +149,21 @@ def _send(
         remaining = producer.flush(FLUSH_TIMEOUT)
     report.failed += remaining
     report.seconds = time.monotonic() - started
+    if refused:
+        # Not a message that could not be sent, but a producer that may send nothing there.
+        raise KafkaError(_refusal(topic, refused[0]) + f" ({report})")
     return report
+
+
+def _refusal(topic: str, error: DeliveryError) -> str:
+    text = f"kafka refused messages for {topic}: {error.str()}"
+    if "AUTHORIZATION" in error.name():
+        text += (
+            "; the producer's login may not write that topic: `clicklib pipeline up` lets the secure "
+            "profile's producer write the pipeline's input topics; on another cluster, ask for WRITE on "
+            f"{topic} for the user in CLICKLIB_KAFKA_USERNAME"
+        )
+    return text
 
 
 def publish_profiles(pipeline: Pipeline, profiles: list[UserProfile]) -> ProduceReport:

@@ -6,6 +6,7 @@ A broker of its own, on free ports, in its own home: the session's stack is not 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -16,10 +17,12 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import KafkaError as ConfluentError
 
-from clicklib import access, secrets, stack
+from clicklib import access, produce, secrets, stack
 from clicklib.definition import load
 from clicklib.exceptions import KafkaError
+from clicklib.generate import generate
 from clicklib.kafka import KafkaClient
+from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 from clicklib.stack import process
 from clicklib.topics import RAW, VALID
@@ -195,3 +198,14 @@ def test_no_generated_password_is_shown_logged_or_written_outside_the_secrets(se
     assert any("kafka.Kafka" in text for text in shown) and any("SCRAM" in text for text in shown)
     for password in passwords:
         assert not any(password in text for text in shown)
+
+
+def test_producing_where_the_producer_may_not_write_is_a_clear_error(secure_kafka):
+    settings, _ = secure_kafka
+    pipeline = Pipeline(dataclasses.replace(settings, namespace="refused_"))
+    pipeline.kafka.create_topics(pipeline.definition.topics)  # and no `pipeline up`: nothing granted
+    with pytest.raises(KafkaError) as refused:
+        produce.produce_records(pipeline, generate(50, seed=3).records, show_progress=False)
+    message = str(refused.value)
+    assert pipeline.topic(RAW) in message and "authorization" in message.lower()
+    assert "clicklib pipeline up" in message
