@@ -64,7 +64,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"# clicklib bench, {result['started_utc']}",
         "",
-        f"{params['events']:,} events per throughput stage (seed {params['seed']}); "
+        f"{params['events']:,} events per throughput stage (seed {params['seed']}), "
+        f"{'secure profile (every client logs in)' if params.get('secure') else 'default profile'}; "
         f"{host['logical_cpus']} CPUs ({host['cpu_model']}), {host['memory_total_mb'] / 1024:.1f} GiB; "
         f"load average {host['load_average_at_start'][0]} at start, {host['load_average_at_end'][0]} at end; "
         f"run took {result['duration_s']:.0f} s.",

@@ -91,6 +91,8 @@ def run(
             "clean_events": clean_count(workload),
             "cassandra_concurrency": stages.CASSANDRA_CONCURRENCY,
             "raw_partitions": settings.raw_partitions,
+            # The secure profile: every client logs in (SASL/SCRAM, Cassandra roles, Connect's REST).
+            "secure": settings.secure,
             "flink_parallelism": settings.flink_parallelism,
             "checkpoint_interval": settings.checkpoint_interval,
         },
