@@ -120,6 +120,10 @@ def stack_compose_secrets() -> None:
         folder = compose.write_compose_secrets(get_settings())
         console.print(f"logins for docker-compose.secure.yml written to {folder} (mounted at {compose.MOUNT})")
         console.print("next: docker compose -f docker-compose.yml -f docker-compose.secure.yml up -d --wait")
+        console.print(
+            "then, for clicklib on this machine: CLICKLIB_SECURE=1 CLICKLIB_FLINK_BOOTSTRAP_SERVERS=kafka:29092 "
+            f"CLICKLIB_CONNECT_CASSANDRA_HOSTS=cassandra CLICKLIB_CONNECT_SECRETS_DIR={compose.MOUNT}"
+        )
 
 
 @stack.command("down")

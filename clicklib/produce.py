@@ -105,7 +105,7 @@ def _send(
             report.failed += 1
             if len(report.errors) < 5:
                 report.errors.append(str(error))
-            if error.fatal() or "AUTHORIZATION" in error.name():
+            if _refuses_everything(error):
                 refused.append(error)
 
     # The bar counts what the broker acknowledged, not what was queued locally.
@@ -134,10 +134,15 @@ def _send(
                     except BufferError:
                         producer.poll(0.1)  # the local queue is full: let deliveries drain it
                     except KafkaException as exc:
+                        error = exc.args[0]
+                        if not _refuses_everything(error):
+                            raise
                         # A fatal refusal (an access rule, the producer's id): every later message
                         # would be refused alike.
-                        raise KafkaError(_refusal(topic, exc.args[0])) from None
+                        raise KafkaError(_refusal(topic, error)) from None
                 producer.poll(0)
+                if refused:
+                    break  # the rest would be refused alike: stop queueing them
                 if sent % 500 == 0:
                     elapsed = time.monotonic() - started
                     progress.update(task, completed=report.delivered, rate=report.delivered / elapsed)
@@ -153,6 +158,11 @@ def _send(
         # Not a message that could not be sent, but a producer that may send nothing there.
         raise KafkaError(_refusal(topic, refused[0]) + f" ({report})")
     return report
+
+
+def _refuses_everything(error: DeliveryError) -> bool:
+    """Whether Kafka will take no message from this producer for the topic (not one bad message)."""
+    return error.fatal() or "AUTHORIZATION" in error.name()
 
 
 def _refusal(topic: str, error: DeliveryError) -> str:

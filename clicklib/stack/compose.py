@@ -99,14 +99,21 @@ def write_compose_secrets(settings: Settings) -> Path:
     # The containers run as users of their own (uids 1000, 999, 9999), so the files must be
     # readable by anyone who reaches them; the secrets folder around them (mode 0700) keeps the
     # other users of this machine out.
-    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder.parent, 0o700)
-    folder.mkdir(exist_ok=True)
-    os.chmod(folder, 0o755)
-    for name, text in files.items():
-        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, folder / name)
+    try:
+        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(folder.parent, 0o700)
+        folder.mkdir(exist_ok=True)
+        os.chmod(folder, 0o755)
+        for name, text in files.items():
+            descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(text)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, folder / name)
+    except PermissionError as exc:
+        # Typically: `docker compose up` ran first and Docker made the folder, owned by root.
+        raise SettingsError(
+            f"cannot write the compose login files into {folder} ({exc.strerror}: {exc.filename}); "
+            "if Docker made that folder, remove it (sudo rm -r) and run this again"
+        ) from None
     return folder

@@ -8,7 +8,9 @@ sed -i \
   -e 's/AllowAllAuthenticator/PasswordAuthenticator/' \
   -e 's/AllowAllAuthorizer/CassandraAuthorizer/' \
   "$config"
-if ! grep -q PasswordAuthenticator "$config" || ! grep -q CassandraAuthorizer "$config"; then
+# Checked on the settings themselves, not the comments that also name these classes.
+if ! grep -Eq '^[^#]*(authenticator|class_name)[^#]*PasswordAuthenticator' "$config" \
+  || ! grep -Eq '^[^#]*(authorizer|class_name)[^#]*CassandraAuthorizer' "$config"; then
   echo "cassandra: $config names no authenticator or authorizer to replace; the image changed" >&2
   exit 1
 fi

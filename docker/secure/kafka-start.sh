@@ -4,10 +4,15 @@
 # On the first start the storage is formatted with every component's SCRAM login, read from
 # /run/clicklib/kafka-users.properties (`clicklib stack compose-secrets` writes it): the image's
 # own start script formats without them, and the broker cannot log in to itself without admin's.
+# The formatter takes them on its command line only: for the seconds it runs, other users of
+# the machine could read them (as with the local stack's admin login, see clicklib/stack/services.py).
 # Then the image's start script runs as usual; it finds the storage formatted and goes on.
 set -euo pipefail
 
 USERS="${USERS:-/run/clicklib/kafka-users.properties}"
+# The image's paths; the tests run this script outside the image with their own.
+KAFKA_HOME="${KAFKA_HOME:-/opt/kafka}"
+IMAGE_RUN="${IMAGE_RUN:-/etc/kafka/docker/run}"
 MECHANISM=SCRAM-SHA-256
 # What formatting reads of the broker's settings; each one comes from its KAFKA_* variable
 # (KAFKA_NODE_ID -> node.id), the variables the image turns into its own server.properties.
@@ -30,11 +35,12 @@ server_properties() {
   done
 }
 
-# One --add-scram argument pair per line of the users file (name=password).
+# One --add-scram argument pair per line of the users file (name=password), NUL-separated.
 scram_arguments() {
-  local name password
-  while IFS='=' read -r name password; do
-    [[ -n "$name" ]] && printf '%s\0%s\0' --add-scram "$MECHANISM=[name=$name,password=$password]"
+  local line
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" == *=* ]] || continue
+    printf '%s\0%s\0' --add-scram "$MECHANISM=[name=${line%%=*},password=${line#*=}]"
   done < "$USERS"
 }
 
@@ -45,15 +51,22 @@ main() {
   fi
   local data="${KAFKA_LOG_DIRS%%,*}"
   if [[ ! -f "$data/meta.properties" ]]; then
-    local config scram=()
+    local config arguments scram=()
     config="$(mktemp)"
     server_properties > "$config"
-    while IFS= read -r -d '' argument; do scram+=("$argument"); done < <(scram_arguments)
+    arguments="$(mktemp)"
+    scram_arguments > "$arguments"
+    while IFS= read -r -d '' argument; do scram+=("$argument"); done < "$arguments"
+    rm -f "$arguments"
+    if [[ ${#scram[@]} -eq 0 ]]; then
+      echo "kafka: $USERS holds no login; run \`CLICKLIB_SECURE=1 clicklib stack compose-secrets\` again" >&2
+      exit 1
+    fi
     echo "===> Formatting $data with the logins in $USERS"
-    /opt/kafka/bin/kafka-storage.sh format --config "$config" --cluster-id="$CLUSTER_ID" "${scram[@]}" > /dev/null
+    "$KAFKA_HOME/bin/kafka-storage.sh" format --config "$config" --cluster-id="$CLUSTER_ID" "${scram[@]}" > /dev/null
     rm -f "$config"
   fi
-  exec /etc/kafka/docker/run
+  exec "$IMAGE_RUN"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

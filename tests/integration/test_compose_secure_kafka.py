@@ -74,19 +74,25 @@ def compose_kafka(tmp_path_factory, settings: Settings):
     config.write_text(image_properties(environment))
     java, jars = find_java(settings), classpath(settings, "kafka")
 
-    # The start script's own format step, with the broker's java instead of the image's kafka-storage.sh.
-    script_env = {**os.environ, **environment, "USERS": str(folder / "kafka-users.properties")}
-    listed = subprocess.run(
-        ["bash", "-c", f'source "{START_SCRIPT}"; server_properties > "$1"; scram_arguments', "-", str(home / "f")],
-        env=script_env,
-        capture_output=True,
-        check=True,
-    )
-    scram = [argument.decode() for argument in listed.stdout.split(b"\0") if argument]
-    storage_tool = [java, "-cp", jars, "kafka.tools.StorageTool", "format", "--config", str(home / "f")]
-    cluster = f"--cluster-id={environment['CLUSTER_ID']}"
-    formatted = subprocess.run([*storage_tool, cluster, *scram], capture_output=True, text=True, timeout=120)
-    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+    # The start script itself, with a kafka-storage.sh that runs the same jars, and no image to
+    # hand over to afterwards.
+    kafka_home = home / "kafka"
+    (kafka_home / "bin").mkdir(parents=True)
+    storage = kafka_home / "bin" / "kafka-storage.sh"
+    storage.write_text(f'#!/usr/bin/env bash\nexec "{java}" -cp "{jars}" kafka.tools.StorageTool "$@"\n')
+    storage.chmod(0o755)
+    script_env = {
+        **os.environ,
+        **environment,
+        "USERS": str(folder / "kafka-users.properties"),
+        "KAFKA_HOME": str(kafka_home),
+        "IMAGE_RUN": "true",
+    }
+    for start in (1, 2):  # the second start finds the storage formatted and leaves it
+        started = subprocess.run(["bash", str(START_SCRIPT)], env=script_env, capture_output=True, text=True)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert ("Formatting" in started.stdout) == (start == 1)
+    assert (data / "meta.properties").is_file()
 
     log = (home / "kafka.log").open("w")
     jaas = f"-Djava.security.auth.login.config={folder / 'kafka-server.jaas'}"
