@@ -11,6 +11,7 @@ import pandas as pd
 from cassandra import AuthenticationFailed
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra.connection import ConnectionException
 from cassandra.policies import ExponentialReconnectionPolicy
 from cassandra.query import SimpleStatement, dict_factory
 
@@ -124,14 +125,16 @@ class CassandraClient:
         """Run ``request``, waiting up to the timeout while the driver has no node to send it to.
 
         After a node restarts, the session finds it again within seconds (the reconnection
-        policy above); until then the driver tries no host at all and fails at once. A node that
-        was tried and failed is a real error, and is raised as it is."""
+        policy above); until then the driver tries no host at all, or only the connections the
+        old node closed, and fails at once. A node that was tried and answered with an error is a
+        real error, and is raised as it is."""
         deadline = time.monotonic() + self.timeout
         while True:
             try:
                 return request()
             except NoHostAvailable as exc:
-                if exc.errors or time.monotonic() > deadline:
+                lost = all(isinstance(error, ConnectionException) for error in exc.errors.values())
+                if not lost or time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionShutdown
 
 from clicklib.cassandra import CassandraClient
 from clicklib.exceptions import CassandraError
@@ -34,6 +35,17 @@ def client_with(session: Session, timeout: float = 5.0) -> CassandraClient:
 def test_a_request_with_no_node_to_go_to_waits_for_the_driver_to_find_one():
     nobody = NoHostAvailable("Unable to complete the operation against any hosts", {})
     session = Session([nobody, nobody, "done"])
+    assert client_with(session).execute("SELECT 1") == "done"
+    assert session.calls == 3
+
+
+def test_a_connection_the_restarted_node_closed_is_waited_out():
+    # What a session made before `stack down` and `stack up` meets on its first request after.
+    closed = NoHostAvailable(
+        "Unable to complete the operation against any hosts",
+        {"127.0.0.1:9042": ConnectionShutdown("Connection to 127.0.0.1:9042 is defunct")},
+    )
+    session = Session([closed, closed, "done"])
     assert client_with(session).execute("SELECT 1") == "done"
     assert session.calls == 3
 
