@@ -196,23 +196,34 @@ class Pipeline:
         topics have been silent for longer than the idle timeout, after which every partition is
         idle, the watermark stops, and no further window will close until new events arrive.
         Flink commits its offsets at checkpoints, so this takes at least one checkpoint interval.
+        A partition goes idle that long after a job *read* its last record, not after it was
+        written; so the silence is counted from whichever is later: the last write, or the first
+        time every job was seen caught up (by then it had read everything).
         Not ``windows``: only until every consumer has caught up (no window is expected to close).
         ``groups``: only these consumer groups (Flink job names, connector groups) are waited for.
         """
         started = time.monotonic()
         idle_after = self.settings.idle_timeout_seconds + 3.0
+        jobs = {plan.flink_name for plan in self.definition.jobs}
         previous: list[GroupLag] | None = None
         quiet_since = None
+        jobs_caught_up_at = None
         while True:
+            # Taken before the lags are read: a window that closes by this time shows in them.
+            read_at = time.time()
             lags = self.lags(groups)
+            if any(lag.lag for lag in lags if lag.group in jobs):
+                jobs_caught_up_at = None
+            else:
+                jobs_caught_up_at = jobs_caught_up_at or read_at
             if all(lag.lag == 0 for lag in lags) and lags == previous:
                 quiet_since = quiet_since or time.monotonic()
                 times = (
                     [self.kafka.last_append_time(topic) for topic in self.definition.event_topics] if windows else []
                 )
-                last = max((t for t in times if t), default=0.0)
+                silent_since = max([t for t in times if t] + [jobs_caught_up_at or read_at])
                 if time.monotonic() - quiet_since >= quiet_seconds and (
-                    not windows or time.time() - last >= idle_after
+                    not windows or read_at - silent_since >= idle_after
                 ):
                     return time.monotonic() - started
             else:
