@@ -32,6 +32,8 @@ PORT_FIELDS = (
     "flink_rest_port",
     "flink_rpc_port",
     "sql_gateway_port",
+    "flink_rest_backend_port",
+    "sql_gateway_backend_port",
 )
 URL_FIELDS = ("connect_url", "flink_rest_url", "sql_gateway_url")
 # Durations are written the way Flink reads them ("30 s", "500 ms", "2 min"), since the SQL
@@ -91,6 +93,10 @@ class Settings:
     flink_rest_port: int = 8081
     flink_rpc_port: int = 6123
     sql_gateway_port: int = 8082
+    # Flink's REST API and the SQL Gateway listen here, behind the web guard that owns the two
+    # ports above (stack/web_guard.py); 0 means the public port plus 10.
+    flink_rest_backend_port: int = 0
+    sql_gateway_backend_port: int = 0
 
     # Explicit client addresses; empty means "derive from bind_host and port".
     bootstrap_servers: str = ""
@@ -187,6 +193,12 @@ class Settings:
                 f"or turn on the secure profile with {ENV_PREFIX}SECURE=1"
             )
         self._check_client_security()
+        for backend, public in (
+            ("flink_rest_backend_port", "flink_rest_port"),
+            ("sql_gateway_backend_port", "sql_gateway_port"),
+        ):
+            if not getattr(self, backend):
+                object.__setattr__(self, backend, getattr(self, public) + 10)
         for name in PORT_FIELDS:
             port = getattr(self, name)
             if not 1 <= port <= 65535:
@@ -360,7 +372,18 @@ class Settings:
             "flink": self.flink_rest_port,
             "flink-rpc": self.flink_rpc_port,
             "sql-gateway": self.sql_gateway_port,
+            "flink-backend": self.flink_rest_backend_port,
+            "sql-gateway-backend": self.sql_gateway_backend_port,
         }
+
+    @property
+    def flink_rest_backend_url(self) -> str:
+        """Flink's REST API itself, behind the web guard: for the stack's own probes."""
+        return f"http://{self.code_host}:{self.flink_rest_backend_port}"
+
+    @property
+    def sql_gateway_backend_url(self) -> str:
+        return f"http://{self.code_host}:{self.sql_gateway_backend_port}"
 
 
 def read_settings_file(path: Path) -> dict[str, str]:

@@ -239,12 +239,15 @@ taskmanager.memory.process.size: {settings.flink_taskmanager_memory}
 taskmanager.numberOfTaskSlots: {settings.flink_task_slots}
 taskmanager.resource-id: clicklib-taskmanager
 parallelism.default: 1
+# The REST API and the SQL Gateway listen on their backend ports; the web guard owns the public
+# ones (stack/web_guard.py), because Flink sends Access-Control-Allow-Origin on every answer.
+# The SQL Gateway reaches the JobManager directly, on the backend port.
 rest.address: {host}
 rest.bind-address: {host}
-rest.port: {settings.flink_rest_port}
+rest.port: {settings.flink_rest_backend_port}
 sql-gateway.endpoint.rest.address: {host}
 sql-gateway.endpoint.rest.bind-address: {host}
-sql-gateway.endpoint.rest.port: {settings.sql_gateway_port}
+sql-gateway.endpoint.rest.port: {settings.sql_gateway_backend_port}
 io.tmp.dirs: {flink_data / "tmp"}
 web.tmpdir: {flink_data / "web"}
 execution.checkpointing.dir: file://{flink_data / "checkpoints"}
@@ -262,7 +265,8 @@ heartbeat.timeout: 20 s
 # from any page in the user's browser (DNS rebinding defeats the same-origin rule).
 web.submit.enable: false
 # Flink answers every request with Access-Control-Allow-Origin set to this value ("*" by default,
-# so any web page could read the API); an empty value grants no origin.
+# so any web page could read the API); an empty value grants no origin, and the web guard drops
+# the header altogether.
 web.access-control-allow-origin: ""
 # Sampled flame graphs in the web UI and REST API: how the benchmarks found where CPU goes.
 rest.flamegraph.enabled: true

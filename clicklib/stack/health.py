@@ -122,9 +122,9 @@ def connect(settings: Settings) -> Probe:
     return Probe(False, f"{CASSANDRA_SINK_CLASS} not among {len(plugins)} plugins")
 
 
-def flink_overview(settings: Settings) -> dict | str:
-    """Flink's /overview as a dict, or why it could not be had."""
-    client = FlinkClient(settings.flink_rest_url, settings.probe_timeout)
+def flink_overview(settings: Settings, url: str) -> dict | str:
+    """Flink's /overview at ``url`` as a dict, or why it could not be had."""
+    client = FlinkClient(url, settings.probe_timeout)
     try:
         return client.overview()
     except ClicklibError as exc:
@@ -134,15 +134,14 @@ def flink_overview(settings: Settings) -> dict | str:
 
 
 def flink_jobmanager(settings: Settings) -> Probe:
-    overview = flink_overview(settings)
+    """The JobManager's REST API on its backend port, behind the web guard."""
+    overview = flink_overview(settings, settings.flink_rest_backend_url)
     if isinstance(overview, str):
         return Probe(False, overview)
     return Probe(True, f"Flink {overview.get('flink-version', '?')} REST answers")
 
 
-def flink(settings: Settings) -> Probe:
-    """The cluster as a whole: a TaskManager registered with a slot to spare."""
-    overview = flink_overview(settings)
+def _cluster(overview: dict | str) -> Probe:
     if isinstance(overview, str):
         return Probe(False, overview)
     managers = overview.get("taskmanagers", 0)
@@ -152,8 +151,18 @@ def flink(settings: Settings) -> Probe:
     return Probe(managers >= 1 and free >= 1, detail)
 
 
-def sql_gateway(settings: Settings) -> Probe:
-    client = SqlGatewayClient(settings.sql_gateway_url, settings.probe_timeout)
+def flink_taskmanager(settings: Settings) -> Probe:
+    """The cluster as the JobManager sees it: a TaskManager registered with a slot to spare."""
+    return _cluster(flink_overview(settings, settings.flink_rest_backend_url))
+
+
+def flink(settings: Settings) -> Probe:
+    """The cluster as clients see it: through the web guard on the public port."""
+    return _cluster(flink_overview(settings, settings.flink_rest_url))
+
+
+def _sql_gateway_at(settings: Settings, url: str) -> Probe:
+    client = SqlGatewayClient(url, settings.probe_timeout)
     try:
         client.session().close()
     except ClicklibError as exc:
@@ -161,3 +170,13 @@ def sql_gateway(settings: Settings) -> Probe:
     finally:
         client.close()
     return Probe(True, "opens sessions")
+
+
+def sql_gateway_backend(settings: Settings) -> Probe:
+    """The SQL Gateway itself, on its backend port behind the web guard."""
+    return _sql_gateway_at(settings, settings.sql_gateway_backend_url)
+
+
+def sql_gateway(settings: Settings) -> Probe:
+    """The SQL Gateway as clients see it: through the web guard on the public port."""
+    return _sql_gateway_at(settings, settings.sql_gateway_url)

@@ -1,15 +1,17 @@
 """What the local stack runs: one entry per process, with its command line and probe.
 
-Five services are reported (kafka, cassandra, connect, flink, sql-gateway); Flink is two
-processes, a JobManager and a TaskManager. Every process is a JVM started directly
-from its main class, without the distributions' shell scripts, so that nothing but
-Java and the resolved jars is needed.
+Five services are reported (kafka, cassandra, connect, flink, sql-gateway); Flink is a
+JobManager and a TaskManager. Every JVM is started directly from its main class, without the
+distributions' shell scripts, so that nothing but Java and the resolved jars is needed.
+Flink's REST API and the SQL Gateway each sit behind a web guard, a small Python process
+that owns their public port (web_guard.py says why).
 """
 
 from __future__ import annotations
 
 import base64
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from pathlib import Path
 from clicklib import secrets
 from clicklib.exceptions import ServiceStartError, StackError
 from clicklib.settings import Settings
-from clicklib.stack import configs, health
+from clicklib.stack import configs, health, web_guard
 from clicklib.stack.jars import classpath, jars_dir
 from clicklib.stack.process import home_marker, service_marker
 
@@ -326,6 +328,33 @@ def _sql_gateway_command(settings: Settings, java: str) -> list[str]:
     ]
 
 
+def _web_guard_command(settings: Settings, name: str, label: str, public: int, backend: int) -> list[str]:
+    host = settings.code_host
+    return [
+        # Run as a file: it needs the standard library only, not clicklib and what clicklib imports.
+        sys.executable,
+        str(Path(web_guard.__file__)),
+        f"--listen={host}:{public}",
+        f"--backend={host}:{backend}",
+        f"--label={label}",
+        # The markers let `stack down` and the supervisor find it like every JVM of this stack.
+        home_marker(settings),
+        service_marker(name),
+    ]
+
+
+def _flink_guard_command(settings: Settings, java: str) -> list[str]:
+    return _web_guard_command(
+        settings, "flink-guard", "Flink's REST API", settings.flink_rest_port, settings.flink_rest_backend_port
+    )
+
+
+def _sql_gateway_guard_command(settings: Settings, java: str) -> list[str]:
+    return _web_guard_command(
+        settings, "sql-gateway-guard", "the SQL Gateway", settings.sql_gateway_port, settings.sql_gateway_backend_port
+    )
+
+
 PROCESSES: dict[str, Process] = {
     p.name: p
     for p in (
@@ -342,20 +371,22 @@ PROCESSES: dict[str, Process] = {
         Process(
             "flink-jobmanager",
             "flink",
-            ("flink", "flink-rpc"),
+            ("flink-backend", "flink-rpc"),
             health.flink_jobmanager,
             _jobmanager_command,
             env=_flink_env,
         ),
-        Process("flink-taskmanager", "flink", (), health.flink, _taskmanager_command, env=_flink_env),
+        Process("flink-taskmanager", "flink", (), health.flink_taskmanager, _taskmanager_command, env=_flink_env),
+        Process("flink-guard", "flink", ("flink",), health.flink, _flink_guard_command),
         Process(
             "sql-gateway",
             "sql-gateway",
-            ("sql-gateway",),
-            health.sql_gateway,
+            ("sql-gateway-backend",),
+            health.sql_gateway_backend,
             _sql_gateway_command,
             env=_flink_env,
         ),
+        Process("sql-gateway-guard", "sql-gateway", ("sql-gateway",), health.sql_gateway, _sql_gateway_guard_command),
     )
 }
 
@@ -364,16 +395,16 @@ PROCESSES: dict[str, Process] = {
 PHASES: tuple[tuple[str, ...], ...] = (
     ("kafka", "cassandra"),
     ("connect",),
-    ("flink-jobmanager", "flink-taskmanager"),
-    ("sql-gateway",),
+    ("flink-jobmanager", "flink-taskmanager", "flink-guard"),
+    ("sql-gateway", "sql-gateway-guard"),
 )
 
 SERVICES: dict[str, tuple[str, ...]] = {
     "kafka": ("kafka",),
     "cassandra": ("cassandra",),
     "connect": ("connect",),
-    "flink": ("flink-jobmanager", "flink-taskmanager"),
-    "sql-gateway": ("sql-gateway",),
+    "flink": ("flink-jobmanager", "flink-taskmanager", "flink-guard"),
+    "sql-gateway": ("sql-gateway", "sql-gateway-guard"),
 }
 
 NEEDS: dict[str, tuple[str, ...]] = {

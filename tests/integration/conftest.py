@@ -39,7 +39,7 @@ def isolated_settings(tmp_path, settings: Settings) -> Settings:
     home = tmp_path / "stack"
     home.mkdir()
     (home / "jars").symlink_to(settings.home / "jars")
-    ports = free_ports(8)
+    ports = free_ports(10)
     return Settings(
         home=home,
         kafka_port=ports[0],
@@ -50,6 +50,8 @@ def isolated_settings(tmp_path, settings: Settings) -> Settings:
         flink_rest_port=ports[5],
         flink_rpc_port=ports[6],
         sql_gateway_port=ports[7],
+        flink_rest_backend_port=ports[8],
+        sql_gateway_backend_port=ports[9],
         kafka_heap="256m",
         startup_timeout=120,
     )

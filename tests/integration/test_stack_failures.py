@@ -9,6 +9,7 @@ import socket
 import time
 
 import pytest
+import requests
 
 from clicklib import stack
 from clicklib.exceptions import DependencyResolutionError, PortInUseError, ServiceStartError
@@ -119,3 +120,26 @@ def test_a_killed_service_comes_back_and_a_crash_loop_is_given_up_on(live_stack,
     finally:
         stack.down(settings)
     assert process.stack_processes(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("guard", "service", "url", "path"),
+    [
+        ("flink-guard", "flink", "flink_rest_url", "/overview"),
+        ("sql-gateway-guard", "sql-gateway", "sql_gateway_url", "/v1/info"),
+    ],
+)
+def test_a_killed_web_guard_comes_back_and_still_guards(live_stack, guard, service, url, path):
+    settings = live_stack
+    killed = process.read_pid(services.PROCESSES[guard].pid_path(settings))
+    os.kill(killed, signal.SIGKILL)
+
+    def back() -> bool:
+        row = next(row for row in stack.status(settings) if row.service == service)
+        return row.healthy and process.read_pid(services.PROCESSES[guard].pid_path(settings)) not in (None, killed)
+
+    wait_until(back, 60)
+    base = getattr(settings, url)
+    assert requests.get(f"{base}{path}", timeout=10).status_code == 200
+    foreign = requests.get(f"{base}{path}", headers={"Origin": "http://attacker.example"}, timeout=10)
+    assert foreign.status_code == 403 and "Access-Control-Allow-Origin" not in foreign.headers

@@ -107,13 +107,22 @@ def test_flink_takes_no_jar_from_the_web(live_stack):
 @pytest.mark.parametrize("port", ["flink_rest_url", "sql_gateway_url"])
 def test_a_foreign_web_page_may_not_read_flink_or_the_sql_gateway(live_stack, port):
     base = getattr(live_stack, port)
-    origin = "http://attacker.example"
-    for method, path in (("GET", "/config" if port == "flink_rest_url" else "/v1/info"), ("OPTIONS", "/")):
-        response = requests.request(method, f"{base}{path}", headers={"Origin": origin}, timeout=10)
-        # Flink always sends the header; empty, it grants no origin, so the browser keeps the
-        # answer from the page. "*" or the page's own origin would hand it over.
-        granted = response.headers.get("Access-Control-Allow-Origin", "")
-        assert granted.strip() == "", f"{method} {base}{path} grants {granted!r}"
+    path = "/config" if port == "flink_rest_url" else "/v1/info"
+    # Served as before to a client that is no web page, and to a page on this machine.
+    for origin in (None, base):
+        answered = requests.get(f"{base}{path}", headers={"Origin": origin} if origin else {}, timeout=10)
+        assert answered.status_code == 200 and answered.json()
+        assert "Access-Control-Allow-Origin" not in answered.headers
+    for method, target in (("GET", path), ("OPTIONS", "/"), ("POST", "/v1/sessions")):
+        foreign = {"Origin": "http://attacker.example"}
+        response = requests.request(method, f"{base}{target}", headers=foreign, timeout=10)
+        # No header at all, so no browser hands the answer to the page; and no request reaches the
+        # service, so a simple POST (which needs no preflight) cannot submit SQL either.
+        assert "Access-Control-Allow-Origin" not in response.headers, f"{method} {base}{target}"
+        assert response.status_code == 403 and "are not served" in response.text
+    # DNS rebinding: the page's own name resolves to 127.0.0.1, and the browser sends that name.
+    rebound = requests.get(f"{base}{path}", headers={"Host": "attacker.example"}, timeout=10)
+    assert rebound.status_code == 403 and "does not name this machine" in rebound.text
 
 
 def test_connect_lists_the_cassandra_sink_plugin(live_stack):

@@ -44,8 +44,8 @@ PUBLISHED = {
     "kafka": "kafka_port",
     "cassandra": "cassandra_port",
     "connect": "connect_port",
-    "flink-jobmanager": "flink_rest_port",
-    "sql-gateway": "sql_gateway_port",
+    "flink-guard": "flink_rest_port",
+    "sql-gateway-guard": "sql_gateway_port",
 }
 FLINK_SERVICES = ("flink-jobmanager", "flink-taskmanager", "sql-gateway")
 PLUGINS_DIR = "/opt/kafka/plugins"
@@ -268,7 +268,7 @@ def test_compose_file_matches_the_compose_specification(compose: dict, compose_s
 
 
 def test_compose_has_the_stack_services(services: dict) -> None:
-    expected = set(PUBLISHED) | {"flink-taskmanager", "flink-connectors"}
+    expected = set(PUBLISHED) | {"flink-jobmanager", "flink-taskmanager", "sql-gateway", "flink-connectors"}
     assert expected <= set(services), f"missing services: {sorted(expected - set(services))}"
 
 
@@ -456,8 +456,28 @@ def test_schema_cache_is_reused(compose_schema: dict) -> None:
 
 
 def test_every_service_that_runs_is_restarted_when_it_dies(services: dict) -> None:
-    long_running = {"kafka", "cassandra", "connect", "flink-jobmanager", "flink-taskmanager", "sql-gateway"}
+    long_running = {
+        "kafka",
+        "cassandra",
+        "connect",
+        "flink-jobmanager",
+        "flink-taskmanager",
+        "flink-guard",
+        "sql-gateway",
+        "sql-gateway-guard",
+    }
     assert {name for name, service in services.items() if service.get("restart") == "unless-stopped"} == long_running
+
+
+def test_flink_and_the_sql_gateway_are_reached_from_the_host_only_through_their_web_guards(services: dict) -> None:
+    for guard, service, port in (("flink-guard", "flink-jobmanager", 8081), ("sql-gateway-guard", "sql-gateway", 8082)):
+        assert not _published_ports(services[service]), f"{service} must not publish a port: {guard} owns it"
+        command = services[guard]["command"]
+        assert f"--backend={service}:{port}" in command and f"--listen=0.0.0.0:{port}" in command
+        mount = services[guard]["volumes"][0].split(":")
+        # The very file the local stack runs.
+        assert (ROOT / mount[0]).resolve() == (ROOT / "clicklib" / "stack" / "web_guard.py").resolve()
+        assert command[1] == mount[1] and mount[2] == "ro"
 
 
 def test_flink_keeps_checkpoints_and_savepoints_in_a_volume(services: dict) -> None:

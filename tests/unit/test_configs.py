@@ -1,5 +1,8 @@
 """Generated service configs honour the settings, so a changed port reaches every service."""
 
+import pytest
+
+from clicklib.exceptions import SettingsError
 from clicklib.settings import Settings
 from clicklib.stack import configs
 
@@ -42,12 +45,22 @@ def test_connect_reaches_kafka_and_listens_where_settings_say(tmp_path):
     assert "listeners=http://127.0.0.1:18083" in text
 
 
-def test_flink_and_its_gateway_bind_the_configured_ports(tmp_path):
+def test_flink_and_its_gateway_bind_their_backend_ports_behind_the_web_guard(tmp_path):
     text = configs.flink_config(moved(tmp_path)).read_text()
-    assert "rest.port: 18081" in text
+    # The public ports 18081 and 18082 belong to the web guard; the services sit 10 above them.
+    assert "rest.port: 18091" in text
     assert "jobmanager.rpc.port: 16123" in text
-    assert "sql-gateway.endpoint.rest.port: 18082" in text
+    assert "sql-gateway.endpoint.rest.port: 18092" in text
     assert "rest.bind-address: 127.0.0.1" in text
+    assert "18081" not in text and "18082" not in text
+
+
+def test_backend_ports_can_be_set_and_are_checked(tmp_path):
+    settings = Settings(home=tmp_path, flink_rest_backend_port=20001, sql_gateway_backend_port=20002)
+    assert (settings.ports["flink-backend"], settings.ports["sql-gateway-backend"]) == (20001, 20002)
+    assert settings.flink_rest_backend_url == "http://127.0.0.1:20001"
+    with pytest.raises(SettingsError, match="CLICKLIB_FLINK_REST_BACKEND_PORT"):
+        Settings(home=tmp_path, flink_rest_port=65530)
 
 
 def test_every_service_binds_the_bind_host_only(tmp_path):

@@ -11,13 +11,21 @@ def test_all_services_start_in_phase_order():
         "connect",
         "flink-jobmanager",
         "flink-taskmanager",
+        "flink-guard",
         "sql-gateway",
+        "sql-gateway-guard",
     ]
 
 
 def test_a_service_brings_what_it_needs():
     assert services.expand(["connect"]) == ["kafka", "connect"]
-    assert services.expand(["sql-gateway"]) == ["flink-jobmanager", "flink-taskmanager", "sql-gateway"]
+    # The gateway reaches the JobManager on its backend port: Flink's web guard is not needed.
+    assert services.expand(["sql-gateway"]) == [
+        "flink-jobmanager",
+        "flink-taskmanager",
+        "sql-gateway",
+        "sql-gateway-guard",
+    ]
     assert services.expand(["cassandra"]) == ["cassandra"]
 
 
