@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import ipaddress
+import re
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -54,111 +55,184 @@ def is_loopback_name(host: str) -> bool:
         return False
 
 
-def host_of(authority: str) -> str:
-    """The host in a ``Host`` header value (``name:port``, ``[::1]:port``, or a bare name)."""
-    authority = authority.strip()
-    if authority.startswith("["):
-        return authority[: authority.find("]") + 1] if "]" in authority else authority
-    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+AUTHORITY = re.compile(r"(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
+DIGITS = re.compile(r"[0-9]+")
+# An origin-form request target: a path and query of visible ASCII, nothing for another server.
+PATH = re.compile(r"/[\x21-\x7e]*")
+HEX_DIGITS = re.compile(r"[0-9A-Fa-f]+")
+# Flink's own limit on a request body (rest.server.max-content-length).
+MAX_BODY = 100 * 1024 * 1024
 
 
-def refusal(host: str | None, origin: str | None) -> str:
-    """Why a request must not reach the service, or "" when it may."""
-    if not host or not is_loopback_name(host_of(host)):
+class BadRequest(Exception):
+    """A request the guard cannot frame safely; its message says what was wrong."""
+
+
+def refusal(hosts: list[str], origins: list[str], fetch_site: str | None = None) -> str:
+    """Why a request must not reach the service, or "" when it may.
+
+    ``hosts`` and ``origins`` are every value of the Host and Origin headers; ``fetch_site`` the
+    Sec-Fetch-Site header, which browsers send with every request.
+    """
+    if len(hosts) != 1 or len(origins) > 1:
+        return "a request needs exactly one Host header and at most one Origin header"
+    authority = AUTHORITY.fullmatch(hosts[0].strip())
+    if authority is None or not is_loopback_name(authority["host"]):
         # A browser always sends Host; a DNS-rebinding page sends its own name there.
-        return f"the Host header {host!r} does not name this machine; use http://127.0.0.1 or http://localhost"
-    if origin is not None:
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.hostname or not is_loopback_name(parts.hostname):
-            return f"requests from web pages of {origin!r} are not served; only pages on this machine may call"
+        return f"the Host header {hosts[0]!r} does not name this machine; use http://127.0.0.1 or http://localhost"
+    if origins:
+        parts = urlsplit(origins[0])
+        # Only the page this service serves itself (its web UI): a page of another port on this
+        # machine is another origin, a notebook or a dev server included.
+        if parts.scheme != "http" or parts.netloc.lower() != hosts[0].strip().lower():
+            return f"requests from web pages of {origins[0]!r} are not served; only this service's own pages may call"
+    if fetch_site not in (None, "same-origin", "none"):
+        # A page's GET (an image, a form, a no-cors fetch) carries no Origin, but this.
+        return f"requests a web page of another site makes (Sec-Fetch-Site: {fetch_site}) are not served"
     return ""
 
 
 def response_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The service's headers without the hop-by-hop and cross-origin ones."""
+    """The service's headers without the hop-by-hop, framing, cross-origin and server ones."""
     return [
         (name, value)
         for name, value in headers
-        if name.lower() not in HOP_BY_HOP and not name.lower().startswith("access-control-")
+        if name.lower() not in HOP_BY_HOP
+        and name.lower() not in ("content-length", "server", "date")
+        and not name.lower().startswith("access-control-")
     ]
 
 
 class GuardHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # A client that sends nothing for this long is dropped, so no idle or slow one holds a thread.
+    timeout = 60
     backend: tuple[str, int] = ("127.0.0.1", 0)
     label = "the service"
-    timeout_seconds = 300.0
+    backend_timeout = 300.0
 
     def _refuse(self, status: int, reason: str) -> None:
+        # The connection is closed after a refusal: what the client sent after the headers (its
+        # body) must never be read as a request of its own.
+        self.close_connection = True
         body = (reason + "\n").encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _read_chunked(self) -> bytes:
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1024).split(b";")[0].strip()
+            if not HEX_DIGITS.fullmatch(line.decode("latin-1")):
+                raise BadRequest(f"a chunk size {line[:20]!r} is not a hexadecimal number")
+            size = int(line, 16)
+            if size == 0:
+                # Trailers, if any, end with an empty line.
+                while self.rfile.readline(8192).strip():
+                    pass
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY:
+                raise BadRequest(f"the request body is over {MAX_BODY // 2**20} MiB")
+            part = self.rfile.read(size)
+            if len(part) != size or self.rfile.readline(8) not in (b"\r\n", b"\n"):
+                raise BadRequest("a chunk is shorter than its size says")
+            parts.append(part)
+
     def _request_body(self) -> bytes | None:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    # Trailers, if any, end with an empty line.
-                    while self.rfile.readline().strip():
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else None
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if encodings and lengths:
+            raise BadRequest("a request may not have both Content-Length and Transfer-Encoding")
+        if encodings:
+            if [e.strip().lower() for e in encodings] != ["chunked"]:
+                raise BadRequest(f"Transfer-Encoding {', '.join(encodings)!r} is not served; use chunked")
+            return self._read_chunked()
+        if not lengths:
+            return None
+        if len(lengths) > 1 or not DIGITS.fullmatch(lengths[0].strip()):
+            raise BadRequest(f"Content-Length {', '.join(lengths)!r} is not one whole number")
+        length = int(lengths[0])
+        if length > MAX_BODY:
+            raise BadRequest(f"the request body is over {MAX_BODY // 2**20} MiB")
+        body = self.rfile.read(length)
+        if len(body) != length:
+            raise BadRequest("the request body is shorter than its Content-Length")
+        return body
 
     def _forward(self) -> None:
-        reason = refusal(self.headers.get("Host"), self.headers.get("Origin"))
+        reason = refusal(
+            self.headers.get_all("Host") or [], self.headers.get_all("Origin") or [], self.headers.get("Sec-Fetch-Site")
+        )
+        if not reason and not PATH.fullmatch(self.path):
+            reason = f"the request target {self.path[:80]!r} is not a path on this service"
         if reason:
-            self.log_message("refused %s %s: %s", self.command, self.path.split("?")[0], reason)
+            self.log_message("refused %s %s: %s", self.command, self.path.split("?")[0][:200], reason)
             self._refuse(403, reason)
             return
         try:
             body = self._request_body()
-        except ValueError:
-            self._refuse(400, "the request body's chunked encoding is malformed")
+        except BadRequest as exc:
+            self._refuse(400, str(exc))
             return
-        headers = {
-            name: value
-            for name, value in self.headers.items()
-            if name.lower() not in HOP_BY_HOP and name.lower() != "content-length"
-        }
+        headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
+        headers.pop("Content-Length", None)
         if body is not None:
             headers["Content-Length"] = str(len(body))
-        backend = http.client.HTTPConnection(*self.backend, timeout=self.timeout_seconds)
+        backend = http.client.HTTPConnection(*self.backend, timeout=self.backend_timeout)
         try:
-            backend.request(self.command, self.path, body=body, headers=headers)
-            answer = backend.getresponse()
-        except OSError as exc:
-            backend.close()
-            self._refuse(502, f"{self.label} at {self.backend[0]}:{self.backend[1]} does not answer ({exc})")
-            return
-        try:
+            try:
+                backend.request(self.command, self.path, body=body, headers=headers)
+                answer = backend.getresponse()
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                self._refuse(502, f"{self.label} at {self.backend[0]}:{self.backend[1]} does not answer ({exc})")
+                return
+            if answer.status < 200:
+                self._refuse(502, f"{self.label} answered with an interim status {answer.status} only")
+                return
             self._relay(answer)
+        except (BrokenPipeError, ConnectionResetError, http.client.HTTPException, OSError):
+            # The client went away, or the service broke off mid-answer: nothing more can be said
+            # on this connection.
+            self.close_connection = True
         finally:
             backend.close()
 
     def _relay(self, answer: http.client.HTTPResponse) -> None:
+        bodiless = self.command == "HEAD" or answer.status in (204, 304)
+        # http.client has decoded the service's framing: its length, or chunks (answer.length None).
+        sized = answer.length is not None and not answer.chunked
+        chunked = not sized and not bodiless and self.request_version != "HTTP/1.0"
         self.send_response(answer.status, answer.reason)
         for name, value in response_headers(answer.getheaders()):
             self.send_header(name, value)
-        length = answer.getheader("Content-Length")
-        sized = length is not None and self.command != "HEAD" and answer.status not in (204, 304)
-        if not sized and self.command != "HEAD" and answer.status not in (204, 304):
+        if bodiless:
+            # A HEAD answer's length is that of the body a GET would have had.
+            if answer.getheader("Content-Length"):
+                self.send_header("Content-Length", answer.getheader("Content-Length"))
+        elif sized:
+            self.send_header("Content-Length", str(answer.length))
+        elif chunked:
             self.send_header("Transfer-Encoding", "chunked")
+        else:
+            # An HTTP/1.0 client: the end of the connection ends the answer.
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
-        if self.command == "HEAD" or answer.status in (204, 304):
+        if bodiless:
             return
         while chunk := answer.read1(CHUNK):
-            self.wfile.write(chunk if sized else b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        if not sized:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+        if chunked:
             self.wfile.write(b"0\r\n\r\n")
+        if sized and answer.length:
+            # The service closed before its whole answer: the client's framing is broken too.
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _forward
 

@@ -2,8 +2,10 @@
 
 import http.client
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -15,35 +17,62 @@ from clicklib.stack import web_guard
     ["127.0.0.1:8081", "localhost:8081", "LOCALHOST", "[::1]:8081", "127.3.2.1:9", "ui.localhost:8081", "localhost."],
 )
 def test_a_request_to_a_loopback_name_passes(host):
-    assert web_guard.refusal(host, None) == ""
+    assert web_guard.refusal([host], []) == ""
 
 
 @pytest.mark.parametrize(
     "host",
     [
-        None,
         "",
         "attacker.example:8081",
         "127.0.0.1.attacker.example",
         "localhost.attacker.example:8081",
+        "localhost:80@attacker.example",
         "10.0.0.5:8081",
+        "2130706433",
         "[2001:db8::1]:8081",
     ],
 )
 def test_a_request_to_another_name_is_refused_and_told_what_to_use(host):
     # DNS rebinding points the attacker's own name at 127.0.0.1; the browser still sends that name.
-    reason = web_guard.refusal(host, None)
+    reason = web_guard.refusal([host], [])
     assert "does not name this machine" in reason and "http://127.0.0.1" in reason
 
 
-@pytest.mark.parametrize("origin", ["http://attacker.example", "null", "file://", "http://127.0.0.1.nip.io:8081"])
-def test_a_request_from_a_foreign_page_is_refused(origin):
-    assert "are not served" in web_guard.refusal("127.0.0.1:8082", origin)
+@pytest.mark.parametrize(
+    ("hosts", "origins"),
+    [([], []), (["127.0.0.1:8081", "attacker.example"], []), (["127.0.0.1:8081"], ["http://127.0.0.1:8081"] * 2)],
+)
+def test_a_request_without_one_host_or_with_two_origins_is_refused(hosts, origins):
+    assert "exactly one Host header" in web_guard.refusal(hosts, origins)
 
 
-@pytest.mark.parametrize("origin", ["http://localhost:8081", "http://127.0.0.1:8888", "https://[::1]"])
-def test_a_request_from_a_page_on_this_machine_passes(origin):
-    assert web_guard.refusal("localhost:8081", origin) == ""
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://attacker.example",
+        "null",
+        "file://",
+        "http://127.0.0.1.nip.io:8082",
+        # Another port of this machine is another origin: a notebook, a dev server.
+        "http://127.0.0.1:8888",
+        "http://localhost:8082",
+        "https://127.0.0.1:8082",
+    ],
+)
+def test_a_request_from_another_page_than_the_services_own_is_refused(origin):
+    assert "are not served" in web_guard.refusal(["127.0.0.1:8082"], [origin])
+
+
+def test_the_services_own_page_may_call_it():
+    assert web_guard.refusal(["localhost:8081"], ["http://localhost:8081"], "same-origin") == ""
+    assert web_guard.refusal(["localhost:8081"], [], "none") == ""  # typed into the address bar
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_a_request_a_page_of_another_site_makes_without_an_origin_is_refused(site):
+    # A page's image or form GET carries no Origin; the browser still says where it comes from.
+    assert f"Sec-Fetch-Site: {site}" in web_guard.refusal(["127.0.0.1:8081"], [], site)
 
 
 def test_cross_origin_and_hop_by_hop_headers_are_dropped_from_answers():
@@ -55,17 +84,28 @@ def test_cross_origin_and_hop_by_hop_headers_are_dropped_from_answers():
             ("Connection", "keep-alive"),
             ("Transfer-Encoding", "chunked"),
             ("Content-Length", "2"),
+            ("Location", "/jobs"),
         ]
     )
-    assert kept == [("Content-Type", "application/json"), ("Content-Length", "2")]
+    # The guard frames the answer itself: the length it sends is the one it counted.
+    assert kept == [("Content-Type", "application/json"), ("Location", "/jobs")]
 
 
 class FlinkLike(BaseHTTPRequestHandler):
     """Answers as Flink does: Access-Control-Allow-Origin on everything, chunked log files."""
 
     protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[str]] = []  # what reached the service, across its handler instances
 
     def do_GET(self):
+        FlinkLike.seen.append(f"GET {self.path}")
+        if self.path == "/short":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"nine byte")
+            self.close_connection = True
+            return
         if self.path == "/log":
             self.send_response(200)
             self.send_header("Access-Control-Allow-Origin", "*")
@@ -78,6 +118,7 @@ class FlinkLike(BaseHTTPRequestHandler):
         self._json({"path": self.path, "host": self.headers["Host"]})
 
     def do_POST(self):
+        FlinkLike.seen.append(f"POST {self.path}")
         length = int(self.headers.get("Content-Length") or 0)
         self._json({"body": self.rfile.read(length).decode(), "length": length})
 
@@ -96,11 +137,12 @@ class FlinkLike(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def guarded():
+    FlinkLike.seen = []
     backend = ThreadingHTTPServer(("127.0.0.1", 0), FlinkLike)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    threading.Thread(target=backend.serve_forever, args=(0.05,), daemon=True).start()
     handler = type("Handler", (web_guard.GuardHandler,), {"backend": backend.server_address, "label": "Flink"})
     guard = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=guard.serve_forever, daemon=True).start()
+    threading.Thread(target=guard.serve_forever, args=(0.05,), daemon=True).start()
     yield guard.server_address[1], backend
     guard.shutdown()
     backend.shutdown()
@@ -121,7 +163,8 @@ def test_the_guard_forwards_requests_and_answers_without_the_cross_origin_header
     answer, body = _request(port, "GET", "/overview?x=1")
     assert answer.status == 200 and answer.getheader("Access-Control-Allow-Origin") is None
     assert json.loads(body)["path"] == "/overview?x=1"
-    answer, body = _request(port, "POST", "/v1/sessions", body=b'{"a": 1}', headers={"Origin": "http://localhost:1"})
+    own = {"Origin": f"http://127.0.0.1:{port}", "Host": f"127.0.0.1:{port}"}
+    answer, body = _request(port, "POST", "/v1/sessions", body=b'{"a": 1}', headers=own)
     assert answer.status == 200 and json.loads(body) == {"body": '{"a": 1}', "length": 8}
 
 
@@ -148,3 +191,62 @@ def test_a_guarded_service_that_is_down_is_named_in_a_502(guarded):
     backend.server_close()
     answer, body = _request(port, "GET", "/overview")
     assert answer.status == 502 and b"Flink at 127.0.0.1:" in body and b"does not answer" in body
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    """What the guard answers to bytes sent as they are, until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+def test_a_refused_requests_body_is_never_read_as_a_request_of_its_own(guarded):
+    port, _ = guarded
+    smuggled = b"POST /jobs HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nEVIL"
+    for refused in (b"Origin: http://attacker.example\r\nHost: localhost", b"Host: attacker.example"):
+        answer = _raw(
+            port,
+            b"POST /x HTTP/1.1\r\n%s\r\nContent-Length: %d\r\n\r\n%s" % (refused, len(smuggled), smuggled),
+        )
+        assert answer.startswith(b"HTTP/1.1 403") and answer.count(b"HTTP/1.1") == 1
+    assert FlinkLike.seen == []
+
+
+@pytest.mark.parametrize(
+    ("framing", "complaint"),
+    [
+        (b"Content-Length: -1", b"is not one whole number"),
+        (b"Content-Length: +3", b"is not one whole number"),
+        (b"Content-Length: 1000000000000", b"is over 100 MiB"),
+        (b"Content-Length: 3\r\nTransfer-Encoding: chunked", b"both Content-Length and Transfer-Encoding"),
+        (b"Transfer-Encoding: gzip", b"is not served; use chunked"),
+    ],
+)
+def test_a_body_whose_length_is_unclear_is_refused_and_the_connection_closed(guarded, framing, complaint):
+    port, _ = guarded
+    answer = _raw(
+        port, b"POST /v1/sessions HTTP/1.1\r\nHost: localhost\r\n%s\r\n\r\nabcGET /x HTTP/1.1\r\n\r\n" % framing
+    )
+    assert answer.startswith(b"HTTP/1.1 400") and complaint in answer and answer.count(b"HTTP/1.1") == 1
+    assert FlinkLike.seen == []
+
+
+@pytest.mark.parametrize("target", [b"http://attacker.example/x", b"*", b"/a\x01b"])
+def test_a_request_target_that_is_no_path_here_is_refused(guarded, target):
+    port, _ = guarded
+    answer = _raw(port, b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % target)
+    assert answer.startswith(b"HTTP/1.1 403") and b"is not a path on this service" in answer
+    assert FlinkLike.seen == []
+
+
+def test_an_answer_the_service_breaks_off_ends_the_connection(guarded):
+    port, _ = guarded
+    # Kept open, the client would read the next answer as the rest of this one.
+    answer = _raw(
+        port, b"GET /short HTTP/1.1\r\nHost: localhost\r\n\r\nGET /overview HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 200") and b"Content-Length: 100" in answer
+    assert answer.endswith(b"nine byte") and answer.count(b"HTTP/1.1") == 1
