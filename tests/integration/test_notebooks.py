@@ -1,6 +1,7 @@
-"""After the demo, every notebook runs top to bottom with its default parameters, twice in a row,
-in the demo's namespace (a test namespace with the demo's suffix). The demo's reconciliation
-agrees count for count; the figures the first run records match an independent pandas
+"""After the demo, every notebook runs top to bottom with its default parameters in the demo's
+namespace (a test namespace with the demo's suffix); then a second run of the notebooks that
+send traffic, close its windows and analyse it (02, 03, 06: the others would only repeat work).
+The demo's reconciliation agrees count for count; the figures the first run records match an independent pandas
 computation over the demo's and that run's events; every CQL statement the notebooks send
 restricts its table's partition key; and the analysis report renders in a browser."""
 
@@ -18,13 +19,15 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from clicklib import demo, reports
+from clicklib import demo, reports, resources
 from clicklib.generate import Workload, generate
 from clicklib.pipeline import Pipeline
 from tests import oracle
 from tests.browser import chromium
 
 DEMO = {"n_events": 4_000, "seed": 20261130, "invalid_ratio": 0.01}
+# The second run: traffic after the first run's, its windows closed, both runs analysed.
+SECOND_RUN = ("02_produce.ipynb", "03_streaming_sql.ipynb", "06_analysis.ipynb")
 CAPTURE = Path(__file__).resolve().parents[1] / "cql_capture"  # holds the sitecustomize that logs CQL
 
 
@@ -52,7 +55,7 @@ def namespace(base, demo_summary):
 
 @pytest.fixture(scope="module")
 def runs(namespace, tmp_path_factory):
-    """The series twice with default parameters, every CQL statement its kernels send captured."""
+    """The series, then a second run of 02, 03 and 06, every CQL statement the kernels send captured."""
     captured = tmp_path_factory.mktemp("cql") / "statements.jsonl"
     patch = pytest.MonkeyPatch()
     patch.setenv("CLICKLIB_NAMESPACE", namespace.namespace)  # the kernels papermill starts inherit it
@@ -60,9 +63,12 @@ def runs(namespace, tmp_path_factory):
     patch.setenv("PYTHONPATH", os.pathsep.join([str(CAPTURE), os.environ.get("PYTHONPATH", "")]))
     try:
         done = []
-        for number in (1, 2):
+        again = tmp_path_factory.mktemp("again")
+        for name in SECOND_RUN:
+            (again / name).write_bytes((resources.notebooks_dir() / name).read_bytes())
+        for number, notebooks in ((1, None), (2, again)):
             out = tmp_path_factory.mktemp(f"run{number}")
-            records = reports.execute_series(out, {})
+            records = reports.execute_series(out, {}, notebooks=notebooks)
             records["out"] = out
             done.append(records)
     finally:

@@ -38,7 +38,8 @@ BAD_PROFILES = [
     (b"user-poison-4", b'{"home_city": "\\ud800"}'),
 ]
 BAD_SINK_RECORDS = [b"not json", b'{"event_id": 123, "date": "noon"}', b"\xff"]
-HOLD_SECONDS = 60
+# Two checkpoints and more: a job fails on a poison record as soon as it reads it, or at the checkpoint after.
+HOLD_SECONDS = 30
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,19 @@ def test_cassandra_refuses_an_anonymous_session_and_a_wrong_password(live_stack)
     assert isinstance(refusal(live_stack, ("cassandra", "cassandra")), AuthenticationFailed)
 
 
-def test_the_notebooks_role_reads_the_pipeline_but_cannot_write_it(running_pipeline: Pipeline):
-    keyspace = running_pipeline.settings.keyspace
-    reader = running_pipeline.reader
+@pytest.fixture(scope="module")
+def secure_pipeline(live_stack: Settings):
+    """One pipeline for the module's tests, purged afterwards: the reader's test, which expects an
+    empty table, comes before the one that sends traffic."""
+    with Pipeline(dataclasses.replace(live_stack, namespace=f"r{uuid.uuid4().hex[:8]}_")) as pipeline:
+        pipeline.up()
+        yield pipeline
+        pipeline.down(purge=True)
+
+
+def test_the_notebooks_role_reads_the_pipeline_but_cannot_write_it(secure_pipeline: Pipeline):
+    keyspace = secure_pipeline.settings.keyspace
+    reader = secure_pipeline.reader
     assert reader.login[0] == "clicklib_reader"
     assert reader.execute(f"SELECT count(*) FROM {keyspace}.pageviews_per_minute").one()[0] == 0
     session = reader.session
@@ -82,9 +93,9 @@ def every_password(settings: Settings) -> list[str]:
     return [password for logins in stored.values() for password in logins.values()]
 
 
-def test_no_generated_password_is_in_logs_configs_job_graphs_or_cli_output(running_pipeline: Pipeline):
-    settings = running_pipeline.settings
-    produce.produce(running_pipeline, generate(500, seed=7, invalid_ratio=0.02))
+def test_no_generated_password_is_in_logs_configs_job_graphs_or_cli_output(secure_pipeline: Pipeline):
+    settings = secure_pipeline.settings
+    produce.produce(secure_pipeline, generate(500, seed=7, invalid_ratio=0.02))
     cli = Path(sys.executable).parent / "clicklib"
     texts: dict[str, str] = {}
     for command in (["stack", "status"], ["pipeline", "status"]):
@@ -114,7 +125,7 @@ def test_no_generated_password_is_in_logs_configs_job_graphs_or_cli_output(runni
     for view in ("/jobmanager/config", "/jobmanager/environment", "/taskmanagers"):
         texts[view] = requests.get(f"{flink}{view}", timeout=10).text
     auth = secrets.connect_login(settings)
-    for connector in running_pipeline.definition.connectors:
+    for connector in secure_pipeline.definition.connectors:
         response = requests.get(f"{settings.connect_url}/connectors/{connector.name}", auth=auth, timeout=10)
         texts[f"connector {connector.name}"] = response.text
         assert json.loads(response.text)["config"]["cassandra.password"].startswith("${file:")
