@@ -94,7 +94,7 @@ class Settings:
     flink_rpc_port: int = 6123
     sql_gateway_port: int = 8082
     # Flink's REST API and the SQL Gateway listen here, behind the web guard that owns the two
-    # ports above (stack/web_guard.py); 0 means the public port plus 10.
+    # ports above (stack/web_guard.py); 0 means the public port plus 100.
     flink_rest_backend_port: int = 0
     sql_gateway_backend_port: int = 0
 
@@ -198,11 +198,20 @@ class Settings:
             ("sql_gateway_backend_port", "sql_gateway_port"),
         ):
             if not getattr(self, backend):
-                object.__setattr__(self, backend, getattr(self, public) + 10)
+                object.__setattr__(self, backend, getattr(self, public) + 100)
         for name in PORT_FIELDS:
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise SettingsError(f"{_var(name)}={port} is not a port; use a number from 1 to 65535")
+        taken: dict[int, str] = {}
+        for name in PORT_FIELDS:
+            other = taken.setdefault(getattr(self, name), name)
+            if other != name:
+                # A backend port is derived (public + 100) unless set: say so, it may not be obvious.
+                raise SettingsError(
+                    f"{_var(other)} and {_var(name)} are both {getattr(self, name)}; "
+                    "each service needs a port of its own (a backend port is its public port + 100 unless set)"
+                )
         for name in DURATION_FIELDS:
             parse_duration(getattr(self, name), _var(name))
         for name in ("startup_timeout", "request_timeout", "probe_timeout"):

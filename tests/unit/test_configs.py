@@ -47,10 +47,10 @@ def test_connect_reaches_kafka_and_listens_where_settings_say(tmp_path):
 
 def test_flink_and_its_gateway_bind_their_backend_ports_behind_the_web_guard(tmp_path):
     text = configs.flink_config(moved(tmp_path)).read_text()
-    # The public ports 18081 and 18082 belong to the web guard; the services sit 10 above them.
-    assert "rest.port: 18091" in text
+    # The public ports 18081 and 18082 belong to the web guard; the services sit 100 above them.
+    assert "rest.port: 18181" in text
     assert "jobmanager.rpc.port: 16123" in text
-    assert "sql-gateway.endpoint.rest.port: 18092" in text
+    assert "sql-gateway.endpoint.rest.port: 18182" in text
     assert "rest.bind-address: 127.0.0.1" in text
     assert "18081" not in text and "18082" not in text
 
@@ -61,6 +61,10 @@ def test_backend_ports_can_be_set_and_are_checked(tmp_path):
     assert settings.flink_rest_backend_url == "http://127.0.0.1:20001"
     with pytest.raises(SettingsError, match="CLICKLIB_FLINK_REST_BACKEND_PORT"):
         Settings(home=tmp_path, flink_rest_port=65530)
+    with pytest.raises(
+        SettingsError, match="CLICKLIB_SQL_GATEWAY_PORT and CLICKLIB_FLINK_REST_BACKEND_PORT are both 8182"
+    ):
+        Settings(home=tmp_path, sql_gateway_port=8182, sql_gateway_backend_port=9999, flink_rest_port=8082)
 
 
 def test_every_service_binds_the_bind_host_only(tmp_path):
