@@ -198,8 +198,16 @@ def _follow(paths: list) -> None:
 )
 @click.option("--invalid-ratio", default=0.0, show_default=True, help="Share of deliberately invalid messages.")
 @click.option("--file", "jsonl", type=click.Path(exists=True, dir_okay=False), help="Replay a JSON-lines file instead.")
+@click.option(
+    "--udp",
+    is_flag=False,
+    flag_value="collector",
+    default=None,
+    metavar="[HOST:PORT]",
+    help="Send the events as datagrams to the collector's UDP bridge (default: the stack's) instead of to Kafka.",
+)
 def produce_command(
-    n_events: int, rate: float | None, seed: int | None, invalid_ratio: float, jsonl: str | None
+    n_events: int, rate: float | None, seed: int | None, invalid_ratio: float, jsonl: str | None, udp: str | None
 ) -> None:
     """Generate clickstream events (or replay a file) and produce them into Kafka.
 
@@ -230,6 +238,12 @@ def produce_command(
         console.print(
             f"seed {seed}, events dated from {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(first / 1000))}"
         )
+        if udp:
+            udp_report = produce.produce_udp(pipeline, workload, _udp_address(udp), rate=rate)
+            console.print(udp_report.summary(), highlight=False, soft_wrap=True)
+            if udp_report.interrupted:
+                sys.exit(130)
+            return
         report = produce.produce(pipeline, workload, rate=rate)
         console.print(f"{report.delivered} delivered, {report.failed} failed ({report.rate:,.0f} events/s)")
         if report.errors:
@@ -238,6 +252,38 @@ def produce_command(
             sys.exit(130)
         if report.failed:
             sys.exit(1)
+
+
+def _udp_address(text: str) -> tuple[str, int] | None:
+    if text == "collector":
+        return None
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT (like 127.0.0.1:8091)", param_hint="--udp")
+    return host, int(port)
+
+
+@main.command("collector")
+def collector_command() -> None:
+    """Run the collector in the foreground: HTTP events and UDP datagrams into the raw topic.
+
+    It writes to the raw topic of CLICKLIB_NAMESPACE on the Kafka the settings name, so it serves
+    an existing cluster as well as the local stack (where `clicklib stack up` runs it already).
+    Ctrl-C stops it once Kafka has acknowledged what it holds.
+    """
+    import asyncio
+
+    from clicklib.collector import CollectorConfig
+    from clicklib.collector_http import serve
+
+    def ready(config: CollectorConfig) -> None:
+        console.print(
+            f"collecting into [bold]{config.topic}[/]: HTTP on http://{config.host}:{config.http_port} "
+            f"(POST /collect, GET /i, /tracker.js, /shop/, /health, /metrics), UDP on {config.host}:{config.udp_port}"
+        )
+
+    with _clear_errors():
+        asyncio.run(serve(get_settings(), ready))
 
 
 @main.group("pipeline")

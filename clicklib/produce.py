@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from confluent_kafka import KafkaError as DeliveryError
 from confluent_kafka import KafkaException, Message, Producer
@@ -215,6 +216,106 @@ def produce(
     if first is not None and valid in pipeline.kafka.topic_names():
         pipeline.kafka.mark_every_partition(valid, {MARK_HEADER: str(first - 1).encode()})
     return produce_records(pipeline, workload.records, rate, show_progress)
+
+
+@dataclass
+class UdpReport:
+    """What the UDP producer sent, and what the collector says it forwarded meanwhile."""
+
+    target: str
+    sent: int = 0
+    seconds: float = 0.0
+    forwarded: int | None = None  # None: the collector's counters could not be read
+    interrupted: bool = False
+
+    @property
+    def lost(self) -> int | None:
+        return None if self.forwarded is None else max(self.sent - self.forwarded, 0)
+
+    def summary(self) -> str:
+        rate = self.sent / self.seconds if self.seconds else 0.0
+        head = f"{self.sent:,} datagrams sent to {self.target} ({rate:,.0f}/s)"
+        if self.forwarded is None:
+            return f"{head}; the collector's counters could not be read, so what reached Kafka is unknown"
+        if self.lost:
+            return (
+                f"{head}; the collector forwarded {self.forwarded:,} into Kafka: {self.lost:,} lost on the way "
+                "(UDP drops datagrams a busy receiver has no room for; send slower with --rate)"
+            )
+        return f"{head}; the collector forwarded all {self.forwarded:,} into Kafka"
+
+
+def collector_forwarded(collector_url: str, timeout: float = 5.0) -> int | None:
+    """How many UDP events the collector has forwarded into Kafka since it started; None if unknown."""
+    import requests
+
+    try:
+        text = requests.get(f"{collector_url}/metrics", timeout=timeout).text
+    except requests.RequestException:
+        return None
+    prefix = 'clicklib_collector_delivered_total{endpoint="udp",outcome="forwarded"} '
+    return next((int(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)), 0)
+
+
+def produce_udp(
+    pipeline: Pipeline,
+    workload: Workload,
+    address: tuple[str, int] | None = None,
+    rate: float | None = None,
+    settle_seconds: float = 15.0,
+) -> UdpReport:
+    """Send a workload's records as datagrams to the collector's UDP bridge, one event each, the
+    way the original system's producer did; then read how many the collector forwarded.
+
+    The profiles and the time mark go straight to Kafka, as with :func:`produce`: they are not
+    events. The forwarded count is the collector's counter difference, so other senders at the
+    same time count too.
+    """
+    import socket
+
+    settings = pipeline.settings
+    host, port = address or (urlsplit(settings.collector_url).hostname or "127.0.0.1", settings.collector_udp_port)
+    report = UdpReport(f"{host}:{port}")
+    if workload.profiles:
+        publish_profiles(pipeline, workload.profiles)
+    first = min((e.date for e in workload.events), default=None)
+    valid = pipeline.topic(VALID)
+    if first is not None and valid in pipeline.kafka.topic_names():
+        pipeline.kafka.mark_every_partition(valid, {MARK_HEADER: str(first - 1).encode()})
+    before = collector_forwarded(settings.collector_url)
+    started = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            for index, record in enumerate(workload.records):
+                if rate:
+                    ahead = started + index / rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+                sock.sendto(record.value.encode(), (host, port))
+                report.sent += 1
+        except KeyboardInterrupt:
+            report.interrupted = True
+        except OSError as exc:
+            raise ClicklibError(f"collector: cannot send datagrams to {host}:{port}: {exc.strerror}") from None
+    report.seconds = time.monotonic() - started
+    if before is None:
+        return report
+    # The bridge forwards as datagrams arrive and Kafka answers within moments: wait until the
+    # count reaches what was sent, or stops moving.
+    deadline, last, still_since = time.monotonic() + settle_seconds, None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = collector_forwarded(settings.collector_url)
+        if now is None:
+            return report
+        report.forwarded = now - before
+        if report.forwarded >= report.sent:
+            break
+        if now != last:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since > 2.0:
+            break
+        time.sleep(0.2)
+    return report
 
 
 FIRST_RUN_ROOM_MS = 3_600_000  # an hour: six runs of 2,000 simulated events fit after the first

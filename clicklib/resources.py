@@ -1,7 +1,7 @@
 """The files the package ships beside its code: the SQL scripts, the connector configs, the
-Cassandra schema and the notebooks.
+Cassandra schema, the notebooks, and the collector's tracker and demo shop.
 
-The repository keeps them in its top-level ``ksql/``, ``connect/`` and ``notebooks/``
+The repository keeps them in its top-level ``ksql/``, ``connect/``, ``notebooks/`` and ``web/``
 folders; ``clicklib/assets/`` links to those folders, and a built wheel carries copies of
 them, so ``importlib.resources`` finds them in a checkout and in an installed package alike.
 """
@@ -28,6 +28,12 @@ def connect_dir() -> Traversable:
 def notebooks_dir() -> Traversable:
     """The numbered notebooks (``NN_*.ipynb``)."""
     return ASSETS / "notebooks"
+
+
+def collector_asset(name: str) -> Path:
+    """A file or folder the collector serves from ``web/``: ``tracker.js``, ``shop``."""
+    # aiohttp serves static folders from a real path; a checkout and an installed package have one.
+    return Path(str(ASSETS / "web" / name))
 
 
 def schema_file() -> Traversable:

@@ -34,6 +34,8 @@ PORT_FIELDS = (
     "sql_gateway_port",
     "flink_rest_backend_port",
     "sql_gateway_backend_port",
+    "collector_port",
+    "collector_udp_port",
 )
 URL_FIELDS = ("connect_url", "flink_rest_url", "sql_gateway_url")
 # Durations are written the way Flink reads them ("30 s", "500 ms", "2 min"), since the SQL
@@ -46,6 +48,7 @@ DURATION_FIELDS = (
     "dedup_ttl",
     "crash_loop_window",
     "topic_retention",
+    "collector_delivery_timeout",
 )
 KAFKA_PROTOCOLS = ("", "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -97,6 +100,9 @@ class Settings:
     # ports above (stack/web_guard.py); 0 means the public port plus 100.
     flink_rest_backend_port: int = 0
     sql_gateway_backend_port: int = 0
+    # The collector: HTTP (events from browsers) and UDP (datagrams of JSON events).
+    collector_port: int = 8090
+    collector_udp_port: int = 8091
 
     # Explicit client addresses; empty means "derive from bind_host and port".
     bootstrap_servers: str = ""
@@ -171,6 +177,22 @@ class Settings:
     topic_retention_mb: int = 1024
     cassandra_ttl: str = ""
 
+    # The collector's bounds and manners. Site origins (comma-separated, like
+    # https://shop.example) may read its answers; any page may send. A body or datagram holds
+    # at most collector_max_kb; a request at most collector_max_events events; at most
+    # collector_queue_limit events wait for Kafka at once (then 503). A request waits for Kafka at
+    # most collector_delivery_timeout. Anonymising zeroes the last octet of a client's IPv4
+    # address (the last 80 bits of IPv6).
+    collector_origins: str = ""
+    # Where the collector listens. It runs no code a client sends, so unlike the other services it
+    # may listen beyond this machine without the secure profile: websites' visitors are its clients.
+    collector_bind_host: str = "127.0.0.1"
+    collector_anonymise_ip: bool = False
+    collector_max_kb: int = 256
+    collector_max_events: int = 500
+    collector_queue_limit: int = 50_000
+    collector_delivery_timeout: str = "60 s"
+
     def __post_init__(self) -> None:
         # Everything is checked here, when settings are read, so a bad value fails at once
         # naming its variable instead of deep inside whatever uses it first.
@@ -183,6 +205,10 @@ class Settings:
             raise SettingsError(
                 f"{ENV_PREFIX}BIND_HOST={self.bind_host!r} is not a host name or IP address; "
                 "the local stack binds 127.0.0.1 by default"
+            )
+        if not HOST.fullmatch(self.collector_bind_host):
+            raise SettingsError(
+                f"{ENV_PREFIX}COLLECTOR_BIND_HOST={self.collector_bind_host!r} is not a host name or IP address"
             )
         if not self.secure and not is_loopback(self.bind_host):
             # Without passwords, whoever reaches a port owns the pipeline: Flink and the SQL
@@ -228,6 +254,9 @@ class Settings:
             ("log_max_mb", 1),
             ("log_keep", 1),
             ("topic_retention_mb", 1),
+            ("collector_max_kb", 1),
+            ("collector_max_events", 1),
+            ("collector_queue_limit", 1),
         ):
             if getattr(self, name) < minimum:
                 raise SettingsError(f"{_var(name)} must be at least {minimum}, got {getattr(self, name)}")
@@ -348,6 +377,10 @@ class Settings:
         return parse_duration(self.crash_loop_window, _var("crash_loop_window"))
 
     @property
+    def collector_delivery_timeout_seconds(self) -> float:
+        return parse_duration(self.collector_delivery_timeout, _var("collector_delivery_timeout"))
+
+    @property
     def checkpoint_interval_seconds(self) -> float:
         return parse_duration(self.checkpoint_interval, _var("checkpoint_interval"))
 
@@ -383,12 +416,20 @@ class Settings:
             "sql-gateway": self.sql_gateway_port,
             "flink-backend": self.flink_rest_backend_port,
             "sql-gateway-backend": self.sql_gateway_backend_port,
+            "collector": self.collector_port,
+            "collector-udp": self.collector_udp_port,
         }
 
     @property
     def flink_rest_backend_url(self) -> str:
         """Flink's REST API itself, behind the web guard: for the stack's own probes."""
         return f"http://{self.code_host}:{self.flink_rest_backend_port}"
+
+    @property
+    def collector_url(self) -> str:
+        """The collector's HTTP side, where browsers send events (the UDP bridge is on collector_udp_port)."""
+        host = "127.0.0.1" if self.collector_bind_host in ("0.0.0.0", "::") else self.collector_bind_host
+        return f"http://{host}:{self.collector_port}"
 
     @property
     def sql_gateway_backend_url(self) -> str:

@@ -35,3 +35,90 @@ def chromium(page: Path, profile: Path, *args: str, budget_ms: int = 15_000) -> 
         timeout=180,
         check=False,
     )
+
+
+class DevTools:
+    """A headless Chromium driven through the DevTools protocol: open a page, run script in it,
+    wait for the next page to load. One tab, one fresh profile."""
+
+    def __init__(self, profile: Path) -> None:
+        import json
+        import time
+        import urllib.request
+
+        from websockets.sync.client import connect
+
+        profile.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Chromium writes the port it chose into the profile.
+        port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + 30
+        while not port_file.is_file() or not port_file.read_text().strip():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.close()
+                raise RuntimeError("Chromium did not open its DevTools port")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
+        target = next(p for p in pages if p["type"] == "page")
+        self.socket = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        self.next_id = 0
+        self.events: list[dict] = []
+        self.call("Page.enable")
+        self.call("Runtime.enable")
+
+    def call(self, method: str, **params) -> dict:
+        import json
+
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv(timeout=60))
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def wait_for(self, event: str, timeout: float = 30.0) -> dict:
+        import json
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, message in enumerate(self.events):
+                if message.get("method") == event:
+                    return self.events.pop(index)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {event} within {timeout:.0f} s")
+            self.events.append(json.loads(self.socket.recv(timeout=remaining)))
+
+    def open(self, url: str) -> None:
+        self.events.clear()
+        self.call("Page.navigate", url=url)
+        self.wait_for("Page.loadEventFired")
+
+    def evaluate(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('text')}")
+        return result["result"].get("value")
+
+    def click_and_load(self, selector: str) -> None:
+        """Click the element a link or button is, and wait for the page it leads to."""
+        self.events.clear()
+        self.evaluate(f"document.querySelector({selector!r}).click()")
+        self.wait_for("Page.loadEventFired")
+
+    def close(self) -> None:
+        if getattr(self, "socket", None) is not None:
+            self.socket.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import requests
+
 from clicklib.cassandra import refused_login, session_security
 from clicklib.connect import ConnectClient
 from clicklib.exceptions import ClicklibError, SettingsError
@@ -120,6 +122,20 @@ def connect(settings: Settings) -> Probe:
     if any(p.get("class") == CASSANDRA_SINK_CLASS for p in plugins):
         return Probe(True, "Cassandra sink plugin loaded")
     return Probe(False, f"{CASSANDRA_SINK_CLASS} not among {len(plugins)} plugins")
+
+
+def collector(settings: Settings) -> Probe:
+    """The collector answers /health, and reaches Kafka."""
+    try:
+        answer = requests.get(f"{settings.collector_url}/health", timeout=settings.probe_timeout)
+        state = answer.json()
+    except (requests.RequestException, ValueError) as exc:
+        return Probe(False, f"GET /health: {str(exc)[:120]}")
+    if answer.status_code != 200:
+        return Probe(False, f"Kafka {state.get('kafka', '?')}")
+    topic = state.get("topic", "?")
+    waiting = "" if state.get("topic_exists") else " (not created yet: clicklib pipeline up)"
+    return Probe(True, f"into {topic}{waiting}, {state.get('in_flight', 0)} event(s) in flight")
 
 
 def flink_overview(settings: Settings, url: str) -> dict | str:

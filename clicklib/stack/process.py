@@ -76,10 +76,11 @@ def parse_java_major(version_output: str) -> int | None:
     return major
 
 
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def port_is_free(host: str, port: int, udp: bool = False) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as sock:
         # SO_REUSEADDR matches how the JVMs bind, so a port in TIME_WAIT counts as free.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if not udp:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -108,7 +109,8 @@ def describe_port_holder(port: int) -> str:
 
 
 def check_port(settings: Settings, service: str, port_name: str, port: int) -> None:
-    if port_is_free(settings.bind_host, port):
+    # Ports named "...-udp" take datagrams (the collector's UDP bridge); the others are TCP.
+    if port_is_free(settings.bind_host, port, udp=port_name.endswith("-udp")):
         return
     holder = describe_port_holder(port)
     held_by = f" by {holder}" if holder else ""

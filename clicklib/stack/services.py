@@ -1,6 +1,6 @@
 """What the local stack runs: one entry per process, with its command line and probe.
 
-Five services are reported (kafka, cassandra, connect, flink, sql-gateway); Flink is a
+Six services are reported (kafka, cassandra, connect, collector, flink, sql-gateway); Flink is a
 JobManager and a TaskManager. Every JVM is started directly from its main class, without the
 distributions' shell scripts, so that nothing but Java and the resolved jars is needed.
 Flink's REST API and the SQL Gateway each sit behind a web guard, a small Python process
@@ -355,6 +355,17 @@ def _sql_gateway_guard_command(settings: Settings, java: str) -> list[str]:
     )
 
 
+def _collector_command(settings: Settings, java: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "clicklib.collector_http",
+        # The markers let `stack down` and the supervisor find it like every JVM of this stack.
+        home_marker(settings),
+        service_marker("collector"),
+    ]
+
+
 PROCESSES: dict[str, Process] = {
     p.name: p
     for p in (
@@ -368,6 +379,15 @@ PROCESSES: dict[str, Process] = {
         ),
         Process("cassandra", "cassandra", ("cassandra", "cassandra-storage"), health.cassandra, _cassandra_command),
         Process("connect", "connect", ("connect",), health.connect, _connect_command),
+        # It reads its settings from the environment, those of the stack it belongs to.
+        Process(
+            "collector",
+            "collector",
+            ("collector", "collector-udp"),
+            health.collector,
+            _collector_command,
+            env=lambda settings: settings.to_env(),
+        ),
         Process(
             "flink-jobmanager",
             "flink",
@@ -394,7 +414,7 @@ PROCESSES: dict[str, Process] = {
 # starting every JVM at once only makes each of them slower.
 PHASES: tuple[tuple[str, ...], ...] = (
     ("kafka", "cassandra"),
-    ("connect",),
+    ("connect", "collector"),
     ("flink-jobmanager", "flink-taskmanager", "flink-guard"),
     ("sql-gateway", "sql-gateway-guard"),
 )
@@ -403,12 +423,14 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "kafka": ("kafka",),
     "cassandra": ("cassandra",),
     "connect": ("connect",),
+    "collector": ("collector",),
     "flink": ("flink-jobmanager", "flink-taskmanager", "flink-guard"),
     "sql-gateway": ("sql-gateway", "sql-gateway-guard"),
 }
 
 NEEDS: dict[str, tuple[str, ...]] = {
     "connect": ("kafka",),
+    "collector": ("kafka",),
     "flink-taskmanager": ("flink-jobmanager",),
     "sql-gateway": ("flink-jobmanager", "flink-taskmanager"),
 }
@@ -419,6 +441,7 @@ def service_url(settings: Settings, service: str) -> str:
         "kafka": f"kafka://{settings.bootstrap_servers}",
         "cassandra": f"cql://{settings.cassandra_contact_points[0]}:{settings.cassandra_port}",
         "connect": settings.connect_url,
+        "collector": settings.collector_url,
         "flink": settings.flink_rest_url,
         "sql-gateway": settings.sql_gateway_url,
     }[service]

@@ -9,6 +9,7 @@ def test_all_services_start_in_phase_order():
         "kafka",
         "cassandra",
         "connect",
+        "collector",
         "flink-jobmanager",
         "flink-taskmanager",
         "flink-guard",
@@ -19,6 +20,7 @@ def test_all_services_start_in_phase_order():
 
 def test_a_service_brings_what_it_needs():
     assert services.expand(["connect"]) == ["kafka", "connect"]
+    assert services.expand(["collector"]) == ["kafka", "collector"]
     # The gateway reaches the JobManager on its backend port: Flink's web guard is not needed.
     assert services.expand(["sql-gateway"]) == [
         "flink-jobmanager",

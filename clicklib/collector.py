@@ -1,0 +1,351 @@
+"""The ingestion edge: an HTTP collector and a UDP bridge in front of the raw topic.
+
+Websites send events from the browser over HTTP (``POST /collect``, or the ``GET /i`` pixel);
+the original system's producer sends JSON datagrams over UDP. Both end in the raw topic,
+written by the idempotent producer with acks=all. The pipeline does all validation (ksql/):
+the collector only forwards, bounds and counts.
+
+- HTTP answers ``202`` only once Kafka has acknowledged every event of the request, so a
+  client may forget what it sent. Over its bounds (events in flight) it answers ``503`` with
+  ``Retry-After`` instead of queueing without limit; while Kafka is down, requests wait up to
+  the delivery timeout, then get ``503`` too. A retried event may be written twice: its
+  ``event_id`` makes it count once downstream.
+- UDP cannot push back: a datagram over the bounds is dropped and counted as rejected, and
+  ``clicklib produce --udp`` compares what it sent with what was forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from clicklib.exceptions import ClicklibError
+from clicklib.settings import Settings
+from clicklib.topics import RAW, topic_name
+
+ACCEPTED_TYPES = ("application/json", "text/plain")  # sendBeacon sends a string as text/plain
+# The 1x1 transparent GIF the pixel endpoint answers with.
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+# Query parameters of the pixel that are not strings in the event schema.
+INTEGER_FIELDS = ("date", "status")
+BOOLEAN_FIELDS = ("init_session",)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Busy(ClicklibError):
+    """More events are in flight than the collector may hold: the client should come back later."""
+
+
+class NotDelivered(ClicklibError):
+    """Kafka did not acknowledge an event (down longer than the delivery timeout, or refused)."""
+
+
+@dataclass
+class Metrics:
+    """Counters the collector keeps, shown at ``/metrics`` in Prometheus' text format.
+
+    Each counter is written by one thread only (HTTP and UDP receipt in the event loop,
+    deliveries in the producer's poll thread), so no lock is needed.
+    """
+
+    requests: Counter = field(default_factory=Counter)  # (endpoint, status)
+    events: Counter = field(default_factory=Counter)  # (endpoint, outcome, reason)
+    datagrams: Counter = field(default_factory=Counter)  # outcome
+    delivered: Counter = field(default_factory=Counter)  # (endpoint, outcome): written by the poll thread
+    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+
+    def observe_latency(self, seconds: float) -> None:
+        index = next((i for i, bound in enumerate(LATENCY_BUCKETS) if seconds <= bound), len(LATENCY_BUCKETS))
+        self.latency[index] += 1
+        self.latency_sum += seconds
+
+    def forwarded(self, endpoint: str) -> int:
+        return self.delivered[(endpoint, "forwarded")]
+
+    def render(self) -> str:
+        lines = [
+            "# HELP clicklib_collector_requests_total HTTP requests answered, by endpoint and status.",
+            "# TYPE clicklib_collector_requests_total counter",
+        ]
+        lines += [
+            f'clicklib_collector_requests_total{{endpoint="{e}",status="{s}"}} {n}'
+            for (e, s), n in sorted(self.requests.items())
+        ]
+        lines += [
+            "# HELP clicklib_collector_events_total Events received and rejected, by endpoint and reason.",
+            "# TYPE clicklib_collector_events_total counter",
+        ]
+        lines += [
+            f'clicklib_collector_events_total{{endpoint="{e}",outcome="{o}",reason="{_label(r)}"}} {n}'
+            for (e, o, r), n in sorted(self.events.items())
+        ]
+        lines += [
+            "# HELP clicklib_collector_delivered_total Events Kafka acknowledged (forwarded) or did not (failed).",
+            "# TYPE clicklib_collector_delivered_total counter",
+        ]
+        lines += [
+            f'clicklib_collector_delivered_total{{endpoint="{e}",outcome="{o}"}} {n}'
+            for (e, o), n in sorted(self.delivered.items())
+        ]
+        lines += [
+            "# HELP clicklib_collector_datagrams_total UDP datagrams received, forwarded and rejected.",
+            "# TYPE clicklib_collector_datagrams_total counter",
+        ]
+        lines += [f'clicklib_collector_datagrams_total{{outcome="{o}"}} {n}' for o, n in sorted(self.datagrams.items())]
+        lines += [
+            "# HELP clicklib_collector_delivery_seconds From handing an event to the producer to Kafka's answer.",
+            "# TYPE clicklib_collector_delivery_seconds histogram",
+        ]
+        running = 0
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), self.latency, strict=True):
+            running += count
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            lines.append(f'clicklib_collector_delivery_seconds_bucket{{le="{le}"}} {running}')
+        lines.append(f"clicklib_collector_delivery_seconds_sum {self.latency_sum:.6f}")
+        lines.append(f"clicklib_collector_delivery_seconds_count {running}")
+        return "\n".join(lines) + "\n"
+
+
+def _label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def anonymise(ip: str) -> str:
+    """An address with its host part zeroed: the last octet of IPv4, the last 80 bits of IPv6."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 4:
+        return str(ipaddress.ip_network(f"{address}/24", strict=False).network_address)
+    return str(ipaddress.ip_network(f"{address}/48", strict=False).network_address)
+
+
+def event_key(value: bytes) -> bytes | None:
+    """The Kafka key of a raw event: its user_id when it parses and has one."""
+    try:
+        event = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    user = event.get("user_id") if isinstance(event, dict) else None
+    return user.encode() if isinstance(user, str) and user else None
+
+
+def parse_body(body: bytes, max_events: int) -> list[dict[str, Any]]:
+    """The events of a ``/collect`` body: one JSON object or an array of them.
+
+    Raises ValueError with a reason a client can act on.
+    """
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("the body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("the body nests too deeply") from None
+    events = parsed if isinstance(parsed, list) else [parsed]
+    if not events:
+        raise ValueError("the body is an empty array: send one event or an array of events")
+    if len(events) > max_events:
+        raise ValueError(f"the body holds {len(events)} events; send at most {max_events} per request")
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            where = f"item {index} of the array" if isinstance(parsed, list) else "the body"
+            raise ValueError(f"{where} is a JSON {type(event).__name__}, not an event object")
+    return events
+
+
+def pixel_event(query: dict[str, str]) -> dict[str, Any]:
+    """One event from the pixel's query string; numbers and booleans typed as the schema says."""
+    event: dict[str, Any] = dict(query)
+    for name in INTEGER_FIELDS:
+        if name in event and event[name].lstrip("-").isdigit():
+            event[name] = int(event[name])
+    for name in BOOLEAN_FIELDS:
+        if name in event and event[name].lower() in ("true", "1", "false", "0"):
+            event[name] = event[name].lower() in ("true", "1")
+    return event
+
+
+def enrich(event: dict[str, Any], ip: str | None, user_agent: str | None, anonymise_ip: bool, now_ms: int) -> bytes:
+    """The event as it is forwarded, with what only the server knows added."""
+    event.setdefault("collector_date", now_ms)
+    if ip and not event.get("ip"):
+        event["ip"] = ip
+    if anonymise_ip and isinstance(event.get("ip"), str):
+        event["ip"] = anonymise(event["ip"])
+    if user_agent and not event.get("user_agent"):
+        event["user_agent"] = user_agent
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Forwarder:
+    """The one producer of the collector, with the bound on events in flight.
+
+    ``send`` awaits Kafka's answer for a batch (HTTP); ``send_nowait`` hands a batch over and
+    only counts the answers (UDP). A thread polls the producer for delivery reports.
+    """
+
+    def __init__(self, producer: Any, topic: str, limit: int, metrics: Metrics) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.limit = limit
+        self.metrics = metrics
+        self.in_flight = 0  # changed in the event loop only (reserve, and _release via the loop)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="collector-kafka-poll", daemon=True)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    def _release(self, count: int) -> None:
+        self.in_flight -= count
+
+    def reserve(self, count: int) -> None:
+        if self.in_flight + count > self.limit:
+            raise Busy(f"{self.in_flight} events are waiting for Kafka already (at most {self.limit})")
+        self.in_flight += count
+
+    def _produce(self, endpoint: str, records: list[tuple[bytes | None, bytes]], done: Callable[[str], None]) -> None:
+        loop, metrics, started = self.loop, self.metrics, time.monotonic()
+
+        def report(error: Any, _message: Any) -> None:
+            # In the poll thread: count, then hand the outcome to the event loop.
+            outcome = "failed" if error is not None else "forwarded"
+            metrics.delivered[(endpoint, outcome)] += 1
+            metrics.observe_latency(time.monotonic() - started)
+            if loop is not None:  # set by start(), before anything is produced
+                loop.call_soon_threadsafe(done, "" if error is None else str(error))
+
+        for index, (key, value) in enumerate(records):
+            try:
+                self.producer.produce(self.topic, value=value, key=key, on_delivery=report)
+            except BufferError:
+                # The producer's own queue is full although the bound was not: answer for the rest.
+                for _ in records[index:]:
+                    metrics.delivered[(endpoint, "failed")] += 1
+                    done("the producer's queue is full")
+                return
+
+    async def send(self, endpoint: str, records: list[tuple[bytes | None, bytes]]) -> None:
+        """Forward ``records`` and return once Kafka acknowledged all; NotDelivered otherwise."""
+        assert self.loop is not None
+        self.reserve(len(records))
+        finished = self.loop.create_future()
+        remaining = [len(records)]
+        errors: list[str] = []
+
+        def done(error: str) -> None:
+            self._release(1)
+            if error:
+                errors.append(error)
+            remaining[0] -= 1
+            if remaining[0] == 0 and not finished.done():
+                finished.set_result(None)
+
+        self._produce(endpoint, records, done)
+        await finished
+        if errors:
+            raise NotDelivered(f"Kafka did not take {len(errors)} of {len(records)} events: {errors[0]}")
+
+    def send_nowait(self, endpoint: str, records: list[tuple[bytes | None, bytes]]) -> None:
+        self.reserve(len(records))
+        self._produce(endpoint, records, lambda _error: self._release(1))
+
+    def close(self, timeout: float) -> int:
+        """Flush what is in flight; returns how many events were still not delivered."""
+        left = self.producer.flush(timeout)
+        self._stop.set()
+        self._poller.join(timeout=5)
+        return left
+
+
+class UdpBridge(asyncio.DatagramProtocol):
+    """Each datagram holds one JSON event or several separated by newlines; each is forwarded as
+    the bytes it is, keyed by its user_id when it parses and has one."""
+
+    def __init__(self, forwarder: Forwarder, metrics: Metrics, max_bytes: int) -> None:
+        self.forwarder = forwarder
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        metrics = self.metrics
+        metrics.datagrams["received"] += 1
+        if len(data) > self.max_bytes:
+            metrics.datagrams["rejected"] += 1
+            metrics.events[("udp", "rejected", f"datagram over {self.max_bytes} bytes")] += 1
+            return
+        events = [line for line in data.split(b"\n") if line.strip()]
+        metrics.events[("udp", "received", "")] += len(events)
+        if not events:
+            metrics.datagrams["rejected"] += 1
+            metrics.events[("udp", "rejected", "empty datagram")] += 1
+            return
+        try:
+            self.forwarder.send_nowait("udp", [(event_key(line), line) for line in events])
+        except Busy:
+            metrics.datagrams["rejected"] += 1
+            metrics.events[("udp", "rejected", "too many events in flight")] += len(events)
+            return
+        metrics.datagrams["forwarded"] += 1
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    """What the collector needs from the settings, in one place."""
+
+    topic: str
+    host: str
+    http_port: int
+    udp_port: int
+    max_bytes: int
+    max_events: int
+    queue_limit: int
+    delivery_timeout_ms: int
+    origins: frozenset[str]
+    anonymise_ip: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CollectorConfig:
+        return cls(
+            topic=topic_name(settings, RAW),
+            host=settings.collector_bind_host,
+            http_port=settings.collector_port,
+            udp_port=settings.collector_udp_port,
+            max_bytes=settings.collector_max_kb * 1024,
+            max_events=settings.collector_max_events,
+            queue_limit=settings.collector_queue_limit,
+            delivery_timeout_ms=int(settings.collector_delivery_timeout_seconds * 1000),
+            origins=frozenset(o.strip().rstrip("/") for o in settings.collector_origins.split(",") if o.strip()),
+            anonymise_ip=settings.collector_anonymise_ip,
+        )
+
+
+def producer_config(config: CollectorConfig) -> dict[str, Any]:
+    # Idempotence with acks=all: a retried send is never written twice. The delivery timeout is
+    # how long a request waits while Kafka is down before it is told to come back.
+    return {
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "client.id": "clicklib-collector",
+        "message.timeout.ms": config.delivery_timeout_ms,
+        "queue.buffering.max.messages": max(config.queue_limit * 2, 100_000),
+    }
