@@ -59,6 +59,13 @@ def versions(pipeline: Pipeline) -> dict:
     return found
 
 
+COLLECTOR_TITLES = {
+    "udp": "UDP datagrams",
+    "http_batches": "HTTP, batches of 50",
+    "http_single": "HTTP, one event each",
+}
+
+
 def markdown(result: dict) -> str:
     params, host, stages = result["parameters"], result["machine"], result["stages"]
     lines = [
@@ -89,6 +96,23 @@ def markdown(result: dict) -> str:
         "1-3, which every event passes through (stage 4 is a reference for Cassandra itself).",
         "",
     ]
+    collector = result.get("collector")
+    if collector:
+        lines += [
+            "## The collector alone (into a raw topic nothing reads)",
+            "",
+            "| path | events | seconds | events/s | p50 ms | p99 ms | notes |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for key, title in COLLECTOR_TITLES.items():
+            c = collector[key]
+            p50 = f"{c['p50_ms']:,.1f}" if "p50_ms" in c else "-"
+            p99 = f"{c['p99_ms']:,.1f}" if "p99_ms" in c else "-"
+            lines.append(
+                f"| {title} | {c['events']:,} | {c['seconds']:.2f} | {c['events_per_s']:,.0f} | {p50} | {p99} "
+                f"| {c['notes']} |"
+            )
+        lines.append("")
     lat = result["latency"]
     lines += [
         f"## Latency, producer send → row written in Cassandra, at {lat['offered_rate']:,.0f} events/s offered",

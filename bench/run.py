@@ -122,6 +122,13 @@ def run(
         e2e["slowest_stage"] = slowest
         e2e["ratio_to_slowest_stage"] = round(result["stages"][slowest]["seconds"] / e2e["seconds"], 3)
 
+        memory.stage = "collector"
+        log(f"collector: the workload over UDP and HTTP in namespace {prefix}collector_")
+        result["collector"] = stages.collector_alone(settings, f"{prefix}collector_", workload, warnings)
+        for path, figures in result["collector"].items():
+            rate = figures["events_per_s"]
+            log(f"collector {path}: {figures['events']:,} in {figures['seconds']:.1f} s, {rate:,.0f}/s")
+
         rate = latency_rate or e2e["events_per_s"] / 2
         result["parameters"]["latency_rate"] = round(rate, 1)
         memory.stage = "latency"

@@ -288,3 +288,123 @@ def write_times(pipeline: Pipeline, event_ids: set[str]) -> dict[str, int]:
     if len(written) != len(event_ids):
         raise BenchError(f"events_by_user holds {len(written)} of {len(event_ids)} sampled rows")
     return written
+
+
+COLLECTOR_CONCURRENCY = 16  # HTTP requests in flight at once, as many browsers would send
+COLLECTOR_BATCH = 50
+COLLECTOR_SINGLE_EVENTS = 10_000  # one request each: fewer, or this stage alone takes minutes
+
+
+def collector_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
+    """The collector alone, into a raw topic nothing reads: UDP datagrams (one event each) at full
+    speed, HTTP batches of 50, and one event per HTTP request; with each request's latency."""
+    import asyncio
+    import dataclasses
+    import socket
+
+    from clicklib import collector_http
+    from clicklib.produce import collector_forwarded
+
+    http_port, udp_port = _free_ports(2)
+    with namespaced(base, namespace, warnings) as pipeline:
+        pipeline.create_topics()
+        settings = dataclasses.replace(pipeline.settings, collector_port=http_port, collector_udp_port=udp_port)
+        proc = collector_http.spawn(settings, settings.home / "logs" / f"bench-collector-{http_port}.log")
+        try:
+            values = [r.value.encode() for r in workload.records]
+            events = [json.loads(r.value) for r in workload.records if r.event is not None]
+            # UDP: from the first datagram sent to the collector's count of forwarded events settling.
+            started = time.time()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                for value in values:
+                    sock.sendto(value, ("127.0.0.1", udp_port))
+            forwarded, ended = _settled_count(lambda: collector_forwarded(settings.collector_url) or 0)
+            udp = measured(
+                forwarded,
+                started,
+                ended,
+                "first datagram sent",
+                "the collector's forwarded count settled (every event acknowledged by Kafka)",
+                f"one event per datagram, sent as fast as the socket takes them; {len(values) - forwarded:,} of "
+                f"{len(values):,} dropped by UDP",
+                sent=len(values),
+            )
+            batches = [events[i : i + COLLECTOR_BATCH] for i in range(0, len(events), COLLECTOR_BATCH)]
+            batched = asyncio.run(_post_all(settings.collector_url, batches))
+            singles = asyncio.run(_post_all(settings.collector_url, [[e] for e in events[:COLLECTOR_SINGLE_EVENTS]]))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=120)
+    return {
+        "udp": udp,
+        "http_batches": {
+            **batched,
+            "notes": f"POST /collect, {COLLECTOR_BATCH} events a request, "
+            f"{COLLECTOR_CONCURRENCY} requests in flight; 202 once Kafka acknowledged",
+        },
+        "http_single": {**singles, "notes": f"POST /collect, one event a request, {COLLECTOR_CONCURRENCY} in flight"},
+    }
+
+
+async def _post_all(url: str, bodies: list[list[dict]]) -> dict:
+    """POST every body with COLLECTOR_CONCURRENCY in flight; events/s and request latency."""
+    import asyncio
+
+    import aiohttp
+
+    latencies: list[float] = []
+    failures: list[str] = []
+    queue = list(reversed(bodies))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while queue:
+            body = queue.pop()
+            sent = time.perf_counter()
+            async with session.post(f"{url}/collect", json=body) as answer:
+                await answer.read()
+                if answer.status != 202:
+                    failures.append(f"{answer.status}")
+            latencies.append(time.perf_counter() - sent)
+
+    started = time.time()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(COLLECTOR_CONCURRENCY)))
+    ended = time.time()
+    if failures:
+        raise BenchError(
+            f"the collector answered {len(failures)} of {len(bodies)} requests with {failures[0]}, not 202"
+        )
+    latencies.sort()
+    count = sum(len(b) for b in bodies)
+    figures = measured(count, started, ended, "first request sent", "last 202 received", "")
+    figures.update(
+        requests=len(bodies),
+        p50_ms=round(latencies[len(latencies) // 2] * 1000, 1),
+        p99_ms=round(latencies[min(len(latencies) - 1, math.ceil(len(latencies) * 0.99) - 1)] * 1000, 1),
+    )
+    return figures
+
+
+def _settled_count(read, quiet_seconds: float = 2.0, timeout: float = 300.0) -> tuple[int, float]:
+    """A count once it stopped moving for ``quiet_seconds``, and when it last moved (epoch s)."""
+    count, moved_at = read(), time.time()
+    deadline = time.monotonic() + timeout
+    while time.time() - moved_at < quiet_seconds and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = read()
+        if now != count:
+            count, moved_at = now, time.time()
+    return count, moved_at
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -9,10 +9,16 @@ README.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import os
 import signal
+import socket
+import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -249,6 +255,67 @@ def _port_taken(kind: str, port: int, variable: str, exc: OSError) -> ServiceSta
         f"collector: cannot listen for {kind} on port {port} ({exc.strerror}); stop what holds it or set {variable}",
         service="collector",
     )
+
+
+def spawn(settings: Settings, log_path: Path, timeout: float = 60.0) -> subprocess.Popen:
+    """A collector process of its own for ``settings`` (its namespace, ports and bounds), once it
+    answers; for the benchmark and the tests, beside the stack's. Stop it with SIGTERM."""
+    import requests
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clicklib.collector_http"],
+            env={**os.environ, **settings.to_env()},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceStartError(
+                f"collector: exited with {proc.returncode} while starting; see {log_path}",
+                service="collector",
+                log_tail=log_path.read_text(errors="replace")[-4000:],
+            )
+        try:
+            requests.get(f"{settings.collector_url}/metrics", timeout=2)
+            return proc
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    raise ServiceStartError(f"collector: no answer within {timeout:.0f} s; see {log_path}", service="collector")
+
+
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[Settings]:
+    """Settings whose collector writes into this namespace's raw topic: the stack's own when it
+    does (it serves the namespace it was started with), else one started on free ports for as
+    long as the block runs."""
+    import requests
+
+    topic = CollectorConfig.from_settings(settings).topic
+    try:
+        if requests.get(f"{settings.collector_url}/health", timeout=5).json().get("topic") == topic:
+            yield settings
+            return
+    except (requests.RequestException, ValueError):
+        pass  # no collector there, or not one of ours
+    # Both held at once, so the two free ports differ.
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        ports = [first.getsockname()[1], second.getsockname()[1]]
+    own = dataclasses.replace(settings, collector_port=ports[0], collector_udp_port=ports[1])
+    proc = spawn(own, settings.home / "logs" / f"collector-{settings.namespace or 'default'}-{ports[0]}.log")
+    try:
+        yield own
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=own.collector_delivery_timeout_seconds + 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from clicklib import analysis, produce, stack
+from clicklib import analysis, collector_http, produce, stack
 from clicklib.generate import generate
 from clicklib.kafka import KafkaClient
 from clicklib.pipeline import Pipeline
@@ -46,23 +45,8 @@ class Collector:
 def start_collector(settings: Settings, **overrides) -> Collector:
     http, udp = free_ports(2)
     settings = dataclasses.replace(settings, collector_port=http, collector_udp_port=udp, **overrides)
-    log = open(settings.home / "logs" / f"collector-test-{http}.log", "ab")  # noqa: SIM115 - the process owns it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clicklib.collector_http"],
-        env={**os.environ, **settings.to_env()},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    collector = Collector(settings, proc, settings.collector_url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the collector exited with {proc.returncode}"
-        try:
-            requests.get(f"{collector.url}/metrics", timeout=2)
-            return collector
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError("the collector did not answer within 60 s")
+    proc = collector_http.spawn(settings, settings.home / "logs" / f"collector-test-{http}.log")
+    return Collector(settings, proc, settings.collector_url)
 
 
 def stop_collector(collector: Collector) -> int:
@@ -273,3 +257,48 @@ def test_a_person_clicking_through_the_shop_is_one_session_that_reaches_purchase
     assert len(session) == 1 and bool(session["purchased"].iloc[0])
     funnel = analysis.funnel_of_sessions(session).set_index("step")
     assert funnel.loc["purchase", "did"] == 1
+
+
+def test_a_collector_killed_mid_stream_loses_nothing_it_acknowledged(running_pipeline: Pipeline):
+    collector = start_collector(running_pipeline.settings)
+    acknowledged: list[str] = []
+    refused = [0]
+    sending = threading.Event()
+    sending.set()
+
+    def client() -> None:
+        batch = 0
+        while sending.is_set():
+            ids = [f"k{batch}-{i}" for i in range(20)]
+            try:
+                answer = requests.post(
+                    f"{collector.url}/collect", json=[{"event_id": e, "user_id": "u1"} for e in ids], timeout=30
+                )
+            except requests.ConnectionError:
+                refused[0] += 1  # the collector is down: a client sends the batch again later
+                time.sleep(0.05)
+                continue
+            if answer.status_code == 202:
+                acknowledged.extend(ids)
+                batch += 1
+
+    sender = threading.Thread(target=client)
+    sender.start()
+    try:
+        time.sleep(3)
+        before_kill = len(acknowledged)
+        os.kill(collector.process.pid, signal.SIGKILL)
+        collector.process.wait(timeout=10)
+        time.sleep(1)
+        collector.process = collector_http.spawn(
+            collector.settings, collector.settings.home / "logs" / "collector-again.log"
+        )
+        time.sleep(3)
+    finally:
+        sending.clear()
+        sender.join(timeout=60)
+        assert stop_collector(collector) == 0
+    assert before_kill > 0 and len(acknowledged) > before_kill and refused[0] > 0
+    stored = {json.loads(value)["event_id"] for _, value in raw_values(collector.settings)}
+    # Every batch answered 202 is in Kafka; what the kill cut off was never acknowledged.
+    assert set(acknowledged) <= stored

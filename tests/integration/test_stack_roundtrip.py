@@ -164,7 +164,7 @@ def test_sql_gateway_runs_a_flink_job_that_reads_kafka(live_stack, unique_name):
     assert sorted(rows, key=lambda r: r["id"]) == sent
 
 
-def test_status_json_reports_all_five_services_healthy(live_stack):
+def test_status_json_reports_all_six_services_healthy(live_stack):
     result = subprocess.run(
         [sys.executable, "-m", "clicklib.cli", "stack", "status", "--json"],
         capture_output=True,
@@ -174,7 +174,7 @@ def test_status_json_reports_all_five_services_healthy(live_stack):
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"kafka", "cassandra", "connect", "flink", "sql-gateway"}
+    assert set(report) == {"kafka", "cassandra", "connect", "collector", "flink", "sql-gateway"}
     assert all(entry["healthy"] is True for entry in report.values()), report
     assert all(entry["pids"] for entry in report.values())
 

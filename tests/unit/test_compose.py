@@ -290,7 +290,8 @@ def test_every_published_port_binds_loopback_only(services: dict, settings: Sett
                 'publish it as "127.0.0.1:HOST:CONTAINER"'
             )
             published[name] = host_port
-    assert set(published) == set(PUBLISHED), f"services publishing ports: {sorted(published)}"
+    # The collector publishes two (HTTP and UDP): its own test checks them.
+    assert set(published) == {*PUBLISHED, "collector"}, f"services publishing ports: {sorted(published)}"
 
 
 def test_kafka_advertises_the_settings_bootstrap_address_to_the_host(services: dict, settings: Settings) -> None:
@@ -465,6 +466,7 @@ def test_every_service_that_runs_is_restarted_when_it_dies(services: dict) -> No
         "flink-guard",
         "sql-gateway",
         "sql-gateway-guard",
+        "collector",
     }
     assert {name for name, service in services.items() if service.get("restart") == "unless-stopped"} == long_running
 
@@ -478,6 +480,23 @@ def test_flink_and_the_sql_gateway_are_reached_from_the_host_only_through_their_
         # The very file the local stack runs.
         assert (ROOT / mount[0]).resolve() == (ROOT / "clicklib" / "stack" / "web_guard.py").resolve()
         assert command[1] == mount[1] and mount[2] == "ro"
+
+
+def test_the_collector_publishes_its_http_and_udp_ports_on_loopback_and_reaches_kafka_inside(
+    services: dict, settings: Settings
+) -> None:
+    collector = services["collector"]
+    assert [entry.split("/")[-1] if "/" in entry else "tcp" for entry in collector["ports"]] == ["tcp", "udp"]
+    assert _published_ports(collector) == [
+        ("127.0.0.1", str(settings.collector_port), str(settings.collector_port)),
+        ("127.0.0.1", str(settings.collector_udp_port), str(settings.collector_udp_port)),
+    ]
+    environment = _environment(collector)
+    assert environment["CLICKLIB_BOOTSTRAP_SERVERS"] == "kafka:29092"
+    # Every folder the package is built from is mounted (the assets link to them).
+    mounted = {volume.split(":")[1] for volume in collector["volumes"]}
+    for name in ("pyproject.toml", "clicklib", "ksql", "connect", "notebooks", "web"):
+        assert f"/src/{name}" in mounted and (ROOT / name).exists()
 
 
 def test_flink_keeps_checkpoints_and_savepoints_in_a_volume(services: dict) -> None:
