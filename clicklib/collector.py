@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -36,6 +37,7 @@ PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c0
 # Query parameters of the pixel that are not strings in the event schema.
 INTEGER_FIELDS = ("date", "status")
 BOOLEAN_FIELDS = ("init_session",)
+INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: "²" is a digit to str.isdigit
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -51,14 +53,14 @@ class NotDelivered(ClicklibError):
 class Metrics:
     """Counters the collector keeps, shown at ``/metrics`` in Prometheus' text format.
 
-    Each counter is written by one thread only (HTTP and UDP receipt in the event loop,
-    deliveries in the producer's poll thread), so no lock is needed.
+    Every counter is written in the event loop only (deliveries are handed over to it from the
+    producer's poll thread), so no lock is needed.
     """
 
     requests: Counter = field(default_factory=Counter)  # (endpoint, status)
     events: Counter = field(default_factory=Counter)  # (endpoint, outcome, reason)
     datagrams: Counter = field(default_factory=Counter)  # outcome
-    delivered: Counter = field(default_factory=Counter)  # (endpoint, outcome): written by the poll thread
+    delivered: Counter = field(default_factory=Counter)  # (endpoint, outcome)
     latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
 
@@ -139,19 +141,25 @@ def event_key(value: bytes) -> bytes | None:
     return user.encode() if isinstance(user, str) and user else None
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"the body holds {name}, which is not JSON")
+
+
 def parse_body(body: bytes, max_events: int) -> list[dict[str, Any]]:
     """The events of a ``/collect`` body: one JSON object or an array of them.
 
     Raises ValueError with a reason a client can act on.
     """
     try:
-        parsed = json.loads(body.decode("utf-8"))
+        parsed = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise ValueError("the body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise ValueError("the body nests too deeply") from None
+    except ValueError as exc:  # NaN, Infinity
+        raise ValueError(str(exc)) from None
     events = parsed if isinstance(parsed, list) else [parsed]
     if not events:
         raise ValueError("the body is an empty array: send one event or an array of events")
@@ -168,7 +176,7 @@ def pixel_event(query: dict[str, str]) -> dict[str, Any]:
     """One event from the pixel's query string; numbers and booleans typed as the schema says."""
     event: dict[str, Any] = dict(query)
     for name in INTEGER_FIELDS:
-        if name in event and event[name].lstrip("-").isdigit():
+        if name in event and INTEGER.fullmatch(event[name]):
             event[name] = int(event[name])
     for name in BOOLEAN_FIELDS:
         if name in event and event[name].lower() in ("true", "1", "false", "0"):
@@ -185,7 +193,9 @@ def enrich(event: dict[str, Any], ip: str | None, user_agent: str | None, anonym
         event["ip"] = anonymise(event["ip"])
     if user_agent and not event.get("user_agent"):
         event["user_agent"] = user_agent
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    # ASCII escapes: a lone surrogate in a string survives as "\\ud800", and the pipeline
+    # dead-letters it with its reason, instead of failing to encode here.
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 class Forwarder:
@@ -221,25 +231,29 @@ class Forwarder:
             raise Busy(f"{self.in_flight} events are waiting for Kafka already (at most {self.limit})")
         self.in_flight += count
 
+    def _answered(self, endpoint: str, error: str, seconds: float, done: Callable[[str], None]) -> None:
+        # In the event loop, the only writer of the delivery counters.
+        self.metrics.delivered[(endpoint, "failed" if error else "forwarded")] += 1
+        self.metrics.observe_latency(seconds)
+        done(error)
+
     def _produce(self, endpoint: str, records: list[tuple[bytes | None, bytes]], done: Callable[[str], None]) -> None:
-        loop, metrics, started = self.loop, self.metrics, time.monotonic()
+        loop, started = self.loop, time.monotonic()
 
         def report(error: Any, _message: Any) -> None:
-            # In the poll thread: count, then hand the outcome to the event loop.
-            outcome = "failed" if error is not None else "forwarded"
-            metrics.delivered[(endpoint, outcome)] += 1
-            metrics.observe_latency(time.monotonic() - started)
+            # In the poll thread: hand the outcome to the event loop, which counts it.
             if loop is not None:  # set by start(), before anything is produced
-                loop.call_soon_threadsafe(done, "" if error is None else str(error))
+                outcome = "" if error is None else str(error)
+                loop.call_soon_threadsafe(self._answered, endpoint, outcome, time.monotonic() - started, done)
 
         for index, (key, value) in enumerate(records):
             try:
                 self.producer.produce(self.topic, value=value, key=key, on_delivery=report)
-            except BufferError:
-                # The producer's own queue is full although the bound was not: answer for the rest.
+            except Exception as exc:  # BufferError (queue full), KafkaException (too large, fatal)
+                # Nothing more of this batch goes out: answer for the rest, so their slots are freed.
+                reason = "the producer's queue is full" if isinstance(exc, BufferError) else str(exc)
                 for _ in records[index:]:
-                    metrics.delivered[(endpoint, "failed")] += 1
-                    done("the producer's queue is full")
+                    self._answered(endpoint, reason, time.monotonic() - started, done)
                 return
 
     async def send(self, endpoint: str, records: list[tuple[bytes | None, bytes]]) -> None:

@@ -70,6 +70,10 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         request.app[METRICS].requests[(endpoint, str(exc.status))] += 1
         raise
+    except Exception:
+        # aiohttp answers 500 (without the traceback); the count shows it happened.
+        request.app[METRICS].requests[(endpoint, "500")] += 1
+        raise
     request.app[METRICS].requests[(endpoint, str(response.status))] += 1
     return response
 
@@ -223,7 +227,8 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
     metrics_ = Metrics()
     forwarder = Forwarder(producer, config.topic, config.queue_limit, metrics_)
     forwarder.start(loop)
-    runner = web.AppRunner(make_app(config, forwarder, producer, metrics_), access_log=None)
+    # Requests still waiting at a stop get 5 s; their events are flushed below all the same.
+    runner = web.AppRunner(make_app(config, forwarder, producer, metrics_), access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:
         try:
@@ -244,10 +249,13 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
         await stopping.wait()
         transport.close()
     finally:
-        await runner.cleanup()
-        left = await loop.run_in_executor(None, forwarder.close, config.delivery_timeout_ms / 1000)
-        if left:
-            print(f"collector: {left} events were still not acknowledged by Kafka when it stopped", file=sys.stderr)
+        try:
+            await runner.cleanup()
+        finally:
+            # What Kafka has not acknowledged yet gets up to the delivery timeout to be.
+            left = await loop.run_in_executor(None, forwarder.close, config.delivery_timeout_ms / 1000)
+            if left:
+                print(f"collector: {left} events were not acknowledged by Kafka when it stopped", file=sys.stderr)
 
 
 def _port_taken(kind: str, port: int, variable: str, exc: OSError) -> ServiceStartError:

@@ -275,6 +275,8 @@ def produce_udp(
 
     settings = pipeline.settings
     host, port = address or (urlsplit(settings.collector_url).hostname or "127.0.0.1", settings.collector_udp_port)
+    # The counters of the collector sent to: on that host, at the HTTP port the settings name.
+    counters = f"http://{host}:{settings.collector_port}"
     report = UdpReport(f"{host}:{port}")
     if workload.profiles:
         publish_profiles(pipeline, workload.profiles)
@@ -282,7 +284,7 @@ def produce_udp(
     valid = pipeline.topic(VALID)
     if first is not None and valid in pipeline.kafka.topic_names():
         pipeline.kafka.mark_every_partition(valid, {MARK_HEADER: str(first - 1).encode()})
-    before = collector_forwarded(settings.collector_url)
+    before = collector_forwarded(counters)
     started = time.monotonic()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
@@ -304,7 +306,7 @@ def produce_udp(
     # count reaches what was sent, or stops moving.
     deadline, last, still_since = time.monotonic() + settle_seconds, None, time.monotonic()
     while time.monotonic() < deadline:
-        now = collector_forwarded(settings.collector_url)
+        now = collector_forwarded(counters)
         if now is None:
             return report
         report.forwarded = now - before

@@ -12,7 +12,8 @@
  * - a session ends after 30 minutes without an event; its first event has init_session = true;
  * - events are kept in localStorage until the collector acknowledged them (202), sent every few
  *   seconds or ten at a time, with navigator.sendBeacon when the page is hidden, and sent again
- *   with a growing pause while the collector cannot be reached.
+ *   with a growing pause while the collector cannot be reached; a batch the collector finds too
+ *   large is split. An event sent twice counts once downstream (its event_id).
  */
 (function () {
   "use strict";
@@ -63,11 +64,14 @@
     return document.body && document.body.getAttribute(name) || document.documentElement.getAttribute(name);
   }
 
+  var memorySession = null; // the session when storage is off: one per page, not one per event
+
   function session(now) {
-    var current = load(SESSION_KEY, null);
+    var current = load(SESSION_KEY, memorySession);
     var fresh = !current || now - current.last > SESSION_MS;
     if (fresh) current = { id: uuid(), last: now };
     current.last = now;
+    memorySession = current;
     save(SESSION_KEY, current);
     return { id: current.id, fresh: fresh };
   }
@@ -102,51 +106,69 @@
     if (memoryQueue.length >= BATCH) flush();
   }
 
-  function acknowledged(count) {
-    memoryQueue = load(QUEUE_KEY, memoryQueue).slice(count);
+  // Acknowledged by event_id, not by position: a beacon, another tab or the storage bound may
+  // have changed the queue while a request was out.
+  function acknowledged(batch) {
+    var sent = {};
+    for (var i = 0; i < batch.length; i++) sent[batch[i].event_id] = true;
+    memoryQueue = load(QUEUE_KEY, memoryQueue).filter(function (event) {
+      return !sent[event.event_id];
+    });
     save(QUEUE_KEY, memoryQueue);
   }
 
+  var batchSize = 50;
+  var warned = false;
+
   function flush() {
     if (sending || !memoryQueue.length) return;
-    var batch = memoryQueue.slice(0, 50);
+    var batch = memoryQueue.slice(0, batchSize);
+    var body = JSON.stringify(batch);
     sending = true;
     // text/plain keeps this a simple request: no preflight, whatever the page's origin.
+    // keepalive (the request outlives the page) takes bodies up to 64 KiB only.
     fetch(collector + "/collect", {
       method: "POST",
       headers: { "Content-Type": "text/plain" },
-      body: JSON.stringify(batch),
-      keepalive: true,
+      body: body,
+      keepalive: body.length < 60000,
       credentials: "omit"
     }).then(function (response) {
       sending = false;
       if (response.status === 202) {
-        acknowledged(batch.length);
+        acknowledged(batch);
         pause = EVERY_MS;
         if (memoryQueue.length) flush();
+      } else if ((response.status === 400 || response.status === 413) && batch.length > 1) {
+        // Too many events or too large a body for this collector: send smaller batches.
+        batchSize = Math.max(1, Math.floor(batch.length / 2));
+        flush();
       } else if (response.status >= 400 && response.status < 500) {
-        // The collector will never take these (too large, not JSON): keep the rest going.
-        if (window.console) console.warn("clicklib: the collector refused a batch", response.status);
-        acknowledged(batch.length);
+        // The collector will never take this one event (not JSON, too large): the rest go on.
+        if (window.console) console.warn("clicklib: the collector refused an event", response.status);
+        acknowledged(batch);
       } else {
         pause = Math.min(pause * 2, 60000);
       }
     }, function () {
-      // Unreachable, or an answer this page may not read (a site missing from the collector's
-      // CLICKLIB_COLLECTOR_ORIGINS): try again later, more slowly.
+      // Unreachable, or an answer this page may not read: try again later, more slowly.
       sending = false;
       pause = Math.min(pause * 2, 60000);
+      if (!warned && collector !== location.origin && window.console) {
+        warned = true;
+        console.warn("clicklib: no answer from " + collector + "; if it runs, add " + location.origin +
+          " to its CLICKLIB_COLLECTOR_ORIGINS so this page can read its answers");
+      }
     });
   }
 
   function beacon() {
     // The page is going away: hand what is left to the browser, which sends it after the page.
+    // The events stay stored until a 202 confirms them: the next page sends them again if need
+    // be, and an event sent twice counts once, by its event_id.
     if (!memoryQueue.length || !navigator.sendBeacon) return;
-    var batch = memoryQueue.slice(0, 50);
-    var body = new Blob([JSON.stringify(batch)], { type: "text/plain" });
-    // Queued by the browser, which sends it after the page is gone; otherwise the events stay
-    // stored and the next page sends them.
-    if (navigator.sendBeacon(collector + "/collect", body)) acknowledged(batch.length);
+    var body = new Blob([JSON.stringify(memoryQueue.slice(0, batchSize))], { type: "text/plain" });
+    navigator.sendBeacon(collector + "/collect", body);
   }
 
   function tick() {

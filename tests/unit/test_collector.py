@@ -25,6 +25,8 @@ def test_a_body_is_one_event_or_an_array_of_them():
         (b'"text"', "the body is a JSON str, not an event object"),
         (b"[" * 100_000, "the body nests too deeply"),
         (json.dumps([{}] * 11).encode(), "the body holds 11 events; send at most 10 per request"),
+        (b'{"a": NaN}', "the body holds NaN, which is not JSON"),
+        (b"[Infinity]", "the body holds Infinity, which is not JSON"),
     ],
 )
 def test_a_body_that_is_no_event_says_why(body, reason):
@@ -38,6 +40,8 @@ def test_the_pixel_types_numbers_and_booleans_as_the_schema_does():
     assert event == {"date": 1700000000000, "status": 404, "init_session": True, "page_type": "7"}
     # A value that is no number stays text, so the pipeline dead-letters it with its reason.
     assert collector.pixel_event({"date": "noon", "init_session": "maybe"}) == {"date": "noon", "init_session": "maybe"}
+    for odd in ("--1", "\u00b2", "1" * 30):
+        assert collector.pixel_event({"status": odd}) == {"status": odd}
 
 
 def test_the_server_adds_what_only_it_knows_and_keeps_what_the_event_says():
@@ -45,6 +49,11 @@ def test_the_server_adds_what_only_it_knows_and_keeps_what_the_event_says():
     assert added == {"event_id": "a", "collector_date": 1234, "ip": "203.0.113.9", "user_agent": "Firefox"}
     kept = json.loads(collector.enrich({"ip": "198.51.100.1", "user_agent": "Own"}, "203.0.113.9", "Firefox", False, 1))
     assert (kept["ip"], kept["user_agent"]) == ("198.51.100.1", "Own")
+
+
+def test_a_lone_surrogate_is_forwarded_for_the_pipeline_to_judge():
+    forwarded = collector.enrich({"city": "\ud800", "name": "Z\u00fcrich"}, None, None, False, 1)
+    assert b"\\ud800" in forwarded and json.loads(forwarded)["name"] == "Z\u00fcrich"
 
 
 @pytest.mark.parametrize(
@@ -95,6 +104,26 @@ def test_over_its_bound_the_forwarder_refuses_instead_of_queueing():
         forwarder.send_nowait("udp", [(None, b"{}")] * 2)
     forwarder.send_nowait("udp", [(None, b"{}")])
     assert forwarder.in_flight == 5
+
+
+class RefusingProducer(HeldProducer):
+    """Takes two messages, then refuses the rest as librdkafka does a message over its size limit."""
+
+    def produce(self, topic, value, key, on_delivery):
+        if len(self.messages) >= 2:
+            from confluent_kafka import KafkaException
+
+            raise KafkaException("Message size too large")
+        super().produce(topic, value, key, on_delivery)
+
+
+def test_a_refused_produce_frees_the_slots_of_the_rest_of_its_batch():
+    metrics = Metrics()
+    forwarder = Forwarder(RefusingProducer(), "clickstream", limit=10, metrics=metrics)
+    forwarder.send_nowait("udp", [(None, b"{}")] * 5)
+    # Two wait for Kafka; three were answered at once as failed, and hold no slot.
+    assert forwarder.in_flight == 2
+    assert metrics.delivered[("udp", "failed")] == 3
 
 
 def test_the_udp_bridge_forwards_each_line_as_it_is_and_counts_what_it_drops():
