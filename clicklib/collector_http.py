@@ -103,7 +103,8 @@ async def _forward(request: web.Request, endpoint: str, events: list[dict[str, A
 
 def _user_key(event: dict[str, Any]) -> bytes | None:
     user = event.get("user_id")
-    return user.encode() if isinstance(user, str) and user else None
+    # The key only places the event on a partition: a lone surrogate must not stop it.
+    return user.encode("utf-8", "backslashreplace") if isinstance(user, str) and user else None
 
 
 def _reject(request: web.Request, endpoint: str, status: int, reason: str, label: str) -> web.Response:
