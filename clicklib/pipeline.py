@@ -183,6 +183,14 @@ class Pipeline:
         """How far each consumer of the pipeline (or of ``groups``) trails each topic it reads."""
         return consumer_lags(self.definition, self.kafka, groups)
 
+    def _jobs_read_all_by(self, seen_at: float) -> float:
+        """A time by which every job had read all it has read, given they were seen caught up at
+        ``seen_at``: a job's consumer offsets are committed when a checkpoint completes, and hold
+        what it had read when that checkpoint began; so the newest completed checkpoint bounds it,
+        usually seconds before ``seen_at``."""
+        newest = _newest_checkpoint_time(self)
+        return min(seen_at, newest) if newest is not None else seen_at
+
     def wait_settled(
         self,
         timeout: float = 600.0,
@@ -197,8 +205,8 @@ class Pipeline:
         idle, the watermark stops, and no further window will close until new events arrive.
         Flink commits its offsets at checkpoints, so this takes at least one checkpoint interval.
         A partition goes idle that long after a job *read* its last record, not after it was
-        written; so the silence is counted from whichever is later: the last write, or the first
-        time every job was seen caught up (by then it had read everything).
+        written; so the silence is counted from whichever is later: the last write, or when every
+        job had read everything (see ``_jobs_read_all_by``).
         Not ``windows``: only until every consumer has caught up (no window is expected to close).
         ``groups``: only these consumer groups (Flink job names, connector groups) are waited for.
         """
@@ -214,8 +222,8 @@ class Pipeline:
             lags = self.lags(groups)
             if any(lag.lag for lag in lags if lag.group in jobs):
                 jobs_caught_up_at = None
-            else:
-                jobs_caught_up_at = jobs_caught_up_at or read_at
+            elif jobs_caught_up_at is None:
+                jobs_caught_up_at = self._jobs_read_all_by(read_at) if windows else read_at
             if all(lag.lag == 0 for lag in lags) and lags == previous:
                 quiet_since = quiet_since or time.monotonic()
                 times = (
@@ -235,6 +243,19 @@ class Pipeline:
                 )
             previous = lags
             time.sleep(1.0)
+
+
+def _newest_checkpoint_time(pipeline: Pipeline) -> float | None:
+    """When the newest completed checkpoint of the pipeline's jobs completed (epoch s), None
+    when a job has none or Flink cannot say."""
+    try:
+        jobs = [job for job in streaming_sql.running_jobs(pipeline).values() if job is not None]
+        times = [pipeline.flink.latest_checkpoint(job.job_id) for job in jobs]
+    except ClicklibError:
+        return None
+    if not jobs or any(t is None for t in times):
+        return None
+    return max(t[1] for t in times if t is not None)
 
 
 def registry_dir(settings: Settings) -> Path:
