@@ -64,7 +64,8 @@ class DevTools:
         port = int(port_file.read_text().split()[0])
         pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
         target = next(p for p in pages if p["type"] == "page")
-        self.socket = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        # Held for the life of this object (closed in close()), not one with-block.
+        self.socket = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10).__enter__()
         self.next_id = 0
         self.events: list[dict] = []
         self.call("Page.enable")

@@ -61,9 +61,16 @@ def stop_collector(collector: Collector) -> int:
 
 
 @pytest.fixture
-def collector(running_pipeline: Pipeline) -> Iterator[Collector]:
-    """A collector writing into a fresh pipeline's raw topic."""
-    started = start_collector(running_pipeline.settings, collector_max_kb=4, collector_max_events=20)
+def topics(namespaced_pipeline: Pipeline) -> Pipeline:
+    """A fresh namespace with its topics and nothing else: the collector needs no job or connector."""
+    namespaced_pipeline.create_topics()
+    return namespaced_pipeline
+
+
+@pytest.fixture
+def collector(topics: Pipeline) -> Iterator[Collector]:
+    """A collector writing into a fresh namespace's raw topic."""
+    started = start_collector(topics.settings, collector_max_kb=4, collector_max_events=20)
     yield started
     assert stop_collector(started) == 0
 
@@ -158,8 +165,8 @@ def test_datagrams_are_forwarded_as_they_are_and_oversized_ones_counted(collecto
     )
 
 
-def test_twenty_thousand_datagrams_at_two_thousand_a_second_are_all_accounted_for(running_pipeline: Pipeline):
-    collector = start_collector(running_pipeline.settings)
+def test_twenty_thousand_datagrams_at_two_thousand_a_second_are_all_accounted_for(topics: Pipeline):
+    collector = start_collector(topics.settings)
     try:
         workload = generate(20_000, seed=12, invalid_ratio=0.02)
         address = ("127.0.0.1", collector.settings.collector_udp_port)
@@ -177,11 +184,11 @@ def test_twenty_thousand_datagrams_at_two_thousand_a_second_are_all_accounted_fo
         assert f"forwarded all {in_kafka:,}" in report.summary()
 
 
-def test_a_flood_gets_503_with_retry_after_instead_of_a_growing_queue(running_pipeline: Pipeline):
+def test_a_flood_gets_503_with_retry_after_instead_of_a_growing_queue(topics: Pipeline):
     # A Kafka that never answers: every event stays in flight, so the bound is reached.
     nowhere = f"127.0.0.1:{free_ports(1)[0]}"
     collector = start_collector(
-        running_pipeline.settings, bootstrap_servers=nowhere, collector_queue_limit=30, collector_delivery_timeout="3 s"
+        topics.settings, bootstrap_servers=nowhere, collector_queue_limit=30, collector_delivery_timeout="3 s"
     )
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -268,8 +275,8 @@ def test_a_person_clicking_through_the_shop_is_one_session_that_reaches_purchase
     assert funnel.loc["purchase", "did"] == 1
 
 
-def test_a_collector_killed_mid_stream_loses_nothing_it_acknowledged(running_pipeline: Pipeline):
-    collector = start_collector(running_pipeline.settings)
+def test_a_collector_killed_mid_stream_loses_nothing_it_acknowledged(topics: Pipeline):
+    collector = start_collector(topics.settings)
     acknowledged: list[str] = []
     refused = [0]
     sending = threading.Event()
