@@ -69,9 +69,6 @@ class Metrics:
         self.latency[index] += 1
         self.latency_sum += seconds
 
-    def forwarded(self, endpoint: str) -> int:
-        return self.delivered[(endpoint, "forwarded")]
-
     def render(self) -> str:
         lines = [
             "# HELP clicklib_collector_requests_total HTTP requests answered, by endpoint and status.",
@@ -131,14 +128,19 @@ def anonymise(ip: str) -> str:
     return str(ipaddress.ip_network(f"{address}/48", strict=False).network_address)
 
 
+def user_key(event: Any) -> bytes | None:
+    """The Kafka key of an event: its user_id, when it has one."""
+    user = event.get("user_id") if isinstance(event, dict) else None
+    # The key only places the event on a partition: a lone surrogate must not stop it.
+    return user.encode("utf-8", "backslashreplace") if isinstance(user, str) and user else None
+
+
 def event_key(value: bytes) -> bytes | None:
     """The Kafka key of a raw event: its user_id when it parses and has one."""
     try:
-        event = json.loads(value)
+        return user_key(json.loads(value))
     except (ValueError, RecursionError):
         return None
-    user = event.get("user_id") if isinstance(event, dict) else None
-    return user.encode() if isinstance(user, str) and user else None
 
 
 def _no_constant(name: str) -> Any:
@@ -186,7 +188,7 @@ def pixel_event(query: dict[str, str]) -> dict[str, Any]:
 
 def enrich(event: dict[str, Any], ip: str | None, user_agent: str | None, anonymise_ip: bool, now_ms: int) -> bytes:
     """The event as it is forwarded, with what only the server knows added."""
-    event.setdefault("collector_date", now_ms)
+    event["collector_date"] = now_ms  # the server's clock, whatever the client sent
     if ip and not event.get("ip"):
         event["ip"] = ip
     if anonymise_ip and isinstance(event.get("ip"), str):

@@ -37,6 +37,7 @@ from clicklib.collector import (
     parse_body,
     pixel_event,
     producer_config,
+    user_key,
 )
 from clicklib.exceptions import ServiceStartError
 from clicklib.kafka import KafkaClient
@@ -84,7 +85,7 @@ async def _forward(request: web.Request, endpoint: str, events: list[dict[str, A
     now_ms = time.time_ns() // 1_000_000
     user_agent = request.headers.get("User-Agent")
     records = [
-        (_user_key(event), enrich(event, request.remote, user_agent, config.anonymise_ip, now_ms)) for event in events
+        (user_key(event), enrich(event, request.remote, user_agent, config.anonymise_ip, now_ms)) for event in events
     ]
     metrics.events[(endpoint, "received", "")] += len(records)
     try:
@@ -99,12 +100,6 @@ async def _forward(request: web.Request, endpoint: str, events: list[dict[str, A
             **{"Retry-After": "5"},
         )
     return None
-
-
-def _user_key(event: dict[str, Any]) -> bytes | None:
-    user = event.get("user_id")
-    # The key only places the event on a partition: a lone surrogate must not stop it.
-    return user.encode("utf-8", "backslashreplace") if isinstance(user, str) and user else None
 
 
 def _reject(request: web.Request, endpoint: str, status: int, reason: str, label: str) -> web.Response:
@@ -177,6 +172,10 @@ async def tracker(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def shop_home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(f"/shop/index.html{'?' + request.query_string if request.query_string else ''}")
+
+
 async def health(request: web.Request) -> web.StreamResponse:
     """200 while Kafka answers (the raw topic may not exist yet: pipeline up makes it), else 503."""
     config, forwarder = request.app[CONFIG], request.app[FORWARDER]
@@ -215,7 +214,9 @@ def make_app(config: CollectorConfig, forwarder: Forwarder, producer: Any, metri
     app.router.add_get("/metrics", metrics)
     shop = resources.collector_asset("shop")
     if shop.is_dir():
-        app.router.add_get("/shop", lambda request: web.HTTPFound("/shop/"))
+        # The folder's own address opens its home page (a static route serves files only).
+        app.router.add_get("/shop", shop_home)
+        app.router.add_get("/shop/", shop_home)
         app.router.add_static("/shop/", shop, show_index=False)
     return app
 

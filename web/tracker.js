@@ -131,7 +131,7 @@
       method: "POST",
       headers: { "Content-Type": "text/plain" },
       body: body,
-      keepalive: body.length < 60000,
+      keepalive: new Blob([body]).size < 60000,
       credentials: "omit"
     }).then(function (response) {
       sending = false;
@@ -144,7 +144,8 @@
         batchSize = Math.max(1, Math.floor(batch.length / 2));
         flush();
       } else if (response.status >= 400 && response.status < 500) {
-        // The collector will never take this one event (not JSON, too large): the rest go on.
+        // The collector will never take this batch as it is (one event too large, or a refusal
+        // splitting cannot help): it is dropped, so the rest go on.
         if (window.console) console.warn("clicklib: the collector refused an event", response.status);
         acknowledged(batch);
       } else {

@@ -13,7 +13,7 @@ port, forwards to the service on its backend port, and:
   a page of another origin.
 
 It uses the standard library only, so docker-compose runs the same file in a plain Python
-image: ``python web_guard.py --listen 0.0.0.0:8081 --backend jobmanager:8081``.
+image: ``python web_guard.py --listen 0.0.0.0:8081 --backend flink-jobmanager:8081``.
 """
 
 from __future__ import annotations

@@ -47,8 +47,11 @@ def test_the_pixel_types_numbers_and_booleans_as_the_schema_does():
 def test_the_server_adds_what_only_it_knows_and_keeps_what_the_event_says():
     added = json.loads(collector.enrich({"event_id": "a"}, "203.0.113.9", "Firefox", False, 1234))
     assert added == {"event_id": "a", "collector_date": 1234, "ip": "203.0.113.9", "user_agent": "Firefox"}
-    kept = json.loads(collector.enrich({"ip": "198.51.100.1", "user_agent": "Own"}, "203.0.113.9", "Firefox", False, 1))
-    assert (kept["ip"], kept["user_agent"]) == ("198.51.100.1", "Own")
+    kept = json.loads(
+        collector.enrich({"ip": "198.51.100.1", "user_agent": "Own", "collector_date": 5}, "203.0.113.9", "F", False, 9)
+    )
+    # The event's own address and agent stay; the arrival time is always the server's.
+    assert (kept["ip"], kept["user_agent"], kept["collector_date"]) == ("198.51.100.1", "Own", 9)
 
 
 def test_a_lone_surrogate_is_forwarded_for_the_pipeline_to_judge():
@@ -71,6 +74,8 @@ def test_a_datagram_event_is_keyed_by_its_user_when_it_has_one():
     assert collector.event_key(b'{"user_id": null}') is None
     assert collector.event_key(b"not json") is None
     assert collector.event_key(b"[1]") is None
+    # A lone surrogate (escaped in the JSON) still keys the event: the pipeline judges it.
+    assert collector.event_key(b'{"user_id": "\\ud800x"}') == b"\\ud800x"
 
 
 def test_the_settings_name_the_topic_origins_and_bounds(tmp_path):
