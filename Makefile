@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Notebooks run under nbval in their own namespace, so they never touch the default pipeline.
 NBVAL_NAMESPACE ?= nbval_
 
-.PHONY: demo test test-secure lint unit integration jars venv browser bench down clean java-vectors differential
+.PHONY: demo test test-secure lint unit integration jars venv browser bench lab dashboard down clean java-vectors differential
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,13 @@ demo: jars
 
 bench: jars
 	$(BIN)/python -m bench.run
+
+# JupyterLab over notebooks/ on 127.0.0.1:8888 (token login on), and the live dashboard on 127.0.0.1:8866.
+lab: $(STAMP)
+	$(BIN)/clicklib lab
+
+dashboard: $(STAMP)
+	$(BIN)/clicklib dashboard
 
 down: $(STAMP)
 	$(BIN)/clicklib stack down

@@ -60,7 +60,8 @@ def versions(pipeline: Pipeline) -> dict:
 
 
 COLLECTOR_TITLES = {
-    "udp": "UDP datagrams",
+    "udp": "UDP datagrams, full speed",
+    "udp_paced": "UDP datagrams, paced",
     "http_batches": "HTTP, batches of 50",
     "http_single": "HTTP, one event each",
 }

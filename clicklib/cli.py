@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -284,6 +285,55 @@ def collector_command() -> None:
 
     with _clear_errors():
         asyncio.run(serve(get_settings(), ready))
+
+
+@main.command("lab")
+@click.option(
+    "--notebooks",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The folder to open (default: the project's notebooks/).",
+)
+def lab_command(notebooks: Path | None) -> None:
+    """Open the notebooks in JupyterLab on 127.0.0.1 (CLICKLIB_LAB_PORT, default 8888).
+
+    The kernel is this project's environment and sees the same CLICKLIB_* settings. Jupyter's
+    token login stays on: open the URL printed, token included. Ctrl-C stops it.
+    """
+    from clicklib import lab
+
+    settings = get_settings()
+    with _clear_errors():
+        warning = lab.stack_warning(settings)
+        if warning:
+            console.print(f"[yellow]note:[/] {warning}")
+        running = lab.start(settings, notebooks)
+        try:
+            console.print(f"JupyterLab over {running.root}; its log is {running.log}")
+            console.print(f"open [bold]{running.url}[/]", soft_wrap=True, highlight=False)
+            console.print("start with 01_stack.ipynb; Ctrl-C stops the lab")
+            running.process.wait()
+        finally:
+            running.stop()
+
+
+@main.command("dashboard")
+@click.option(
+    "--every", type=click.FloatRange(min=1.0), default=5.0, show_default=True, help="Seconds between readings."
+)
+def dashboard_command(every: float) -> None:
+    """Serve a live, read-only dashboard of the pipeline on 127.0.0.1 (CLICKLIB_DASHBOARD_PORT,
+    default 8866): services, topic rates, lags, jobs, connectors, the newest windows and the
+    late and dead-lettered counts, refreshed every few seconds. Ctrl-C stops it."""
+    import asyncio
+
+    from clicklib import dashboard
+
+    def ready(url: str) -> None:
+        console.print(f"dashboard of namespace {get_settings().namespace or '(default)'}: open [bold]{url}[/]")
+
+    with _clear_errors():
+        asyncio.run(dashboard.serve(get_settings(), every, ready))
 
 
 @main.group("pipeline")

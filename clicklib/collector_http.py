@@ -43,6 +43,8 @@ from clicklib.exceptions import ServiceStartError
 from clicklib.kafka import KafkaClient
 from clicklib.settings import Settings
 
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes: a burst of about 4,000 events of 1 kB
+
 CONFIG = web.AppKey("config", CollectorConfig)
 FORWARDER = web.AppKey("forwarder", Forwarder)
 METRICS = web.AppKey("metrics", Metrics)
@@ -163,7 +165,7 @@ async def pixel(request: web.Request) -> web.StreamResponse:
 
 
 async def tracker(request: web.Request) -> web.StreamResponse:
-    script = resources.collector_asset("tracker.js")
+    script = resources.web_asset("tracker.js")
     return web.Response(
         body=script.read_bytes(),
         content_type="application/javascript",
@@ -212,7 +214,7 @@ def make_app(config: CollectorConfig, forwarder: Forwarder, producer: Any, metri
     app.router.add_get("/tracker.js", tracker)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
-    shop = resources.collector_asset("shop")
+    shop = resources.web_asset("shop")
     if shop.is_dir():
         # The folder's own address opens its home page (a static route serves files only).
         app.router.add_get("/shop", shop_home)
@@ -239,7 +241,7 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
             raise _port_taken("HTTP", config.http_port, "CLICKLIB_COLLECTOR_PORT", exc) from None
         try:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpBridge(forwarder, metrics_, config.max_bytes), local_addr=(config.host, config.udp_port)
+                lambda: UdpBridge(forwarder, metrics_, config.max_bytes), sock=udp_socket(config.host, config.udp_port)
             )
         except OSError as exc:
             raise _port_taken("UDP", config.udp_port, "CLICKLIB_COLLECTOR_UDP_PORT", exc) from None
@@ -265,6 +267,22 @@ def _port_taken(kind: str, port: int, variable: str, exc: OSError) -> ServiceSta
         f"collector: cannot listen for {kind} on port {port} ({exc.strerror}); stop what holds it or set {variable}",
         service="collector",
     )
+
+
+def udp_socket(host: str, port: int) -> socket.socket:
+    """The bridge's socket, with a receive buffer for bursts: datagrams that arrive while the
+    loop is busy wait there instead of being dropped by the kernel (which caps the size at
+    net.core.rmem_max)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+        sock.bind(address)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def spawn(settings: Settings, log_path: Path, timeout: float = 60.0) -> subprocess.Popen:

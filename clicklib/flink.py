@@ -75,6 +75,14 @@ class FlinkClient(RestClient):
         if response.status_code >= 400 and response.status_code != 404:
             raise self.fail(f"flink at {self.base} refused to cancel job {job_id}: {self.error_text(response)}")
 
+    def job_restarts(self, job_id: str) -> int:
+        """How often Flink restarted the job after a failure (its ``numRestarts`` metric)."""
+        values = self.json(
+            "get", f"/jobs/{job_id}/metrics", f"reading metrics of job {job_id}", params={"get": "numRestarts"}
+        )
+        with self.reading(f"the restarts of job {job_id}"):
+            return int(float(next((v["value"] for v in values if v["id"] == "numRestarts"), 0)))
+
     def vertex_metric_names(self, job_id: str, vertex_id: str) -> list[str]:
         path = f"/jobs/{job_id}/vertices/{vertex_id}/metrics"
         metrics = self.json("get", path, f"listing metrics of job {job_id}")

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
 from clicklib import stack, streaming_sql
+from clicklib.exceptions import ClicklibError
 from clicklib.offsets import group_lag, problem_counts, topic_messages
 from clicklib.pipeline import Pipeline
+from clicklib.stack import supervisor
 
 
 def lags(pipeline: Pipeline) -> pd.DataFrame:
@@ -48,6 +50,9 @@ def problems(pipeline: Pipeline) -> pd.DataFrame:
 
 
 def connectors(pipeline: Pipeline) -> pd.DataFrame:
+    """Each sink connector's state, its tasks' states, its table, and how often the stack's
+    supervisor restarted it after it failed."""
+    restarted = supervisor.connector_restarts(pipeline.settings)
     rows = []
     for connector in pipeline.definition.connectors:
         status = pipeline.connect.status(connector.name)
@@ -57,12 +62,13 @@ def connectors(pipeline: Pipeline) -> pd.DataFrame:
                 "state": status.state,
                 "tasks": " ".join(status.tasks) or "-",
                 "table": connector.config.get("cassandra.table", ""),
+                "restarts": restarted.get(connector.name, 0),
             }
         )
-    return pd.DataFrame(rows, columns=["connector", "state", "tasks", "table"])
+    return pd.DataFrame(rows, columns=["connector", "state", "tasks", "table", "restarts"])
 
 
-JOB_COLUMNS = ["job", "state", "running_since", "records_in", "records_out", "watermark", "behind_s"]
+JOB_COLUMNS = ["job", "state", "running_since", "restarts", "records_in", "records_out", "watermark", "behind_s"]
 
 
 def flink_jobs(pipeline: Pipeline) -> pd.DataFrame:
@@ -70,7 +76,8 @@ def flink_jobs(pipeline: Pipeline) -> pd.DataFrame:
     sources read and its sinks sent *since then* (Flink's counters start at 0 whenever a job is
     started or resumed from its saved state: the consumer lags say what was consumed in all); and,
     for a job with windows, the event-time watermark they have reached and how far it is behind
-    the clock (freshness: a window closes once the watermark passes its end)."""
+    the clock (freshness: a window closes once the watermark passes its end). ``restarts``: how
+    often Flink restarted the running job after a failure (its restart strategy)."""
     now_ms = time.time() * 1000
     rows = []
     running = streaming_sql.running_jobs(pipeline)
@@ -80,6 +87,7 @@ def flink_jobs(pipeline: Pipeline) -> pd.DataFrame:
             "job": plan.flink_name,
             "state": job.state if job else "NOT RUNNING",
             "running_since": _utc(job.start_time) if job and job.start_time > 0 else pd.NaT,
+            "restarts": pipeline.flink.job_restarts(job.job_id) if job else 0,
             "records_in": 0,
             "records_out": 0,
             "watermark": pd.NaT,
@@ -106,11 +114,85 @@ def _utc(epoch_ms: float) -> pd.Timestamp:
 
 
 def services(pipeline: Pipeline) -> pd.DataFrame:
+    """A row per service of the stack: healthy or not, its state, how often the supervisor
+    restarted it, where it answers and what its probe said."""
     rows = [
-        {"service": row.service, "healthy": row.healthy, "state": row.state, "url": row.url, "detail": row.detail}
+        {
+            "service": row.service,
+            "healthy": row.healthy,
+            "state": row.state,
+            "restarts": row.restarts,
+            "url": row.url,
+            "detail": row.detail,
+        }
         for row in stack.status(pipeline.settings)
     ]
-    return pd.DataFrame(rows, columns=["service", "healthy", "state", "url", "detail"])
+    return pd.DataFrame(rows, columns=["service", "healthy", "state", "restarts", "url", "detail"])
+
+
+def job_and_sink_lags(pipeline: Pipeline) -> pd.DataFrame:
+    """The consumer lag of each Flink job and each sink connector, summed over the topics it
+    reads: what it has yet to read."""
+    names = {plan.flink_name: ("job", plan.flink_name) for plan in pipeline.definition.jobs}
+    names.update({c.consumer_group: ("sink", c.name) for c in pipeline.definition.connectors})
+    totals: dict[str, int] = {}
+    for lag in pipeline.lags():
+        totals[lag.group] = totals.get(lag.group, 0) + lag.lag
+    rows = [{"kind": names[group][0], "name": names[group][1], "lag": lag} for group, lag in totals.items()]
+    return pd.DataFrame(rows, columns=["kind", "name", "lag"])
+
+
+def newest_windows(pipeline: Pipeline, minutes: int = 10) -> dict[str, pd.DataFrame]:
+    """The newest ``minutes`` one-minute windows in Cassandra, newest first: page views per minute
+    (all page types) and page loads, failed loads, error rate and alert per minute. Reads the day
+    partitions (UTC) of the windows' event time, the aggregates job's watermark (the clock's when
+    no job runs; replayed traffic is days behind it), and of the day before, from the newest
+    window on: never a whole table."""
+    try:
+        watermark = streaming_sql.job_watermark(pipeline, timeout=0)
+    except ClicklibError:
+        watermark = None  # no such job running: the clock's day it is
+    now = datetime.fromtimestamp(watermark / 1000, UTC) if watermark else datetime.now(UTC)
+    days = [now.date(), now.date() - timedelta(days=1)]
+    views = _newest_rows(pipeline, "pageviews_per_minute", "window_start, views", days, minutes)
+    per_minute = views.groupby("window_start", as_index=False)["views"].sum() if len(views) else views
+    statuses = _newest_rows(pipeline, "status_per_minute", "window_start, requests, errors, alert", days, minutes)
+    requests = statuses["requests"].astype("float64")
+    statuses["error_rate"] = (statuses["errors"].astype("float64") / requests.where(requests > 0)).round(4)
+    return {
+        "pageviews": per_minute.sort_values("window_start", ascending=False, ignore_index=True),
+        "errors": statuses.sort_values("window_start", ascending=False, ignore_index=True)[
+            ["window_start", "requests", "errors", "error_rate", "alert"]
+        ],
+    }
+
+
+def _newest_rows(pipeline: Pipeline, table: str, columns: str, days: list, minutes: int) -> pd.DataFrame:
+    """The rows of a per-minute table (partition ``day``, clustered by ``window_start``) in the
+    ``minutes`` up to the newest window of ``days``."""
+    reader, keyspace = pipeline.reader, pipeline.reader.keyspace
+    newest = [
+        frame["window_start"].iloc[0]
+        for day in days
+        if len(
+            frame := reader.query_df(
+                f"SELECT window_start FROM {keyspace}.{table} WHERE day = %s ORDER BY window_start DESC LIMIT 1",
+                [day],
+            )
+        )
+    ]
+    if not newest:
+        return pd.DataFrame(columns=[c.strip() for c in columns.split(",")])
+    since = (pd.Timestamp(max(newest)) - timedelta(minutes=minutes - 1)).to_pydatetime()  # the driver binds datetimes
+    return pd.concat(
+        [
+            reader.query_df(
+                f"SELECT {columns} FROM {keyspace}.{table} WHERE day = %s AND window_start >= %s", [day, since]
+            )
+            for day in days
+        ],
+        ignore_index=True,
+    )
 
 
 def snapshot(pipeline: Pipeline, rate_interval: float = 2.0) -> dict[str, pd.DataFrame]:

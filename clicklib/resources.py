@@ -1,5 +1,5 @@
 """The files the package ships beside its code: the SQL scripts, the connector configs, the
-Cassandra schema, the notebooks, and the collector's tracker and demo shop.
+Cassandra schema, the notebooks, the collector's tracker and demo shop, and the dashboard's page.
 
 The repository keeps them in its top-level ``ksql/``, ``connect/``, ``notebooks/`` and ``web/``
 folders; ``clicklib/assets/`` links to those folders, and a built wheel carries copies of
@@ -30,8 +30,9 @@ def notebooks_dir() -> Traversable:
     return ASSETS / "notebooks"
 
 
-def collector_asset(name: str) -> Path:
-    """A file or folder the collector serves from ``web/``: ``tracker.js``, ``shop``."""
+def web_asset(name: str) -> Path:
+    """A file or folder served from ``web/``: the collector's ``tracker.js`` and ``shop``, the
+    dashboard's ``dashboard/`` page."""
     # aiohttp serves static folders from a real path; a checkout and an installed package have one.
     return Path(str(ASSETS / "web" / name))
 

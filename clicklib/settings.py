@@ -36,6 +36,8 @@ PORT_FIELDS = (
     "sql_gateway_backend_port",
     "collector_port",
     "collector_udp_port",
+    "lab_port",
+    "dashboard_port",
 )
 URL_FIELDS = ("connect_url", "flink_rest_url", "sql_gateway_url")
 # Durations are written the way Flink reads them ("30 s", "500 ms", "2 min"), since the SQL
@@ -103,6 +105,10 @@ class Settings:
     # The collector: HTTP (events from browsers) and UDP (datagrams of JSON events).
     collector_port: int = 8090
     collector_udp_port: int = 8091
+    # JupyterLab over the notebooks (`clicklib lab`) and the live dashboard (`clicklib dashboard`):
+    # not services of the stack, started by hand, and on loopback only.
+    lab_port: int = 8888
+    dashboard_port: int = 8866
 
     # Explicit client addresses; empty means "derive from bind_host and port".
     bootstrap_servers: str = ""

@@ -49,6 +49,7 @@ class DevTools:
         from websockets.sync.client import connect
 
         profile.mkdir(parents=True, exist_ok=True)
+        (profile / "DevToolsActivePort").unlink(missing_ok=True)  # a previous browser's port
         self.process = subprocess.Popen(
             [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
             stdout=subprocess.DEVNULL,
@@ -61,15 +62,22 @@ class DevTools:
                 self.close()
                 raise RuntimeError("Chromium did not open its DevTools port")
             time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
-        target = next(p for p in pages if p["type"] == "page")
-        # Held for the life of this object (closed in close()), not one with-block.
-        self.socket = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10).__enter__()
+        self.socket = None
         self.next_id = 0
         self.events: list[dict] = []
-        self.call("Page.enable")
-        self.call("Runtime.enable")
+        self.problems: list[str] = []  # every script error and console error seen, in order
+        try:
+            port = int(port_file.read_text().split()[0])
+            pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
+            target = next(p for p in pages if p["type"] == "page")
+            # Held for the life of this object (closed in close()), not one with-block.
+            self.socket = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10).__enter__()
+            self.call("Page.enable")
+            self.call("Runtime.enable")
+            self.call("Log.enable")
+        except BaseException:
+            self.close()  # no browser left behind
+            raise
 
     def call(self, method: str, **params) -> dict:
         import json
@@ -82,7 +90,58 @@ class DevTools:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
-            self.events.append(message)
+            self.keep(message)
+
+    def keep(self, message: dict) -> None:
+        """Note an event: script errors and console errors go to ``problems`` as well."""
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            self.problems.append(f"uncaught: {details.get('exception', {}).get('description') or details.get('text')}")
+        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            self.problems.append(
+                "console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+            )
+        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+            entry = params["entry"]
+            self.problems.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".strip())
+        self.events.append(message)
+
+    def idle(self, seconds: float) -> None:
+        """Let the page run for ``seconds``, noting what it reports meanwhile."""
+        import json
+        import time
+
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                self.keep(json.loads(self.socket.recv(timeout=remaining)))
+            except TimeoutError:
+                return
+
+    def screenshot(self, path: Path) -> Path:
+        import base64
+
+        path.write_bytes(
+            base64.b64decode(self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
+        )
+        return path
+
+    def viewport(self, width: int, height: int) -> None:
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
+    def wait_until(self, expression: str, timeout: float = 60.0, every: float = 0.5):
+        """Evaluate ``expression`` until it is truthy; return its value."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still false after {timeout:.0f} s: {expression}")
+            self.idle(every)
 
     def wait_for(self, event: str, timeout: float = 30.0) -> dict:
         import json
@@ -96,7 +155,7 @@ class DevTools:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no {event} within {timeout:.0f} s")
-            self.events.append(json.loads(self.socket.recv(timeout=remaining)))
+            self.keep(json.loads(self.socket.recv(timeout=remaining)))
 
     def open(self, url: str) -> None:
         self.events.clear()

@@ -46,12 +46,21 @@ def state_path(settings: Settings) -> Path:
     return settings.home / "run" / f"{NAME}.json"
 
 
+CONNECTOR_RESTARTS = "connector_restarts"  # a key of the state beside the processes' names
+
+
 def read_state(settings: Settings) -> dict:
-    """Per process: ``restarts``, ``exits`` (epoch s), ``given_up`` (why, or '') and ``log_tail``."""
+    """Per process: ``restarts``, ``exits`` (epoch s), ``given_up`` (why, or '') and ``log_tail``;
+    under ``connector_restarts``, how often each failed sink connector was restarted."""
     try:
         return json.loads(state_path(settings).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def connector_restarts(settings: Settings) -> dict[str, int]:
+    """How often the supervisor restarted each failed sink connector, by connector name."""
+    return read_state(settings).get(CONNECTOR_RESTARTS, {})
 
 
 def _write_state(settings: Settings, state: dict) -> None:
@@ -219,6 +228,10 @@ class Supervisor:
                         if status.state == "FAILED" or "FAILED" in status.tasks:
                             self.log(f"pipeline {key}: connector {connector.name} is {status}; restarting it")
                             pipeline.connect.restart_failed(connector.name)
+                            state = read_state(self.settings)
+                            counts = state.setdefault(CONNECTOR_RESTARTS, {})
+                            counts[connector.name] = counts.get(connector.name, 0) + 1
+                            _write_state(self.settings, state)
             except BlockingIOError:
                 continue  # a `pipeline up` or `down` is under way
             except ClicklibError as exc:

@@ -51,10 +51,10 @@ def test_a_tiny_run_writes_every_figure_and_cleans_up(live_stack: Settings, tmp_
     assert data["machine"]["logical_cpus"] and data["machine"]["memory_total_mb"]
     assert data["versions"]["flink"] != "unknown" and data["versions"]["cassandra"] != "unknown"
 
-    for path in ("udp", "http_batches", "http_single"):
+    for path in ("udp", "udp_paced", "http_batches", "http_single"):
         assert all(field in data["collector"][path] for field in STAGE_FIELDS), path
     assert data["collector"]["http_batches"]["p99_ms"] >= data["collector"]["http_batches"]["p50_ms"] > 0
-    assert data["collector"]["udp"]["sent"] == 2_000
+    assert data["collector"]["udp"]["sent"] == data["collector"]["udp_paced"]["sent"] == 2_000
     figures = numbers({key: data[key] for key in ("stages", "latency", "memory", "collector")})
     assert figures
     assert [(where, value) for where, value in figures if not value > 0] == []

@@ -3,7 +3,8 @@ namespace (a test namespace with the demo's suffix); then a second run of the no
 send traffic, close its windows and analyse it (02, 03, 06: the others would only repeat work).
 The demo's reconciliation agrees count for count; the figures the first run records match an independent pandas
 computation over the demo's and that run's events; every CQL statement the notebooks send
-restricts its table's partition key; and the analysis report renders in a browser."""
+restricts its table's partition key; the analysis report renders in a browser; and `clicklib lab`
+runs the analysis notebook in JupyterLab with its charts drawn."""
 
 from __future__ import annotations
 
@@ -12,18 +13,23 @@ import io
 import json
 import os
 import re
+import sys
+import time
 import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
 from rich.console import Console
 
-from clicklib import demo, reports, resources
+from clicklib import demo, lab, reports, resources
 from clicklib.generate import Workload, generate
 from clicklib.pipeline import Pipeline
 from tests import oracle
-from tests.browser import chromium
+from tests.browser import DevTools, chromium
+
+from .conftest import free_ports
 
 DEMO = {"n_events": 4_000, "seed": 20261130, "invalid_ratio": 0.01}
 # The second run: traffic after the first run's, its windows closed, both runs analysed.
@@ -249,3 +255,92 @@ def test_the_analysis_report_renders_its_charts_in_a_browser(runs, tmp_path):
     shot = tmp_path / "06_analysis.png"
     chromium(page, tmp_path / "profile2", "--window-size=1280,4000", f"--screenshot={shot}")
     assert shot.stat().st_size > 10_000
+
+
+# The centre of the element a script finds, for a real mouse click (JupyterLab's menus open on
+# pointer events, not on click()).
+CENTRE = (
+    "(() => {{ const e = {find}; if (!e) return null;"
+    " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+)
+MENU = "[...document.querySelectorAll('.lm-MenuBar-itemLabel')].find((e) => e.textContent === 'Run')"
+RUN_ALL = "document.querySelector('.lm-Menu-item[data-command=\"runmenu:run-all\"]')"
+# Every code cell ran (a number in its prompt, not "[*]" or "[ ]"), or one failed, which stops the run.
+FINISHED = """(() => {
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map((p) => p.textContent);
+  const failed = document.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]');
+  return failed !== null || (prompts.length > 0 && prompts.every((t) => /\\[\\d+\\]/.test(t)));
+})()"""
+DRAWN = """(() => ({
+  charts: document.querySelectorAll('.jp-OutputArea-output .vega-embed').length,
+  drawn: document.querySelectorAll('.jp-OutputArea-output .vega-embed .marks').length,
+  errors: [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
+    + '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')].map((e) => e.textContent.slice(0, 500)),
+}))()"""
+
+
+def click(browser: DevTools, find: str) -> None:
+    x, y = browser.wait_until(CENTRE.format(find=find), timeout=60)
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+
+def wait_for_idle_kernel(base: str, auth: dict, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        sessions = requests.get(f"{base}/api/sessions", headers=auth, timeout=10).json()
+        if sessions and all(s["kernel"]["execution_state"] == "idle" for s in sessions):
+            return
+        assert time.monotonic() < deadline, f"the notebook's kernel did not start: {sessions}"
+        time.sleep(0.5)
+
+
+def chart_cells(notebook: Path) -> int:
+    """Code cells that end by showing a chart (``figures["name"]``)."""
+    cells = json.loads(notebook.read_text())["cells"]
+    lasts = ["".join(c["source"]).strip().splitlines()[-1] for c in cells if c["cell_type"] == "code" and c["source"]]
+    return sum(bool(re.fullmatch(r'figures\["\w+"\]', line)) for line in lasts)
+
+
+def test_the_lab_runs_the_analysis_notebook_and_draws_its_charts(runs, namespace, tmp_path):
+    # A copy: the lab saves what it runs, and the project's notebooks keep no outputs.
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    notebook = root / "06_analysis.ipynb"
+    notebook.write_bytes((resources.notebooks_dir() / notebook.name).read_bytes())
+    expected = chart_cells(notebook)
+    settings = dataclasses.replace(namespace, lab_port=free_ports(1)[0])
+    # A fresh JupyterLab profile, as a newcomer has.
+    fresh = {"JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")}
+    running = lab.start(settings, root, tmp_path / "lab.log", env=fresh)
+    browser = DevTools(tmp_path / "profile")
+    try:
+        assert running.url.startswith(f"http://127.0.0.1:{settings.lab_port}/lab?token=")
+        browser.viewport(1400, 1000)
+        browser.open(running.url.replace("/lab?", f"/lab/tree/{notebook.name}?"))
+        browser.wait_until("document.querySelectorAll('.jp-Notebook .jp-CodeCell').length > 0", timeout=120)
+        base, token = running.url.split("/lab?token=")
+        auth = {"Authorization": f"token {token}"}
+        wait_for_idle_kernel(base, auth)
+        click(browser, MENU)
+        click(browser, RUN_ALL)
+        browser.wait_until(FINISHED, timeout=600, every=2)
+        drawn = browser.evaluate(DRAWN)
+        assert drawn["errors"] == []
+        drawn = browser.wait_until(f"(({DRAWN}).drawn >= {expected}) && ({DRAWN})", timeout=120)
+        browser.screenshot(tmp_path / "lab-06_analysis.png")
+        print(f"screenshot: {tmp_path / 'lab-06_analysis.png'}")
+        assert drawn["errors"] == []
+        assert drawn["charts"] == expected
+        assert browser.problems == [], browser.problems
+        # The kernel that ran it is this project's environment.
+        sessions = requests.get(f"{base}/api/sessions", headers=auth, timeout=10).json()
+        assert [s["kernel"]["name"] for s in sessions] == [lab.KERNEL_NAME]
+        spec = requests.get(f"{base}/api/kernelspecs", headers=auth, timeout=10).json()["kernelspecs"][lab.KERNEL_NAME]
+        assert spec["spec"]["argv"][0] == sys.executable
+        assert spec["spec"]["display_name"] == lab.KERNEL_DISPLAY_NAME
+        # Without the token, nothing.
+        assert requests.get(f"{base}/api/sessions", timeout=10).status_code == 403
+    finally:
+        browser.close()
+        running.stop()
