@@ -184,7 +184,8 @@ def end_to_end(base: Settings, namespace: str, workload: Workload, warnings: lis
         ended,
         "first event sent (profiles were published before)",
         f"events_by_user holds every clean event ({expected:,})",
-        f"whole pipeline (ingest, enrich and aggregates jobs, 6 connectors); {expected:,} clean rows; "
+        f"whole pipeline ({', '.join(p.name for p in pipeline.definition.jobs)} jobs, "
+        f"{len(pipeline.definition.connectors)} connectors); {expected:,} clean rows; "
         f"the producer alone took {report.seconds:.1f} s of it",
         clean_rows_out=expected,
         producer_seconds=round(report.seconds, 3),

@@ -302,8 +302,8 @@ def lab_command(notebooks: Path | None) -> None:
     """
     from clicklib import lab
 
-    settings = get_settings()
     with _clear_errors():
+        settings = get_settings()
         warning = lab.stack_warning(settings)
         if warning:
             console.print(f"[yellow]note:[/] {warning}")
@@ -329,11 +329,13 @@ def dashboard_command(every: float) -> None:
 
     from clicklib import dashboard
 
-    def ready(url: str) -> None:
-        console.print(f"dashboard of namespace {get_settings().namespace or '(default)'}: open [bold]{url}[/]")
-
     with _clear_errors():
-        asyncio.run(dashboard.serve(get_settings(), every, ready))
+        settings = get_settings()
+
+        def ready(url: str) -> None:
+            console.print(f"dashboard of namespace {settings.namespace or '(default)'}: open [bold]{url}[/]")
+
+        asyncio.run(dashboard.serve(settings, every, ready))
 
 
 @main.group("pipeline")

@@ -16,13 +16,15 @@ and calls from other sites' pages.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -43,16 +45,19 @@ CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/c
 
 
 def _json_value(value: Any) -> Any:
-    """A DataFrame cell as JSON: timestamps as ISO text, NaN and NaT as null, numpy numbers as Python's."""
+    """A DataFrame cell as JSON: timestamps as ISO text in UTC, NaN, infinities and NaT as null,
+    numpy numbers as Python's."""
     if value is None or value is pd.NaT:
         return None
     if isinstance(value, pd.Timestamp | datetime):
         stamp = pd.Timestamp(value)
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
         return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
     if hasattr(value, "item"):  # a numpy scalar
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
@@ -61,10 +66,10 @@ def rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{column: _json_value(value) for column, value in record.items()} for record in frame.to_dict("records")]
 
 
-def _part(read: Callable[[], Any]) -> dict[str, Any]:
-    """One part of a reading: its rows, or why they could not be read."""
+def _part(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One part of a reading: ``ok`` with what ``read`` returned, or why it could not be read."""
     try:
-        return {"ok": True, "rows": read()}
+        return {"ok": True, **read()}
     except ClicklibError as exc:
         return {"ok": False, "error": str(exc).splitlines()[0]}
     except Exception as exc:  # a part that fails must not take the page down
@@ -72,38 +77,58 @@ def _part(read: Callable[[], Any]) -> dict[str, Any]:
 
 
 def reading(pipeline: Pipeline, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready values. Topic rates are per second since
-    ``previous`` (the reading before), null on the first."""
+    """Everything the page shows, as JSON-ready values. Topic rates are per second since the
+    counts of ``previous`` (the reading before), null on the first."""
     taken = time.time()
     result: dict[str, Any] = {"taken_at": taken, "namespace": pipeline.settings.namespace or "(default)"}
-    result["services"] = _part(lambda: rows(monitor.services(pipeline)))
-    result["topics"] = _part(lambda: _topics(pipeline, taken, previous))
-    result["lags"] = _part(lambda: rows(monitor.job_and_sink_lags(pipeline)))
-    result["jobs"] = _part(lambda: rows(monitor.flink_jobs(pipeline)))
-    result["connectors"] = _part(lambda: rows(monitor.connectors(pipeline)))
-    result["problems"] = _part(lambda: rows(monitor.problems(pipeline)))
-    windows = _part(lambda: {k: rows(v) for k, v in monitor.newest_windows(pipeline, WINDOW_MINUTES).items()})
+    result["services"] = _part(lambda: {"rows": rows(monitor.services(pipeline))})
+    result["topics"] = _part(lambda: _topics(pipeline, previous))
+    result["lags"] = _part(lambda: {"rows": rows(monitor.job_and_sink_lags(pipeline))})
+    result["jobs"] = _part(lambda: {"rows": rows(monitor.flink_jobs(pipeline))})
+    result["connectors"] = _part(lambda: {"rows": rows(monitor.connectors(pipeline))})
+    result["problems"] = _part(lambda: {"rows": rows(monitor.problems(pipeline))})
+    windows = _part(lambda: _windows(pipeline))
     for name in ("pageviews", "errors"):
-        result[name] = {"ok": True, "rows": windows["rows"][name]} if windows["ok"] else windows
+        if windows["ok"]:
+            result[name] = {"ok": True, "rows": windows[name], "days": windows["days"], "basis": windows["basis"]}
+        else:
+            result[name] = dict(windows)
     result["errors"]["alert_percent"] = pipeline.settings.alert_percent
     result["took_seconds"] = round(time.time() - taken, 2)
     return result
 
 
-def _topics(pipeline: Pipeline, taken: float, previous: dict[str, Any] | None) -> list[dict[str, Any]]:
-    before = {}
+def _topics(pipeline: Pipeline, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Messages per topic, and per second since the previous reading's counts."""
+    before, since = {}, None
     if previous and previous["topics"]["ok"]:
         before = {row["topic"]: row["messages"] for row in previous["topics"]["rows"]}
-    elapsed = taken - previous["taken_at"] if previous else 0.0
+        since = previous["topics"]["counted_at"]
     counts = topic_messages(pipeline.definition, pipeline.kafka)
-    return [
-        {
-            "topic": topic,
-            "messages": count,
-            "per_second": round((count - before[topic]) / elapsed, 1) if topic in before and elapsed > 0 else None,
-        }
-        for topic, count in counts.items()
-    ]
+    counted_at = time.time()
+    elapsed = counted_at - since if since else 0.0
+    return {
+        "counted_at": counted_at,
+        "rows": [
+            {
+                "topic": topic,
+                "messages": count,
+                "per_second": round((count - before[topic]) / elapsed, 1) if topic in before and elapsed > 0 else None,
+            }
+            for topic, count in counts.items()
+        ],
+    }
+
+
+def _windows(pipeline: Pipeline) -> dict[str, Any]:
+    days, basis = monitor.windows_days(pipeline)
+    frames = monitor.newest_windows(pipeline, WINDOW_MINUTES, days)
+    return {
+        "pageviews": rows(frames["pageviews"]),
+        "errors": rows(frames["errors"]),
+        "days": [day.isoformat() for day in days],
+        "basis": basis,
+    }
 
 
 class Readings:
@@ -119,13 +144,19 @@ class Readings:
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking readings; wait for the one under way (its clients are closed after)."""
         self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
 
     def _run(self) -> None:
         while not self.stopping.is_set():
             started = time.monotonic()
-            self.latest = {**reading(self.pipeline, self.latest), "every": self.every}
+            try:
+                self.latest = {**reading(self.pipeline, self.latest), "every": self.every}
+            except Exception as exc:  # the page keeps the last reading and says it is old
+                print(f"dashboard: a reading failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             self.stopping.wait(max(0.0, self.every - (time.monotonic() - started)))
 
 
@@ -152,10 +183,12 @@ def make_app(readings: Readings) -> web.Application:
         return web.Response(body=body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
     async def latest(_: web.Request) -> web.Response:
-        if readings.latest is None:
-            return web.json_response({"pending": True, "every": readings.every}, headers={"Cache-Control": "no-store"})
+        body = readings.latest if readings.latest is not None else {"pending": True, "every": readings.every}
+        # allow_nan=False: a NaN would make the page's JSON.parse fail; _json_value turns them into null.
         return web.Response(
-            text=json.dumps(readings.latest), content_type="application/json", headers={"Cache-Control": "no-store"}
+            text=json.dumps(body, allow_nan=False),
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
         )
 
     for path in PAGE_FILES:
@@ -166,7 +199,9 @@ def make_app(readings: Readings) -> web.Application:
 
 async def serve(settings: Settings, every: float = DEFAULT_EVERY, ready: Callable[[str], None] | None = None) -> None:
     """Serve the dashboard until SIGTERM or SIGINT."""
-    pipeline = Pipeline(settings)
+    # Each call to a service waits probe_timeout, not request_timeout: a service that hangs delays
+    # a reading by seconds, not minutes.
+    pipeline = Pipeline(dataclasses.replace(settings, request_timeout=settings.probe_timeout))
     readings = Readings(pipeline, every)
     readings.start()
     runner = web.AppRunner(make_app(readings), access_log=None)
@@ -187,6 +222,6 @@ async def serve(settings: Settings, every: float = DEFAULT_EVERY, ready: Callabl
             ready(f"http://{HOST}:{settings.dashboard_port}/")
         await stopping.wait()
     finally:
-        readings.stop()
+        await asyncio.to_thread(readings.stop)
         await runner.cleanup()
         pipeline.close()

@@ -2,8 +2,9 @@
 
 The server binds 127.0.0.1 only and keeps Jupyter's token login on: a kernel runs any code it
 is sent, so neither another machine nor a web page may reach it without the token. The token
-is made here and handed over in the environment, not on the command line, where ``ps`` would
-show it. Its kernel, "Python 3 (clicklib)", is this interpreter: the project's environment,
+is made here and handed over in a config file only its owner can read: not on the command line,
+where ``ps`` would show it, nor in the environment, which every kernel and what it starts
+inherits. Its kernel, "Python 3 (clicklib)", is this interpreter: the project's environment,
 whatever other kernels the machine has. The charts render in JupyterLab itself, which bundles
 Vega: no network is needed.
 """
@@ -23,6 +24,7 @@ import requests
 
 from clicklib import resources, stack
 from clicklib.exceptions import ServiceStartError
+from clicklib.secrets import private_file
 from clicklib.settings import Settings
 
 KERNEL_NAME = "python3"  # the notebooks' own kernelspec: ours is found first (see kernel_path)
@@ -66,19 +68,24 @@ def default_root() -> Path:
     return Path(str(resources.notebooks_dir())).resolve()
 
 
-def command(settings: Settings, root: Path) -> list[str]:
+def command(settings: Settings, root: Path, config: Path) -> list[str]:
     """The JupyterLab command line: loopback, a fixed port (a taken one is an error, not another
-    port), no browser, no update checks or extension installs over a network this may not have."""
+    port), no browser, no update checks or extension installs over a network this may not have.
+    ``config`` holds the token."""
     return [
         sys.executable,
         "-m",
         "jupyterlab",
+        f"--config={config}",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={settings.lab_port}",
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={root}",
         f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
+        # Kernels talk to the server over Unix sockets only its user can open, not TCP ports
+        # every local user could reach (the messages are signed, but not encrypted).
+        "--KernelManager.transport=ipc",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
         # Jupyter refuses to start as root unless told; containers and CI machines run as root.
@@ -112,37 +119,59 @@ def start(
     log = log or settings.home / "logs" / "lab.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
+    config = private_file(
+        settings.home / "run" / f"lab-{settings.lab_port}.json",
+        json.dumps({"IdentityProvider": {"token": token}}),
+    )
     jupyter_path = [str(kernel_path(settings)), os.environ.get("JUPYTER_PATH", "")]
     child_env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"},
         **settings.to_env(),
         **(env or {}),
-        "JUPYTER_TOKEN": token,
         "JUPYTER_PATH": os.pathsep.join(p for p in jupyter_path if p),
     }
     base = f"http://127.0.0.1:{settings.lab_port}"
     with open(log, "ab") as out:
-        proc = subprocess.Popen(command(settings, root), env=child_env, stdout=out, stderr=subprocess.STDOUT)
+        # Its own session and no terminal input: Ctrl-C reaches `clicklib lab`, which stops it,
+        # instead of Jupyter asking on the terminal whether to shut down.
+        proc = subprocess.Popen(
+            command(settings, root, config),
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Lab(proc, f"{base}/lab?token={token}", root, log)
+    try:
+        _wait_answering(running, base, token, timeout)
+    except BaseException:
+        running.stop()  # nothing left holding the port
+        raise
+    return running
+
+
+def _wait_answering(running: Lab, base: str, token: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        if proc.poll() is not None:
+        if running.process.poll() is not None:
             raise ServiceStartError(
-                f"JupyterLab exited with {proc.returncode} while starting (is port {settings.lab_port} taken? "
-                f"set CLICKLIB_LAB_PORT); its log is {log}",
+                f"JupyterLab exited with {running.process.returncode} while starting (is port "
+                f"{base.rsplit(':', 1)[1]} taken? set CLICKLIB_LAB_PORT); its log is {running.log}",
                 service="lab",
-                log_tail=log.read_text(errors="replace")[-4000:],
+                log_tail=running.log.read_text(errors="replace")[-4000:],
             )
         try:
             answer = requests.get(f"{base}/api/status", headers={"Authorization": f"token {token}"}, timeout=2)
             if answer.status_code == 200:
-                return Lab(proc, f"{base}/lab?token={token}", root, log)
-        except requests.ConnectionError:
+                return
+            # Another server on this port (it does not know our token): ours will exit shortly.
+        except requests.RequestException:
             pass
         if time.monotonic() > deadline:
-            proc.kill()
             raise ServiceStartError(
-                f"JupyterLab did not answer on {base} within {timeout:.0f} s; its log is {log}",
+                f"JupyterLab did not answer on {base} within {timeout:.0f} s; its log is {running.log}",
                 service="lab",
-                log_tail=log.read_text(errors="replace")[-4000:],
+                log_tail=running.log.read_text(errors="replace")[-4000:],
             )
         time.sleep(0.3)

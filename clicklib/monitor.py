@@ -142,18 +142,27 @@ def job_and_sink_lags(pipeline: Pipeline) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["kind", "name", "lag"])
 
 
-def newest_windows(pipeline: Pipeline, minutes: int = 10) -> dict[str, pd.DataFrame]:
-    """The newest ``minutes`` one-minute windows in Cassandra, newest first: page views per minute
-    (all page types) and page loads, failed loads, error rate and alert per minute. Reads the day
-    partitions (UTC) of the windows' event time, the aggregates job's watermark (the clock's when
-    no job runs; replayed traffic is days behind it), and of the day before, from the newest
-    window on: never a whole table."""
+def windows_days(pipeline: Pipeline) -> tuple[list, str]:
+    """The UTC days whose partitions hold the newest windows, and why those: the day of the
+    aggregates job's watermark (the windows' event time; replayed traffic is days behind the
+    clock) and the day before; the clock's when no watermark is known yet."""
     try:
         watermark = streaming_sql.job_watermark(pipeline, timeout=0)
     except ClicklibError:
-        watermark = None  # no such job running: the clock's day it is
-    now = datetime.fromtimestamp(watermark / 1000, UTC) if watermark else datetime.now(UTC)
-    days = [now.date(), now.date() - timedelta(days=1)]
+        watermark = None  # no such job running
+    if watermark:
+        now, basis = datetime.fromtimestamp(watermark / 1000, UTC), "the windows' watermark"
+    else:
+        now, basis = datetime.now(UTC), "the clock (no watermark yet: is the aggregates job running?)"
+    return [now.date(), now.date() - timedelta(days=1)], basis
+
+
+def newest_windows(pipeline: Pipeline, minutes: int = 10, days: list | None = None) -> dict[str, pd.DataFrame]:
+    """The newest ``minutes`` one-minute windows in Cassandra, newest first: page views per minute
+    (all page types) and page loads, failed loads, error rate and alert per minute. Reads the day
+    partitions ``days`` (default: :func:`windows_days`) from the newest window on, never a whole
+    table."""
+    days = days or windows_days(pipeline)[0]
     views = _newest_rows(pipeline, "pageviews_per_minute", "window_start, views", days, minutes)
     per_minute = views.groupby("window_start", as_index=False)["views"].sum() if len(views) else views
     statuses = _newest_rows(pipeline, "status_per_minute", "window_start, requests, errors, alert", days, minutes)

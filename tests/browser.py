@@ -66,15 +66,21 @@ class DevTools:
         self.next_id = 0
         self.events: list[dict] = []
         self.problems: list[str] = []  # every script error and console error seen, in order
+        self.requests: list[str] = []  # the URL of every request the pages made
         try:
             port = int(port_file.read_text().split()[0])
             pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
             target = next(p for p in pages if p["type"] == "page")
             # Held for the life of this object (closed in close()), not one with-block.
-            self.socket = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10).__enter__()
+            # No keepalive pings: while a test waits without reading, pongs queue behind events and
+            # the ping would time out; the browser is a local child process.
+            self.socket = connect(
+                target["webSocketDebuggerUrl"], max_size=None, open_timeout=10, ping_interval=None
+            ).__enter__()
             self.call("Page.enable")
             self.call("Runtime.enable")
             self.call("Log.enable")
+            self.call("Network.enable")
         except BaseException:
             self.close()  # no browser left behind
             raise
@@ -102,10 +108,24 @@ class DevTools:
             self.problems.append(
                 "console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
             )
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(params.get("request", {}).get("url", ""))
+            return  # many; kept in ``requests`` only
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
             self.problems.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".strip())
         self.events.append(message)
+
+    def foreign_requests(self) -> list[str]:
+        """Requests to anywhere but this machine (a CDN, say): none is expected."""
+        from urllib.parse import urlsplit
+
+        local = ("127.0.0.1", "localhost", None)
+        return [
+            url
+            for url in self.requests
+            if urlsplit(url).scheme not in ("data", "blob", "about") and urlsplit(url).hostname not in local
+        ]
 
     def idle(self, seconds: float) -> None:
         """Let the page run for ``seconds``, noting what it reports meanwhile."""

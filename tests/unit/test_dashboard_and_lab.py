@@ -7,7 +7,7 @@ import asyncio
 import json
 import math
 import sys
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ def test_cells_become_json_timestamps_in_utc_and_gaps_null():
     assert rows[1]["when"] is None and rows[1]["rate"] is None
     assert json.loads(json.dumps(rows)) == rows  # plain JSON, no numpy left
     assert type(rows[0]["count"]) is int and dashboard._json_value(np.float64(math.nan)) is None
+    assert dashboard._json_value(math.inf) is None and dashboard._json_value(date(2026, 1, 2)) == "2026-01-02"
     aware = dashboard.rows(pd.DataFrame({"t": [pd.Timestamp("2026-11-30 13:00", tz="Europe/Paris")]}))
     assert aware[0]["t"] == "2026-11-30T12:00:00Z"
 
@@ -51,7 +52,7 @@ def test_a_part_that_fails_says_why_in_one_line_and_others_still_read():
     def broken():
         raise ZeroDivisionError("division by zero")
 
-    assert dashboard._part(lambda: [1]) == {"ok": True, "rows": [1]}
+    assert dashboard._part(lambda: {"rows": [1]}) == {"ok": True, "rows": [1]}
     assert dashboard._part(down) == {"ok": False, "error": "kafka at 127.0.0.1:9092 does not answer"}
     assert dashboard._part(broken) == {"ok": False, "error": "ZeroDivisionError: division by zero"}
 
@@ -98,10 +99,11 @@ def test_it_serves_its_page_and_the_newest_reading():
 
 def test_the_lab_listens_on_loopback_on_its_port_and_keeps_the_token_off_the_command_line(tmp_path):
     settings = Settings(home=tmp_path, lab_port=18888)
-    argv = lab.command(settings, tmp_path)
+    argv = lab.command(settings, tmp_path, tmp_path / "lab.json")
     assert "--ServerApp.ip=127.0.0.1" in argv
     assert "--ServerApp.port=18888" in argv and "--ServerApp.port_retries=0" in argv
     assert f"--ServerApp.root_dir={tmp_path}" in argv
+    assert f"--config={tmp_path / 'lab.json'}" in argv
     assert not any("token" in arg.lower() for arg in argv)
     assert not any("allow_origin" in arg or "disable_check_xsrf" in arg for arg in argv)
 

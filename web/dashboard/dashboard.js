@@ -2,6 +2,7 @@
 // page. Plain JavaScript, no library and no network beyond this server. Read only.
 "use strict";
 
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 const STALE_AFTER = 3; // readings missed (beyond the time one takes) before the page calls its figures old
 
 const columns = {
@@ -28,7 +29,9 @@ function text(value) {
   if (value === null || value === undefined) return "–";
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (typeof value === "number") return value.toLocaleString("en");
-  return String(value).replace("T", " ").replace("Z", "");
+  const shown = String(value);
+  // The server sends times as ISO text in UTC: show them as "2026-11-30 12:00:05".
+  return ISO_TIME.test(shown) ? shown.slice(0, 19).replace("T", " ") : shown;
 }
 
 function element(tag, attributes, content) {
@@ -119,7 +122,7 @@ function draw(part, data) {
       tr.appendChild(element("td", { class: "number", "data-field": "views", "data-value": JSON.stringify(row.views) }, text(row.views)));
     }
     body.appendChild(list);
-    if (!data.rows.length) body.appendChild(element("p", {}, "no closed window yet"));
+    if (!data.rows.length) body.appendChild(element("p", {}, `no closed window on ${data.days.join(" or ")} (UTC), the days of ${data.basis}`));
     return;
   }
   if (part === "errors" && data.rows.length) {
