@@ -139,12 +139,14 @@ class DevTools:
             except TimeoutError:
                 return
 
-    def screenshot(self, path: Path) -> Path:
+    def screenshot(self, path: Path, whole_page: bool = True) -> Path:
+        """A PNG of the page; ``whole_page`` includes what lies below the window. An application
+        that scrolls inside its own panels (JupyterLab) wants the window only: making the window
+        as tall as the page for the capture lays the panels out again."""
         import base64
 
-        path.write_bytes(
-            base64.b64decode(self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
-        )
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=whole_page)
+        path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
     def viewport(self, width: int, height: int) -> None:

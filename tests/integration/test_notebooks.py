@@ -273,10 +273,14 @@ FINISHED = """(() => {
   return failed !== null || (prompts.length > 0 && prompts.every((t) => /\\[\\d+\\]/.test(t)));
 })()"""
 # The notebook scrolls in its own panel, and renders what it scrolls to.
-SCROLL_TO_FUNNEL = """(() => {
+SCROLL_TO_SIXTH_CHART = """(() => {
   const chart = document.querySelectorAll('.jp-OutputArea-output .vega-embed')[5];
   const outer = chart?.closest('.jp-WindowedPanel-outer');
   if (outer) outer.scrollTop += chart.getBoundingClientRect().top - outer.getBoundingClientRect().top - 100;
+})()"""
+SIXTH_CHART_IN_VIEW = """(() => {
+  const box = document.querySelectorAll('.jp-OutputArea-output .vega-embed')[5]?.getBoundingClientRect();
+  return box !== undefined && box.height > 0 && box.top >= 0 && box.top < innerHeight;
 })()"""
 DRAWN = """(() => ({
   charts: document.querySelectorAll('.jp-OutputArea-output .vega-embed').length,
@@ -336,12 +340,13 @@ def test_the_lab_runs_the_analysis_notebook_and_draws_its_charts(runs, namespace
         drawn = browser.evaluate(DRAWN)
         assert drawn["errors"] == []
         drawn = browser.wait_until(f"(({DRAWN}).drawn >= {expected}) && ({DRAWN})", timeout=120)
-        # The screenshot (kept in the test's folder): the funnel chart, without JupyterLab's
+        # The screenshot (kept in the test's folder): the sixth chart, without JupyterLab's
         # question about news (which it cannot fetch here anyway).
         browser.evaluate("document.querySelector('button.jp-toast-button[title=No]')?.click()")
-        browser.evaluate(SCROLL_TO_FUNNEL)
+        browser.evaluate(SCROLL_TO_SIXTH_CHART)
+        browser.wait_until(SIXTH_CHART_IN_VIEW, timeout=30)
         browser.idle(2)
-        print(f"screenshot: {browser.screenshot(tmp_path / 'lab-06_analysis.png')}")
+        print(f"screenshot: {browser.screenshot(tmp_path / 'lab-06_analysis.png', whole_page=False)}")
         assert drawn["errors"] == []
         assert drawn["charts"] == expected
         assert browser.problems == [], browser.problems
