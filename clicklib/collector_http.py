@@ -42,6 +42,7 @@ from clicklib.collector import (
 from clicklib.exceptions import ServiceStartError
 from clicklib.kafka import KafkaClient
 from clicklib.settings import Settings
+from clicklib.stack import process
 
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes: a burst of about 4,000 events of 1 kB
 
@@ -298,21 +299,20 @@ def spawn(settings: Settings, log_path: Path, timeout: float = 60.0) -> subproce
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServiceStartError(
-                f"collector: exited with {proc.returncode} while starting; see {log_path}",
-                service="collector",
-                log_tail=log_path.read_text(errors="replace")[-4000:],
-            )
+
+    def answers() -> bool:
         try:
             requests.get(f"{settings.collector_url}/metrics", timeout=2)
-            return proc
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    proc.kill()
-    raise ServiceStartError(f"collector: no answer within {timeout:.0f} s; see {log_path}", service="collector")
+            return True
+        except requests.RequestException:  # refused, or something else holds the port and is silent
+            return False
+
+    try:
+        process.wait_answering(proc, answers, "collector", log_path, timeout)
+    except ServiceStartError:
+        proc.kill()
+        raise
+    return proc
 
 
 @contextlib.contextmanager

@@ -16,16 +16,15 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from clicklib import resources, stack
-from clicklib.exceptions import ServiceStartError
 from clicklib.secrets import private_file
 from clicklib.settings import Settings
+from clicklib.stack import process
 
 KERNEL_NAME = "python3"  # the notebooks' own kernelspec: ours is found first (see kernel_path)
 KERNEL_DISPLAY_NAME = "Python 3 (clicklib)"
@@ -143,35 +142,24 @@ def start(
             start_new_session=True,
         )
     running = Lab(proc, f"{base}/lab?token={token}", root, log)
+
+    def answers() -> bool:
+        try:
+            # Another server on this port does not know our token (403): ours will exit shortly.
+            return requests.get(f"{base}/api/status", headers={"Authorization": f"token {token}"}, timeout=2).ok
+        except requests.RequestException:
+            return False
+
     try:
-        _wait_answering(running, base, token, timeout)
+        process.wait_answering(
+            proc,
+            answers,
+            "JupyterLab",
+            log,
+            timeout,
+            hint=f" (is port {settings.lab_port} taken? set CLICKLIB_LAB_PORT)",
+        )
     except BaseException:
         running.stop()  # nothing left holding the port
         raise
     return running
-
-
-def _wait_answering(running: Lab, base: str, token: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if running.process.poll() is not None:
-            raise ServiceStartError(
-                f"JupyterLab exited with {running.process.returncode} while starting (is port "
-                f"{base.rsplit(':', 1)[1]} taken? set CLICKLIB_LAB_PORT); its log is {running.log}",
-                service="lab",
-                log_tail=running.log.read_text(errors="replace")[-4000:],
-            )
-        try:
-            answer = requests.get(f"{base}/api/status", headers={"Authorization": f"token {token}"}, timeout=2)
-            if answer.status_code == 200:
-                return
-            # Another server on this port (it does not know our token): ours will exit shortly.
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise ServiceStartError(
-                f"JupyterLab did not answer on {base} within {timeout:.0f} s; its log is {running.log}",
-                service="lab",
-                log_tail=running.log.read_text(errors="replace")[-4000:],
-            )
-        time.sleep(0.3)

@@ -16,12 +16,12 @@ import socket
 import subprocess
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psutil
 
-from clicklib.exceptions import JavaNotFoundError, PortInUseError
+from clicklib.exceptions import JavaNotFoundError, PortInUseError, ServiceStartError
 from clicklib.settings import ENV_PREFIX, Settings
 
 MIN_JAVA = 17
@@ -220,3 +220,28 @@ def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
             return "".join(deque(log, maxlen=lines))
     except OSError:
         return f"(no log at {log_path})"
+
+
+def wait_answering(
+    proc: subprocess.Popen, answers: Callable[[], bool], service: str, log: Path, timeout: float, hint: str = ""
+) -> None:
+    """Wait until ``answers()`` is true for a process started outside the stack (the lab, a
+    collector of its own); raise ServiceStartError with its log's tail if it exits first
+    (``hint`` says what may be wrong) or stays silent for ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise ServiceStartError(
+                f"{service} exited with {proc.returncode} while starting{hint}; its log is {log}",
+                service=service,
+                log_tail=log_tail(log),
+            )
+        if answers():
+            return
+        if time.monotonic() > deadline:
+            raise ServiceStartError(
+                f"{service} did not answer within {timeout:.0f} s; its log is {log}",
+                service=service,
+                log_tail=log_tail(log),
+            )
+        time.sleep(0.3)
