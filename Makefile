@@ -11,7 +11,7 @@ NBVAL_NAMESPACE ?= nbval_
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,notebooks]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,notebooks,batch]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -71,7 +71,7 @@ SECURE_HOME = $(CURDIR)/.clickstack-secure
 SECURE_ENV = CLICKLIB_SECURE=1 CLICKLIB_HOME=$(SECURE_HOME) CLICKLIB_NAMESPACE=sec_ \
 	CLICKLIB_KAFKA_PORT=19092 CLICKLIB_KAFKA_CONTROLLER_PORT=19093 CLICKLIB_CASSANDRA_PORT=19042 \
 	CLICKLIB_CASSANDRA_STORAGE_PORT=17000 CLICKLIB_CONNECT_PORT=18083 CLICKLIB_FLINK_REST_PORT=18081 \
-	CLICKLIB_FLINK_RPC_PORT=16123 CLICKLIB_SQL_GATEWAY_PORT=18082
+	CLICKLIB_FLINK_RPC_PORT=16123 CLICKLIB_SQL_GATEWAY_PORT=18082 CLICKLIB_SCHEMA_REGISTRY_PORT=18085
 
 test-secure: jars
 	@jars=$$($(BIN)/python -c 'from clicklib.settings import get_settings; print(get_settings().home / "jars")'); \

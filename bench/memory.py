@@ -1,4 +1,5 @@
-"""Peak resident memory of the stack's processes, sampled in a background thread."""
+"""Peak resident memory of the stack's processes, sampled in a background thread, and the CPU
+time they use."""
 
 from __future__ import annotations
 
@@ -26,11 +27,10 @@ class RssSampler:
         self.samples = 0
         self.processes: dict[int, dict] = {}
         self._handles: dict[int, psutil.Process] = {}
+        names = process_names(services)
         for row in services:
-            members = SERVICES.get(row.service, ())
-            names = members if len(members) == len(row.pids) else (row.service,) * len(row.pids)
-            for pid, name in zip(row.pids, names, strict=True):
-                self.processes[pid] = {"service": row.service, "process": name, "pid": pid, "start_mb": 0.0}
+            for pid in row.pids:
+                self.processes[pid] = {"service": row.service, "process": names[pid], "pid": pid, "start_mb": 0.0}
                 self.processes[pid].update(peak_mb=0.0, peak_by_stage={})
                 self._handles[pid] = psutil.Process(pid)
         self._stop = threading.Event()
@@ -71,3 +71,25 @@ class RssSampler:
             "processes": list(self.processes.values()),
             "sum_of_peaks_mb": round(sum(p["peak_mb"] for p in self.processes.values()), 1),
         }
+
+
+def process_names(services: list[ServiceStatus]) -> dict[int, str]:
+    """pid -> the stack's name for that process (a service's only process takes its name)."""
+    names = {}
+    for row in services:
+        members = SERVICES.get(row.service, ())
+        labels = members if len(members) == len(row.pids) else (row.service,) * len(row.pids)
+        names.update(zip(row.pids, labels, strict=True))
+    return names
+
+
+def cpu_seconds(services: list[ServiceStatus]) -> dict[str, float]:
+    """Process name -> the CPU seconds (user and system) it has used since it started."""
+    used = {}
+    for pid, name in process_names(services).items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:  # gone: counts as nothing
+            continue
+        used[name] = used.get(name, 0.0) + times.user + times.system
+    return used

@@ -97,6 +97,33 @@ def markdown(result: dict) -> str:
         "1-3, which every event passes through (stage 4 is a reference for Cassandra itself).",
         "",
     ]
+    cpu = e2e.get("cpu_seconds_per_1000_events")
+    if cpu:
+        lines += [
+            "CPU seconds each process used per 1,000 raw events during the end-to-end stage (user and system), "
+            f"{e2e['cpu_seconds_per_1000_events_total']:.2f} in all: "
+            + ", ".join(f"{name} {seconds:.2f}" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])),
+            "",
+        ]
+    lake = e2e.get("lake")
+    if lake:
+        lines += [
+            f"**The lake inside the pipeline:** its committed Parquet files held every clean event "
+            f"{lake['seconds']:.2f} s after the first was sent, {lake['events_per_s']:,.0f} raw events/s "
+            f"({lake['clean_events_per_s']:,.0f} clean events/s), in {lake['files']:,} files of "
+            f"{lake['bytes'] / 1e6:,.1f} MB; {lake['notes']}.",
+            "",
+        ]
+    spark = result.get("spark")
+    if spark:
+        lines += [
+            "## Spark over the lake",
+            "",
+            f"Retention cohorts over {spark['events']:,} clean events ({spark['days']} days) in the lake: "
+            f"**{spark['seconds']:.1f} s** ({spark['events_per_s']:,.0f} events/s; {spark['notes']}), after "
+            f"{spark['spark_start_seconds']:.1f} s to start Spark.",
+            "",
+        ]
     collector = result.get("collector")
     if collector:
         lines += [

@@ -29,6 +29,7 @@ from clicklib.settings import Settings, get_settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_EVENTS = 200_000
+DEFAULT_SPARK_EVENTS = 1_000_000  # the lake's events Spark groups into retention cohorts
 DEFAULT_LATENCY_EVENTS = 8_000  # about 6,000 clean events: above the 5,000 samples asked for
 DEFAULT_MIN_LATENCY_SAMPLES = 5_000
 DEFAULT_SEED = 20260101
@@ -51,6 +52,7 @@ def run(
     latency_rate: float | None = None,
     warmup_events: int = WARMUP_EVENTS,
     log: Callable[[str], None] | None = None,
+    spark_events: int = DEFAULT_SPARK_EVENTS,
 ) -> dict:
     """Measure every stage once and write ``<out_dir>/<timestamp>.json`` and ``.md``.
 
@@ -82,6 +84,7 @@ def run(
         "parameters": {
             "events": events,
             "latency_events": latency_events,
+            "spark_events": spark_events,
             "warmup_events": warmup_events,
             "min_latency_samples": min_latency_samples,
             "seed": seed,
@@ -122,6 +125,11 @@ def run(
         e2e["slowest_stage"] = slowest
         e2e["ratio_to_slowest_stage"] = round(result["stages"][slowest]["seconds"] / e2e["seconds"], 3)
 
+        memory.stage = "spark"
+        log(f"spark: retention cohorts over {spark_events:,} events in a lake folder of {prefix}spark_")
+        result["spark"] = stages.spark_cohorts(settings, f"{prefix}spark_", workload, spark_events, warnings)
+        log(f"spark: {result['spark']['seconds']:.1f} s after {result['spark']['spark_start_seconds']:.1f} s to start")
+
         memory.stage = "collector"
         log(f"collector: the workload over UDP and HTTP in namespace {prefix}collector_")
         result["collector"] = stages.collector_alone(settings, f"{prefix}collector_", workload, warnings)
@@ -154,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-events", type=int, default=DEFAULT_LATENCY_EVENTS, help="events produced at a fixed rate"
     )
+    parser.add_argument(
+        "--spark-events", type=int, default=DEFAULT_SPARK_EVENTS, help="lake events of Spark's cohort question"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")
     parser.add_argument("--min-latency-samples", type=int, default=DEFAULT_MIN_LATENCY_SAMPLES)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -171,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             min_latency_samples=args.min_latency_samples,
             seed=args.seed,
             latency_rate=args.latency_rate,
+            spark_events=args.spark_events,
         )
     except ClicklibError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)

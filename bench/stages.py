@@ -7,15 +7,20 @@ A throughput stage returns a dict: ``events``, ``seconds``, ``events_per_s``, ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
 from datetime import UTC, datetime
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import UNSET_VALUE
 from confluent_kafka import TopicPartition
 
+from bench.memory import cpu_seconds
 from bench.support import (
     CLEAN_JOBS,
     EVENTS_BY_USER_COLUMNS,
@@ -25,13 +30,13 @@ from bench.support import (
     check_delivered,
     clean_count,
     clean_rows,
-    fill_clean_topic,
+    fill_avro_topic,
     namespaced,
     submit_jobs,
     timeout_for,
     wait_jobs_running,
 )
-from clicklib import produce
+from clicklib import batch, lake, produce, stack
 from clicklib.generate import Workload
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
@@ -109,12 +114,12 @@ def streaming_sql_alone(base: Settings, namespace: str, workload: Workload, warn
 
 
 def sink_alone(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
-    """The events-by-user connector alone over a clean topic filled before it starts."""
+    """The events-by-user connector alone over the Avro topic, filled before it starts."""
     rows = clean_rows(workload)
     with namespaced(base, namespace, warnings) as pipeline:
         pipeline.create_tables()
         pipeline.create_topics()
-        fill_clean_topic(pipeline, rows)
+        fill_avro_topic(pipeline, rows)
         client = pipeline.connect
         connector = pipeline.definition.connector("events_by_user")
         client.validate(connector)
@@ -167,17 +172,27 @@ def cassandra_alone(base: Settings, namespace: str, workload: Workload, warnings
 
 
 def end_to_end(base: Settings, namespace: str, workload: Workload, warnings: list[str]) -> dict:
-    """The whole pipeline: producer -> Kafka -> both Flink jobs -> every connector -> Cassandra."""
+    """The whole pipeline: producer -> Kafka -> every Flink job -> every connector -> Cassandra."""
     expected = clean_count(workload)
     with namespaced(base, namespace, warnings) as pipeline:
         pipeline.up()
         wait_jobs_running(pipeline)
         produce.publish_profiles(pipeline, workload.profiles)  # reference data, before the clock starts
+        services = stack.status(base)
         with Landing(pipeline) as landing:
+            cpu_before = cpu_seconds(services)
             started = time.time()
             report = produce.produce_records(pipeline, workload.records, show_progress=False)
             ended = landing.rows(expected, timeout_for(len(workload.records)))
+            cpu_after = cpu_seconds(services)
+            lake_ended = lake_rows(pipeline, expected, timeout_for(len(workload.records)))
         check_delivered(report, len(workload.records))
+        folders = lake.partitions(pipeline.settings)
+    # CPU each process spent per 1,000 raw events while the stage ran: what an event costs.
+    cpu_per_1000 = {
+        name: round((cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / len(workload.records), 3)
+        for name in cpu_after
+    }
     return measured(
         len(workload.records),
         started,
@@ -189,7 +204,93 @@ def end_to_end(base: Settings, namespace: str, workload: Workload, warnings: lis
         f"the producer alone took {report.seconds:.1f} s of it",
         clean_rows_out=expected,
         producer_seconds=round(report.seconds, 3),
+        cpu_seconds_per_1000_events=cpu_per_1000,
+        cpu_seconds_per_1000_events_total=round(sum(cpu_per_1000.values()), 3),
+        # The lake job in the same run: when its committed files held every clean event.
+        lake=measured(
+            len(workload.records),
+            started,
+            lake_ended,
+            "first event sent",
+            f"the lake's committed Parquet files hold every clean event ({expected:,})",
+            "the lake job writes in step with the other jobs; files are committed at each checkpoint "
+            f"({pipeline.settings.checkpoint_interval}), so the figure includes up to one interval",
+            clean_events_per_s=round(expected / (lake_ended - started), 1),
+            files=sum(f.files for f in folders),
+            bytes=sum(f.bytes for f in folders),
+        ),
     )
+
+
+def lake_rows(pipeline: Pipeline, expected: int, timeout: float) -> float:
+    """When (epoch s) the lake's committed files first held ``expected`` rows."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lake.exists(pipeline.settings) and lake.dataset(pipeline.settings).count_rows() >= expected:
+            return time.time()
+        time.sleep(POLL_SECONDS)
+    raise BenchError(f"the lake did not hold {expected:,} clean events within {timeout:.0f} s")
+
+
+def spark_cohorts(base: Settings, namespace: str, workload: Workload, events: int, warnings: list[str]) -> dict:
+    """Spark's time for the retention cohorts over ``events`` clean events: the workload's clean
+    events copied onto consecutive days (new event and session ids, the same users, a varying
+    share of them each day) into a lake folder of this stage's own, then read, deduplicated and
+    grouped by Spark in local mode. Spark's start is timed apart."""
+    settings = dataclasses.replace(base, namespace=namespace)
+    frame = synthetic_lake(workload, events)
+    root = lake.filesystem(settings)[1]
+    try:
+        pads.write_dataset(
+            pa.Table.from_pandas(frame, preserve_index=False),
+            root,
+            format="parquet",
+            partitioning=pads.partitioning(lake.PARTITIONS, flavor="hive"),
+            existing_data_behavior="delete_matching",
+        )
+        started = time.time()
+        spark = batch.spark_session(settings)
+        spark_started = time.time()
+        try:
+            cohorts = batch.retention(batch.events(spark, settings))
+            ended = time.time()
+        finally:
+            spark.stop()
+    finally:
+        lake.delete(settings)
+    return measured(
+        len(frame),
+        spark_started,
+        ended,
+        "Spark session started",
+        f"retention cohorts computed ({len(cohorts):,} cohort-day rows)",
+        f"{settings.spark_master}; read, each event_id once, grouped",
+        spark_start_seconds=round(spark_started - started, 3),
+        days=int(frame["day"].nunique()),
+    )
+
+
+def synthetic_lake(workload: Workload, events: int) -> pd.DataFrame:
+    """``events`` rows in the lake's columns: the workload's clean events, then copies of them a
+    day later each time, with ids of their own; copy k keeps the users whose number is at least
+    k modulo 10, so each cohort thins out day by day."""
+    clean = pd.DataFrame([dataclasses.asdict(e) for e in workload.events if e.user_id is not None])
+    clean = clean[[f.name for f in lake.COLUMNS]]
+    user_number = clean["user_id"].map(lambda user: int(user[-2:], 16) % 10)
+    copies = []
+    total, k = 0, 0
+    while total < events:
+        copy = clean[user_number >= k % 10].copy()
+        copy["event_id"] = copy["event_id"] + f"-{k}"
+        copy["session_id"] = copy["session_id"] + f"-{k}"
+        copy["date"] = copy["date"] + k * 86_400_000
+        copies.append(copy.head(events - total))
+        total += len(copies[-1])
+        k += 1
+    frame = pd.concat(copies, ignore_index=True)
+    times = pd.to_datetime(frame["date"], unit="ms")
+    frame["day"], frame["hour"] = times.dt.strftime("%Y-%m-%d"), times.dt.strftime("%H")
+    return frame
 
 
 def latency(

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import Iterator
 
 from confluent_kafka import TopicPartition
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
-from clicklib import produce, streaming_sql
+from clicklib import avro, produce, streaming_sql
 from clicklib.events import FIELDS
 from clicklib.exceptions import ClicklibError
 from clicklib.generate import Workload
 from clicklib.pipeline import Pipeline, unregister
+from clicklib.schema_registry import register_schemas
 from clicklib.settings import Settings
-from clicklib.topics import CLEAN, SINK_DLQ
+from clicklib.templates import EVENT_BUCKET_MS
+from clicklib.topics import AVRO, CLEAN, SINK_DLQ
 
 POLL_SECONDS = 0.2
 CLEAN_JOBS = ("ingest", "enrich")  # the jobs between the raw topic and the clean one
@@ -118,30 +121,13 @@ def clean_rows(workload: Workload) -> list[dict]:
     return rows
 
 
-def fill_clean_topic(pipeline: Pipeline, rows: list[dict]) -> float:
-    """Produce clean rows (JSON, keyed by event_id) into the clean topic; returns the seconds."""
-    # Standing in for the jobs, it logs in as they do: the producer may not write this topic.
-    producer = produce.make_producer(pipeline.kafka, "flink")
-    topic = pipeline.topic(CLEAN)
-    failed: list[str] = []
-
-    def on_delivery(error, _message) -> None:
-        if error is not None:
-            failed.append(str(error))
-
-    started = time.monotonic()
-    for row in rows:
-        while True:
-            try:
-                producer.produce(topic, key=row["event_id"], value=json.dumps(row), on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    left = producer.flush(produce.FLUSH_TIMEOUT)
-    if failed or left:
-        raise BenchError(f"filling {topic}: {len(failed) + left} of {len(rows)} messages not delivered {failed[:1]}")
-    return time.monotonic() - started
+def fill_avro_topic(pipeline: Pipeline, rows: list[dict]) -> int:
+    """Write clean rows, as the avro job would, into the Avro topic the event sinks read:
+    the schema registered first, each value in Avro keyed by its user; returns how many."""
+    (schema,) = [s for s in pipeline.definition.avro_schemas if s.topic_base == AVRO]
+    register_schemas(pipeline.registry, (schema,))
+    values = [dict(row, bucket=(row["date"] % 86_400_000) // EVENT_BUCKET_MS) for row in rows]
+    return avro.write(pipeline, AVRO, values, schema)
 
 
 def check_delivered(report: produce.ProduceReport, expected: int) -> None:
@@ -179,11 +165,11 @@ def wait_jobs_running(pipeline: Pipeline, timeout: float = 180.0) -> dict[str, d
 
 
 class Landing:
-    """Watches the clean topic and events_by_user of one namespace.
+    """Watches the clean topic, the Avro topic and events_by_user of one namespace.
 
     ``settled`` waits for the clean topic to reach its final size. ``rows`` waits until
     events_by_user holds every expected row, cheaply: the Connect sink writes each partition
-    of the clean topic in order and finishes a batch before it takes the next, so once the
+    of the Avro topic in order and finishes a batch before it takes the next, so once the
     newest message of every partition is a row in Cassandra the earlier ones are too; one
     COUNT(*) then confirms it (and the wait goes on if it does not).
     """
@@ -191,13 +177,17 @@ class Landing:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.topic = pipeline.topic(CLEAN)
+        self.sink_topic = pipeline.topic(AVRO)  # what the event sinks read
         # never commits, never joins
         self.consumer = pipeline.kafka.consumer(
             f"{pipeline.settings.namespace}bench-landing", **{"enable.auto.commit": False}
         )
         self.timeout = pipeline.settings.request_timeout
-        metadata = self.consumer.list_topics(self.topic, timeout=self.timeout)
-        self.partitions = sorted(metadata.topics[self.topic].partitions)
+        self.partitions = {}
+        for topic in (self.topic, self.sink_topic):
+            metadata = self.consumer.list_topics(topic, timeout=self.timeout)
+            self.partitions[topic] = sorted(metadata.topics[topic].partitions)
+        self._decode = AvroDeserializer(pipeline.registry.client)
         self._lookup = None
         self._newest: tuple[dict[int, int], list[dict]] | None = None
 
@@ -207,10 +197,12 @@ class Landing:
     def __exit__(self, *_: object) -> None:
         self.consumer.close()
 
-    def ends(self) -> dict[int, int]:
+    def ends(self, topic: str | None = None) -> dict[int, int]:
+        """The end offset of each partition of ``topic`` (the clean topic by default)."""
+        topic = topic or self.topic
         return {
-            p: self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=self.timeout)[1]
-            for p in self.partitions
+            p: self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout)[1]
+            for p in self.partitions[topic]
         }
 
     def settled(self, at_least: int, quiet: float, timeout: float) -> tuple[float, int]:
@@ -237,7 +229,7 @@ class Landing:
         """Wall-clock time (epoch s) of the first poll at which events_by_user holds every expected row."""
         deadline = time.monotonic() + timeout
         while True:
-            ends = self.ends()
+            ends = self.ends(self.sink_topic)
             if sum(ends.values()) >= expected and self._newest_rows_written(ends):
                 landed = time.time()
                 if self.pipeline.cassandra.count_rows("events_by_user") >= expected:
@@ -248,7 +240,7 @@ class Landing:
                 rows = self.pipeline.cassandra.count_rows("events_by_user")
                 raise BenchError(
                     f"events_by_user of {self.pipeline.settings.namespace} holds {rows} of {expected} rows after "
-                    f"{timeout:.0f} s ({sum(ends.values())} messages in {self.topic})"
+                    f"{timeout:.0f} s ({sum(ends.values())} messages in {self.sink_topic})"
                 )
             time.sleep(POLL_SECONDS)
 
@@ -275,9 +267,10 @@ class Landing:
         )
 
     def _newest_messages(self, ends: dict[int, int], back: int = 5) -> list[dict]:
-        """The newest non-tombstone message of each non-empty partition."""
+        """The newest message of each non-empty partition of the Avro topic, decoded."""
         starts = {p: max(end - back, 0) for p, end in ends.items() if end > 0}
-        self.consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in starts.items()])
+        self.consumer.assign([TopicPartition(self.sink_topic, p, offset) for p, offset in starts.items()])
+        context = SerializationContext(self.sink_topic, MessageField.VALUE)
         newest: dict[int, dict] = {}
         pending = set(starts)
         deadline = time.monotonic() + 30
@@ -287,7 +280,7 @@ class Landing:
                     if message.error() is not None:
                         continue
                     if message.value() is not None:
-                        newest[message.partition()] = json.loads(message.value())
+                        newest[message.partition()] = self._decode(message.value(), context)
                     if message.offset() >= ends[message.partition()] - 1:
                         pending.discard(message.partition())
         finally:

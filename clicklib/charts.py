@@ -342,13 +342,62 @@ def cohort_retention(retention: pd.DataFrame) -> alt.LayerChart:
             alt.Tooltip("retention:Q", format=".1%"),
         ],
     )
-    cells = base.mark_rect().encode(
-        color=alt.Color("retention:Q", title="retention", scale=alt.Scale(domain=[0, 1]), legend=alt.Legend(format="%"))
+    return _share_grid(base, "retention")
+
+
+def sessions_per_day(
+    per_day: pd.DataFrame, title: str = "Signed-in users' sessions per day (from the lake)"
+) -> alt.Chart:
+    """Sessions per day (``batch.sessions_per_day``), with their users and buyers in the tooltip."""
+    return (
+        alt.Chart(per_day, title=title)
+        .mark_bar(color=NEUTRAL_COLOR)
+        .encode(
+            x=alt.X("day:O", title="day (UTC)", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("sessions:Q", title="sessions"),
+            tooltip=[
+                "day:O",
+                alt.Tooltip("sessions:Q", format=",d"),
+                alt.Tooltip("users:Q", format=",d"),
+                alt.Tooltip("purchase_sessions:Q", format=",d", title="sessions with an order"),
+                alt.Tooltip("mean_duration_s:Q", format=",.0f", title="mean duration (s)"),
+            ],
+        )
+        .properties(width=WIDTH, height=HEIGHT)
     )
-    # Dark cells (high retention) need light text.
+
+
+def daily_retention(cohorts: pd.DataFrame) -> alt.LayerChart:
+    """Daily retention cohorts (``batch.retention``) as a grid of shares: a row per first day."""
+    base = alt.Chart(
+        cohorts,
+        title=alt.TitleParams(
+            "Daily retention: users by the day of their first event in the lake",
+            subtitle="share of each cohort with an event on each later day",
+        ),
+    ).encode(
+        x=alt.X("day_number:O", title="days since the first day", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("cohort:O", title="first day (UTC)"),
+        tooltip=[
+            "cohort:O",
+            "day_number:O",
+            alt.Tooltip("cohort_users:Q", title="users in the cohort", format=",d"),
+            alt.Tooltip("users:Q", title="users that day", format=",d"),
+            alt.Tooltip("share:Q", format=".1%"),
+        ],
+    )
+    return _share_grid(base, "share")
+
+
+def _share_grid(base: alt.Chart, share: str) -> alt.LayerChart:
+    """Cells coloured by a share in [0, 1], each labelled with it as a percentage."""
+    cells = base.mark_rect().encode(
+        color=alt.Color(f"{share}:Q", title=share, scale=alt.Scale(domain=[0, 1]), legend=alt.Legend(format="%"))
+    )
+    # Dark cells (high shares) need light text.
     labels = base.mark_text(baseline="middle").encode(
-        text=alt.Text("retention:Q", format=".0%"),
-        color=alt.condition("datum.retention > 0.5", alt.value("white"), alt.value("black")),
+        text=alt.Text(f"{share}:Q", format=".0%"),
+        color=alt.condition(f"datum.{share} > 0.5", alt.value("white"), alt.value("black")),
     )
     return alt.layer(cells, labels).properties(width=WIDTH, height=alt.Step(BAR_STEP))
 

@@ -165,7 +165,7 @@ def stack_status(as_json: bool) -> None:
 @click.option("-n", "--lines", default=100, show_default=True, help="How many lines to show.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows.")
 def stack_logs(service: str, lines: int, follow: bool) -> None:
-    """Show the log tail of SERVICE (kafka, cassandra, connect, flink, sql-gateway)."""
+    """Show the log tail of SERVICE (kafka, cassandra, connect, collector, schema-registry, flink, sql-gateway)."""
     with _clear_errors():
         settings = get_settings()
         click.echo(local_stack.logs(settings, service, lines))
@@ -377,7 +377,9 @@ def pipeline_status() -> None:
 
 
 @pipeline_group.command("down")
-@click.option("--purge", is_flag=True, help="Also delete the topics and the Cassandra keyspace.")
+@click.option(
+    "--purge", is_flag=True, help="Also delete the topics, their schemas, the Cassandra keyspace and the lake's events."
+)
 def pipeline_down(purge: bool) -> None:
     """Stop the SQL jobs with savepoints and delete the connectors (data stays unless --purge)."""
     from clicklib.pipeline import Pipeline
@@ -387,7 +389,7 @@ def pipeline_down(purge: bool) -> None:
             stopped = Pipeline(get_settings()).down(purge=purge)
         for job, how in stopped.items():
             console.print(f"{job}: {how}", highlight=False)
-        console.print("pipeline down" + (", topics, keyspace and saved state deleted" if purge else ""))
+        console.print("pipeline down" + (", topics, schemas, keyspace, lake and saved state deleted" if purge else ""))
 
 
 @pipeline_group.command("close")
@@ -405,6 +407,66 @@ def pipeline_close() -> None:
             closed = Pipeline(get_settings()).close_windows()
         for job, how in closed.items():
             console.print(f"{job}: {how}", highlight=False)
+
+
+@main.group("lake")
+def lake_group() -> None:
+    """The Parquet lake of clean events, and Spark over it."""
+
+
+@lake_group.command("status")
+def lake_status() -> None:
+    """List the lake's hour folders: committed files, size, and whether the hour is finished."""
+    from clicklib import lake
+
+    with _clear_errors():
+        parts = lake.partitions(get_settings())
+        table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+        for column in ("day", "hour", "files", "MB", "finished"):
+            table.add_column(column, justify="right" if column in ("files", "MB") else "left")
+        for part in parts:
+            finished = "yes" if part.finished else "no"
+            table.add_row(part.day, part.hour, f"{part.files:,}", f"{part.bytes / 1e6:,.1f}", finished)
+        console.print(table if parts else f"the lake at {lake.table_url(get_settings())} has no hour folders yet")
+
+
+@lake_group.command("recompute")
+@click.argument("table", type=click.Choice(["pageviews"]))
+@click.option("--day", required=True, help="The UTC day to recompute, like 2026-12-01.")
+@click.option("--repair", is_flag=True, help="Write the lake's counts over the rows that differ.")
+def lake_recompute(table: str, day: str, repair: bool) -> None:
+    """Recompute one day of pageviews_per_minute from the lake with Spark and list every row that
+    differs from the streaming table. Exits 1 when rows differ (and --repair was not given)."""
+    import pandas as pd
+
+    from clicklib import batch
+    from clicklib.cassandra import CassandraClient
+
+    settings = get_settings()
+    with _clear_errors():
+        cassandra = CassandraClient(settings)
+        with console.status(f"recomputing {day} from the lake with Spark ({settings.spark_master})"):
+            spark = batch.spark_session(settings)
+            try:
+                differences = batch.recompute_pageviews(spark, settings, cassandra, day)
+            finally:
+                spark.stop()
+        if differences.empty:
+            console.print(f"pageviews_per_minute on {day}: the lake and the streaming table agree on every row")
+            return
+        rows = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+        columns = ["window_start", "page_type", "lake_views", "streaming_views", "lake_users", "streaming_users"]
+        for column in [*columns, "difference"]:
+            rows.add_column(column)
+        for record in differences.to_dict("records"):
+            rows.add_row(*["" if pd.isna(record[c]) else str(record[c]) for c in [*columns, "difference"]])
+        console.print(rows)
+        console.print(f"{len(differences):,} rows of pageviews_per_minute on {day} differ from the lake")
+        if repair:
+            changed = batch.repair_pageviews(cassandra, differences)
+            console.print(f"repaired: {changed:,} rows now hold the lake's counts")
+            return
+        sys.exit(1)
 
 
 def pipeline_table(report: PipelineStatus) -> Table:

@@ -1,7 +1,7 @@
 """The pipeline definition: every topic, table, SQL job and connector, read and rendered once.
 
-``load(settings)`` reads the SQL scripts, the connector configs and the Cassandra schema
-from the package's files (or from ``Sources`` given instead), fills their placeholders from
+``load(settings)`` reads the SQL scripts, the connector configs, the Cassandra schema and the
+topics' Avro schemas from the package's files (or from ``Sources`` given instead), fills their placeholders from
 settings and returns one immutable ``PipelineDefinition``. Everything that sets the pipeline
 up, reports on it, waits for it or monitors it takes that object; nothing reads the files
 again.
@@ -16,6 +16,7 @@ from clicklib import resources
 from clicklib.cassandra import TABLES, schema_statements
 from clicklib.connect import Connector, parse_connector
 from clicklib.exceptions import DefinitionError
+from clicklib.schema_registry import TopicSchema, load_schemas
 from clicklib.settings import Settings
 from clicklib.sql_scripts import JobPlan, Script, plan_jobs
 from clicklib.templates import placeholders, render
@@ -29,6 +30,7 @@ class Sources:
     ksql: Traversable = field(default_factory=resources.ksql_dir)
     connect: Traversable = field(default_factory=resources.connect_dir)
     schema: Traversable = field(default_factory=resources.schema_file)
+    avro_schemas: Traversable = field(default_factory=resources.schemas_dir)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class PipelineDefinition:
     scripts: tuple[Script, ...]  # as read, for plans with other consumer groups (previews)
     jobs: tuple[JobPlan, ...]
     connectors: tuple[Connector, ...]
+    avro_schemas: tuple[TopicSchema, ...] = ()  # the topics' Avro value schemas, for the registry
 
     def topic(self, base: str) -> str:
         """A topic's name in Kafka from its base name ("clickstream_dlq" -> "t1_clickstream_dlq")."""
@@ -89,7 +92,8 @@ class PipelineDefinition:
 def load(settings: Settings, sources: Sources | None = None) -> PipelineDefinition:
     """Read every file once, fill it from settings, and check that the parts fit together."""
     sources = sources or Sources()
-    params = placeholders(settings)
+    avro_schemas = load_schemas(settings, sources.avro_schemas)
+    params = placeholders(settings, avro_schemas)
     scripts = tuple(
         Script(f"{sources.ksql.name}/{path.name}", _read(path)) for path in resources.listing(sources.ksql, ".sql")
     )
@@ -110,8 +114,9 @@ def load(settings: Settings, sources: Sources | None = None) -> PipelineDefiniti
         tables=TABLES,
         schema=schema,
         scripts=scripts,
-        jobs=plan_jobs(settings, list(scripts)),
+        jobs=plan_jobs(settings, list(scripts), avro_schemas=avro_schemas),
         connectors=connectors,
+        avro_schemas=avro_schemas,
     )
     _check(definition)
     return definition

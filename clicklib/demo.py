@@ -195,7 +195,7 @@ def run(
         "06_analysis.ipynb": {"charts_dir": str(out / "charts")},
     }
     with (
-        console.status("executing notebooks 01-06 with papermill"),
+        console.status("executing notebooks 01-07 with papermill"),
         _environment(CLICKLIB_NAMESPACE=settings.namespace),
     ):
         reports.execute_series(out, parameters)

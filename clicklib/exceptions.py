@@ -118,3 +118,21 @@ class SqlError(ServiceError):
     """The SQL Gateway refused or failed a statement, or could not be reached."""
 
     service = "sql-gateway"
+
+
+class SchemaRegistryError(ServiceError):
+    """The schema registry refused a request or could not be reached."""
+
+    service = "schema-registry"
+
+
+class IncompatibleSchemaError(SchemaRegistryError):
+    """A schema file would break the subject it is registered under (its compatibility rule)."""
+
+
+class LakeError(PipelineError):
+    """The Parquet lake cannot be read, or holds no clean events where settings say it is."""
+
+
+class BatchError(ClicklibError):
+    """Spark could not start, or a batch question was asked of data it cannot answer."""

@@ -1,10 +1,11 @@
 """The pipeline as a whole: its definition and one client per service, built once.
 
-``Pipeline(settings)`` reads the definition (topics, tables, SQL jobs, connectors) and
-builds the clients of Kafka, Cassandra, Kafka Connect, Flink and the SQL Gateway; every
-step of clicklib takes that object. ``up`` checks the whole definition against the services
-before creating anything, then applies the Cassandra schema, creates the topics, registers
-the sink connectors and submits the streaming SQL. Every step is idempotent, and a failure
+``Pipeline(settings)`` reads the definition (topics, tables, SQL jobs, connectors, Avro
+schemas) and builds the clients of Kafka, Cassandra, Kafka Connect, Flink, the SQL Gateway
+and the schema registry; every step of clicklib takes that object. ``up`` checks the whole
+definition against the services before creating anything, then applies the Cassandra schema,
+creates the topics, registers the Avro schemas and the sink connectors and submits the
+streaming SQL. Every step is idempotent, and a failure
 part-way removes the connectors and jobs that call created, so nothing is left
 half-submitted.
 """
@@ -19,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clicklib import access, job_state, secrets, streaming_sql
+from clicklib import access, job_state, lake, schema_registry, secrets, streaming_sql
 from clicklib import definition as pipeline_definition
 from clicklib.cassandra import CassandraClient
 from clicklib.connect import ConnectClient
@@ -28,6 +29,7 @@ from clicklib.exceptions import ClicklibError, PipelineError
 from clicklib.flink import FlinkClient
 from clicklib.kafka import KafkaClient
 from clicklib.offsets import GroupLag, consumer_lags, problem_counts, topic_messages
+from clicklib.schema_registry import SchemaRegistry
 from clicklib.settings import Settings, get_settings
 from clicklib.sql_gateway import SqlGatewayClient
 
@@ -55,6 +57,7 @@ class Pipeline:
         self.connect = ConnectClient(self.settings.connect_url, timeout, auth=secrets.connect_login(self.settings))
         self.flink = FlinkClient(self.settings.flink_rest_url, timeout)
         self.sql_gateway = SqlGatewayClient(self.settings.sql_gateway_url, timeout)
+        self.registry = SchemaRegistry(self.settings)
 
     def __enter__(self) -> Pipeline:
         return self
@@ -65,7 +68,7 @@ class Pipeline:
     def close(self) -> None:
         self.cassandra.close()
         self.reader.close()
-        for client in (self.connect, self.flink, self.sql_gateway):
+        for client in (self.connect, self.flink, self.sql_gateway, self.registry):
             client.close()
 
     def topic(self, base: str) -> str:
@@ -93,6 +96,8 @@ class Pipeline:
         """
         definition = self.definition
         with self.lock():
+            # First: a schema that would break its subject stops everything before it starts.
+            schema_registry.check_schemas(self.registry, definition.avro_schemas)
             self.create_tables()
             for connector in definition.connectors:
                 self.connect.validate(connector)
@@ -104,6 +109,7 @@ class Pipeline:
             self.create_topics()
             existing = set(self.connect.names())
             try:
+                schema_registry.register_schemas(self.registry, definition.avro_schemas)
                 self.connect.register(definition.connectors, validated=True)
                 starts = streaming_sql.submit(self, checked=True, fresh=fresh, drop_unrestorable=drop_unrestorable)
             except BaseException:
@@ -115,6 +121,13 @@ class Pipeline:
         report = self.status()
         report.started = {name: start.how for name, start in starts.items()}
         return report
+
+    def submit_jobs(self, jobs: Sequence[str] | None = None) -> dict[str, streaming_sql.JobStart]:
+        """Start each SQL job (or only ``jobs``) that is not running, from its newest saved state;
+        job name -> how. Under the pipeline's lock, since the supervisor may be resuming the same
+        jobs; not to be called while this process holds the lock (``up`` does, for one)."""
+        with self.lock():
+            return streaming_sql.submit(self, jobs=jobs)
 
     def create_tables(self) -> None:
         """The keyspace and its tables, what each role may do there, and the sinks' password file."""
@@ -142,7 +155,8 @@ class Pipeline:
 
     def down(self, purge: bool = False) -> dict[str, str]:
         """Stop the jobs, each with a savepoint, and remove the connectors; returns job name ->
-        how it stopped. ``purge`` also deletes the topics, the keyspace and every saved state."""
+        how it stopped. ``purge`` also deletes the topics, their schemas' subjects, the keyspace,
+        the clean events in the lake and every saved state."""
         with self.lock():
             unregister(self.settings)
             stopped = streaming_sql.stop(self, savepoint=not purge)
@@ -156,6 +170,10 @@ class Pipeline:
                 self.cassandra.drop_keyspace()
                 for plan in self.definition.jobs:
                     job_state.forget(self.settings, plan.flink_name)
+                lake.delete(self.settings)
+                # Last: with the registry down, everything else is gone already, and the error
+                # says what is left (purging again deletes it).
+                schema_registry.delete_subjects(self.registry, self.definition.avro_schemas)
         return stopped
 
     def close_windows(self, timeout: float = 600.0) -> dict[str, str]:

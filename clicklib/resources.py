@@ -1,9 +1,10 @@
 """The files the package ships beside its code: the SQL scripts, the connector configs, the
-Cassandra schema, the notebooks, the collector's tracker and demo shop, and the dashboard's page.
+Cassandra schema, the topics' Avro schemas, the notebooks, the collector's tracker and demo
+shop, and the dashboard's page.
 
-The repository keeps them in its top-level ``ksql/``, ``connect/``, ``notebooks/`` and ``web/``
-folders; ``clicklib/assets/`` links to those folders, and a built wheel carries copies of
-them, so ``importlib.resources`` finds them in a checkout and in an installed package alike.
+The repository keeps them in its top-level ``ksql/``, ``connect/``, ``notebooks/``, ``schemas/``
+and ``web/`` folders; ``clicklib/assets/`` links to those folders, and a built wheel carries
+copies of them, so ``importlib.resources`` finds them in a checkout and in an installed package alike.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def connect_dir() -> Traversable:
 def notebooks_dir() -> Traversable:
     """The numbered notebooks (``NN_*.ipynb``)."""
     return ASSETS / "notebooks"
+
+
+def schemas_dir() -> Traversable:
+    """The Avro schemas of the pipeline's topics (``<topic>-value.avsc``)."""
+    return ASSETS / "schemas"
 
 
 def web_asset(name: str) -> Path:

@@ -36,9 +36,12 @@ PORT_FIELDS = (
     "sql_gateway_backend_port",
     "collector_port",
     "collector_udp_port",
+    "schema_registry_port",
     "lab_port",
     "dashboard_port",
 )
+# Where Apicurio Registry serves the Confluent Schema Registry API.
+REGISTRY_API_PATH = "/apis/ccompat/v7"
 URL_FIELDS = ("connect_url", "flink_rest_url", "sql_gateway_url")
 # Durations are written the way Flink reads them ("30 s", "500 ms", "2 min"), since the SQL
 # scripts take them verbatim.
@@ -105,6 +108,8 @@ class Settings:
     # The collector: HTTP (events from browsers) and UDP (datagrams of JSON events).
     collector_port: int = 8090
     collector_udp_port: int = 8091
+    # The schema registry (Apicurio Registry, speaking the Confluent Schema Registry API).
+    schema_registry_port: int = 8085
     # JupyterLab over the notebooks (`clicklib lab`) and the live dashboard (`clicklib dashboard`):
     # not services of the stack, started by hand, and on loopback only.
     lab_port: int = 8888
@@ -116,6 +121,8 @@ class Settings:
     connect_url: str = ""
     flink_rest_url: str = ""
     sql_gateway_url: str = ""
+    # Any Confluent-compatible registry: its base URL, which for Apicurio ends in /apis/ccompat/v7.
+    schema_registry_url: str = ""
     cassandra_datacenter: str = "datacenter1"
 
     # How clients log in (see secrets.py). Empty: as the local stack's profile needs (no login,
@@ -135,6 +142,7 @@ class Settings:
 
     kafka_heap: str = "1g"
     connect_heap: str = "1g"
+    schema_registry_heap: str = "256m"
     cassandra_heap: str = "2g"
     flink_jobmanager_memory: str = "1g"
     flink_taskmanager_memory: str = "2g"
@@ -155,6 +163,8 @@ class Settings:
     # from the client addresses only when the services run in containers.
     flink_bootstrap_servers: str = ""
     connect_cassandra_hosts: str = ""
+    flink_schema_registry_url: str = ""
+    connect_schema_registry_url: str = ""
     # The folder of clicklib's secrets (<home>/secrets) as the Connect worker sees it: the sinks
     # read their Cassandra password from there. Empty: the same path.
     connect_secrets_dir: str = ""
@@ -198,6 +208,19 @@ class Settings:
     collector_max_events: int = 500
     collector_queue_limit: int = 50_000
     collector_delivery_timeout: str = "60 s"
+
+    # The Parquet lake (ksql/19_lake.sql writes it, clicklib.lake and clicklib.batch read it): a
+    # folder (a path or a file:// URL) or an s3a:// URL. Empty: <home>/lake. Flink writes where
+    # flink_lake_url says, the same place unless Flink runs in a container. The S3 keys are the
+    # login of Flink and Spark to the bucket; empty: the machine's own (instance role, ~/.aws).
+    lake_url: str = ""
+    flink_lake_url: str = ""
+    lake_s3_endpoint: str = ""
+    lake_s3_access_key: str = ""
+    lake_s3_secret_key: str = field(default="", repr=False)
+    # Spark (clicklib.batch): local mode on this machine's cores unless a cluster's master is given.
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "2g"
 
     def __post_init__(self) -> None:
         # Everything is checked here, when settings are read, so a bad value fails at once
@@ -273,6 +296,8 @@ class Settings:
             "connect_url": f"http://{self.bind_host}:{self.connect_port}",
             "flink_rest_url": f"http://{self.code_host}:{self.flink_rest_port}",
             "sql_gateway_url": f"http://{self.code_host}:{self.sql_gateway_port}",
+            # The local registry has no login, so like Flink it stays on this machine.
+            "schema_registry_url": f"http://{self.code_host}:{self.schema_registry_port}{REGISTRY_API_PATH}",
         }
         for name, value in derived.items():
             if not getattr(self, name):
@@ -280,6 +305,8 @@ class Settings:
         for name, source in (
             ("flink_bootstrap_servers", "bootstrap_servers"),
             ("connect_cassandra_hosts", "cassandra_hosts"),
+            ("flink_schema_registry_url", "schema_registry_url"),
+            ("connect_schema_registry_url", "schema_registry_url"),
         ):
             if not getattr(self, name):
                 object.__setattr__(self, name, getattr(self, source))
@@ -287,6 +314,12 @@ class Settings:
             url = getattr(self, name)
             if not re.fullmatch(r"https?://[^\s/:]+(:\d{1,5})?/?", url):
                 raise SettingsError(f"{_var(name)}={url!r} is not a URL; write it like http://host:port")
+        for name in ("schema_registry_url", "flink_schema_registry_url", "connect_schema_registry_url"):
+            if not re.fullmatch(r"https?://[^\s/:]+(:\d{1,5})?(/[^\s?#']*)?", getattr(self, name)):
+                raise SettingsError(
+                    f"{_var(name)}={getattr(self, name)!r} is not a URL; write it like "
+                    f"http://host:port{REGISTRY_API_PATH} (Apicurio) or https://host:port (Confluent)"
+                )
         for name in ("bootstrap_servers", "flink_bootstrap_servers"):
             for address in getattr(self, name).split(","):
                 if not re.fullmatch(r"\s*[^\s:,]+:\d{1,5}\s*", address):
@@ -301,6 +334,26 @@ class Settings:
         self.table_ttls  # noqa: B018 - parsed here so a bad value fails when settings are read
         self.date_rule  # noqa: B018 - likewise
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
+        self._check_lake()
+
+    def _check_lake(self) -> None:
+        object.__setattr__(self, "lake_url", _lake_url(self.lake_url or str(self.home / "lake"), "lake_url"))
+        object.__setattr__(self, "flink_lake_url", _lake_url(self.flink_lake_url or self.lake_url, "flink_lake_url"))
+        if bool(self.lake_s3_access_key) != bool(self.lake_s3_secret_key):
+            raise SettingsError(f"set both {_var('lake_s3_access_key')} and {_var('lake_s3_secret_key')}, or neither")
+        if self.lake_s3_endpoint and not re.fullmatch(r"https?://[^\s/:']+(:\d{1,5})?/?", self.lake_s3_endpoint):
+            raise SettingsError(
+                f"{_var('lake_s3_endpoint')}={self.lake_s3_endpoint!r} is not a URL; write it like https://host:port"
+            )
+        if not re.fullmatch(r"local(\[(\d+|\*)\])?|(spark|k8s)://[^\s']+|yarn", self.spark_master):
+            raise SettingsError(
+                f"{_var('spark_master')}={self.spark_master!r} is not a Spark master; write local[*] (this machine), "
+                "spark://host:7077, k8s://https://host:port or yarn"
+            )
+        if not re.fullmatch(r"\d+[kmgt]", self.spark_driver_memory.lower()):
+            raise SettingsError(
+                f"{_var('spark_driver_memory')}={self.spark_driver_memory!r} is not an amount of memory, like 2g"
+            )
 
     def _check_client_security(self) -> None:
         if self.kafka_security_protocol not in KAFKA_PROTOCOLS:
@@ -424,6 +477,7 @@ class Settings:
             "sql-gateway-backend": self.sql_gateway_backend_port,
             "collector": self.collector_port,
             "collector-udp": self.collector_udp_port,
+            "schema-registry": self.schema_registry_port,
         }
 
     @property
@@ -440,6 +494,21 @@ class Settings:
     @property
     def sql_gateway_backend_url(self) -> str:
         return f"http://{self.code_host}:{self.sql_gateway_backend_port}"
+
+
+def _lake_url(value: str, name: str) -> str:
+    """The lake's location as a URL without a trailing slash: a path becomes a file:// URL."""
+    value = value.strip().rstrip("/")
+    if "'" in value or not value:
+        raise SettingsError(f"{_var(name)}={value!r} is not a folder or URL (it may not hold a quote)")
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if not scheme:
+        return Path(value).expanduser().resolve().as_uri()
+    if scheme in ("s3", "s3n"):
+        raise SettingsError(f"{_var(name)}={value!r}: write s3a://, the S3 scheme of Flink and Spark")
+    if scheme not in ("file", "s3a") or not re.fullmatch(r"[a-z0-9]+://[^\s]+", value):
+        raise SettingsError(f"{_var(name)}={value!r} is not a folder, a file:// URL or an s3a:// URL")
+    return value
 
 
 def read_settings_file(path: Path) -> dict[str, str]:

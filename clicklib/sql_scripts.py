@@ -20,6 +20,7 @@ JOB_LINE = re.compile(r"^--\s*jobs?:\s*([a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)\s*$", 
 CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(\w+)", re.IGNORECASE)
 INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 TOPIC_OPTION = re.compile(r"'topic'\s*=\s*'([^']+)'")
+PARTITION_TIME_COMMIT = re.compile(r"'sink\.partition-commit\.trigger'\s*=\s*'partition-time'")
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,11 @@ class JobPlan:
         return [topic for _, topic, written, _ in self._kafka_tables() if written]
 
     @property
-    def has_windows(self) -> bool:
-        """Whether the job aggregates over event-time windows, which close only as its watermark
-        passes them."""
-        return any(WINDOW_TVF.search(s.text) for s in (*self.definitions, *self.inserts))
+    def holds_output_for_watermark(self) -> bool:
+        """Whether the job holds output back until its watermark passes: event-time windows, or
+        the lake's folders, finished (their _SUCCESS file) only once the watermark passes their hour."""
+        statements = (*self.definitions, *self.inserts)
+        return any(WINDOW_TVF.search(s.text) or PARTITION_TIME_COMMIT.search(s.text) for s in statements)
 
     def statement_set(self, verb: str = "EXECUTE ") -> str:
         body = ";\n".join(s.text for s in self.inserts)
@@ -126,14 +128,16 @@ def split_statements(text: str) -> list[tuple[str, int]]:
     return statements
 
 
-def plan_jobs(settings: Settings, scripts: list[Script], group_suffix: str = "") -> tuple[JobPlan, ...]:
-    """Fill and group scripts into jobs, in file order.
+def plan_jobs(
+    settings: Settings, scripts: list[Script], group_suffix: str = "", avro_schemas: tuple | None = None
+) -> tuple[JobPlan, ...]:
+    """Fill and group scripts into jobs, in file order (``avro_schemas``: see ``placeholders``).
 
     Each job reads Kafka as consumer group ``<its Flink name><group_suffix>``.
     """
     if not scripts:
         raise DefinitionError("there are no SQL scripts (*.sql) to run")
-    params = placeholders(settings)
+    params = placeholders(settings, avro_schemas)
     shared: list[Script] = []
     by_job: dict[str, list[Script]] = {}
     for script in scripts:

@@ -7,6 +7,7 @@ twice never starts a second copy.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 # Long.MIN_VALUE is Flink's "no watermark yet".
 NO_WATERMARK = -(2**62)
+# The committer of an exactly-once Kafka sink, as Flink names its vertex ("t1_dlq[12]: Committer").
+KAFKA_COMMITTER = re.compile(r":\s*Committer\b")
 
 
 def running_jobs(pipeline: Pipeline, plans: Sequence[JobPlan] | None = None) -> dict[str, JobInfo | None]:
@@ -202,8 +205,8 @@ CLOSE_MARK_TIMEOUT = 60.0  # how long a job gets to read the close marks before 
 
 
 def close_windows(pipeline: Pipeline) -> dict[str, str]:
-    """Fire every open window of the running jobs that have windows, then resume them; returns
-    job name -> what happened.
+    """Fire every open window of the running jobs that have windows (and finish the lake's
+    folders), then resume them; returns job name -> what happened.
 
     Each such job is stopped with a draining savepoint (its sources send the end of event time,
     so every open window and session is written) and resumed from that savepoint at once. The
@@ -213,7 +216,7 @@ def close_windows(pipeline: Pipeline) -> dict[str, str]:
     runs that follow are dated after the closed one (``produce.workload_after``), so no window
     the close wrote is opened again.
     """
-    names = [plan.flink_name for plan in pipeline.definition.jobs if plan.has_windows]
+    names = [plan.flink_name for plan in pipeline.definition.jobs if plan.holds_output_for_watermark]
     running = [name for name, job in running_jobs(pipeline).items() if job and name in names]
     if len(running) < len(names):
         stopped = ", ".join(sorted(set(names) - set(running)))
@@ -285,12 +288,13 @@ def job_watermark(pipeline: Pipeline, job: str = "aggregates", timeout: float = 
     info = pipeline.flink.active_jobs().get(flink_name)
     if info is None:
         raise FlinkError(f"no running Flink job named {flink_name}; start it with `clicklib pipeline up`")
-    # Sources have no input watermark, nor do the committers of exactly-once sinks (they receive
-    # committables, not records): neither says how far the windows are.
+    # Sources have no input watermark, nor do the committers of exactly-once Kafka sinks
+    # ("<table>: Committer": they receive committables, not records): neither says how far the
+    # windows are. The lake's PartitionCommitter follows the file writer in the writer's vertex.
     vertices = [
         v
         for v in pipeline.flink.vertices(info.job_id)
-        if not v.get("name", "").startswith("Source") and "Committer" not in v.get("name", "")
+        if not v.get("name", "").startswith("Source") and not KAFKA_COMMITTER.search(v.get("name", ""))
     ]
     deadline = time.monotonic() + timeout
     while True:
@@ -313,7 +317,12 @@ def preview(pipeline: Pipeline, query: str, limit: int = 20, timeout: float = 60
     its own consumer group, without checkpoints (so it commits no offsets anywhere).
     """
     pipeline.definition.job(job)  # raises naming the jobs there are
-    plans = plan_jobs(pipeline.settings, list(pipeline.definition.scripts), group_suffix="-preview")
+    plans = plan_jobs(
+        pipeline.settings,
+        list(pipeline.definition.scripts),
+        group_suffix="-preview",
+        avro_schemas=pipeline.definition.avro_schemas,
+    )
     plan = next(p for p in plans if p.name == job)
     rows: list[dict] = []
     with pipeline.sql_gateway.session() as session:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 
+from clicklib import lake
 from clicklib.exceptions import TemplateError
+from clicklib.schema_registry import TopicSchema, load_schemas
 from clicklib.secrets import cassandra_login, kafka_java_options, sink_password_reference
-from clicklib.settings import Settings
+from clicklib.settings import REGISTRY_API_PATH, Settings
 from clicklib.topics import TOPICS, topic_name
 
 # The slot of a UTC day one events_by_day partition holds: at 10,000 events a second, 100,000
@@ -19,8 +21,9 @@ EVENT_BUCKET_MS = 10_000
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
-def placeholders(settings: Settings) -> dict[str, str]:
-    """Every value a script or connector config may name, as text."""
+def placeholders(settings: Settings, avro_schemas: tuple[TopicSchema, ...] | None = None) -> dict[str, str]:
+    """Every value a script or connector config may name, as text; ``avro_schemas`` are the
+    topics' Avro schemas (by default those the package ships)."""
     params = {f"topic.{base}": topic_name(settings, base) for base in TOPICS}
     sink_login = cassandra_login(settings, "sink")
     params.update(
@@ -55,8 +58,20 @@ def placeholders(settings: Settings) -> dict[str, str]:
             "date_max_ahead": settings.date_max_ahead,
             "date_max_ahead_ms": str(settings.date_rule.max_ahead_ms),
             "event_bucket_ms": str(EVENT_BUCKET_MS),
+            "schema_registry_url": settings.flink_schema_registry_url,
+            # The lake's clean events folder as Flink reaches it (clicklib.lake).
+            "lake.clean_events": lake.table_url(settings, flink=True),
+            # Connect's Avro converter is Apicurio's, which asks the registry's own API for a
+            # schema by the id in the message (the Confluent wire format's).
+            "apicurio_registry_url": (
+                settings.connect_schema_registry_url.removesuffix(REGISTRY_API_PATH) + "/apis/registry/v2"
+            ),
         }
     )
+    # Each topic's Avro value schema, as a SQL string's content: the jobs write with exactly the
+    # schema `pipeline up` registered.
+    for schema in load_schemas(settings) if avro_schemas is None else avro_schemas:
+        params[f"avro_schema.{schema.topic_base}"] = schema.compact.replace("'", "''")
     return params
 
 

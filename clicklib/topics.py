@@ -16,6 +16,7 @@ USERS = "clickstream_users"  # user profiles, compacted: the latest per user is 
 DLQ = "clickstream_dlq"  # invalid raw messages with the reason
 VALID = "clickstream_valid"  # valid events, typed, one partition per raw partition
 CLEAN = "clickstream_clean"  # valid events of known users with their profile, upsert by event_id
+AVRO = "clickstream_avro"  # the clean events in Avro (schemas in the registry), key user_id
 PAGEVIEWS = "pageviews_per_minute"
 ACTIVITY = "user_activity"
 SESSIONS = "user_sessions"
@@ -32,6 +33,7 @@ TOPICS = (
     DLQ,
     VALID,
     CLEAN,
+    AVRO,
     PAGEVIEWS,
     ACTIVITY,
     SESSIONS,
@@ -43,7 +45,7 @@ TOPICS = (
     INTERNAL_DLQ,
 )
 # Event topics are spread over partitions like the raw one; the rest are small.
-PARTITIONED = (RAW, VALID, CLEAN)
+PARTITIONED = (RAW, VALID, CLEAN, AVRO)
 # Profiles are reference data: the newest per user is kept for good. The clean topic is an
 # upsert stream keyed by event_id (daily_kpis by day): compaction keeps one record per key, and
 # the retention below still bounds it. Every other topic keeps what settings say.

@@ -1,10 +1,11 @@
--- jobs: enrich, aggregates
+-- jobs: enrich, aggregates, avro, lake
 -- Records of the pipeline's own topics that a job cannot read. The ingest job writes the valid
 -- events and the profiles come from the application, but any Kafka client can write either
 -- topic; a record the job could not parse would fail the job, and fail it again on every restart
 -- (a poison pill). The jobs read those topics as bytes, check each record, and write the ones
 -- that fail here, with where they were read, why, and which job skipped them; the job goes on.
--- Both jobs read the valid events, so a bad record there is reported once by each.
+-- Three jobs read the valid events (enrich, aggregates, lake), so a bad record there is reported
+-- once by each; the avro job reads the clean events (ksql/18_clickstream_avro.sql).
 
 -- The event check of the raw messages (ksql/functions), run again on each valid-topic record.
 CREATE TEMPORARY SYSTEM FUNCTION check_click_event AS 'io.clicklib.flink.CheckClickEvent' LANGUAGE JAVA;

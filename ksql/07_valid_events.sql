@@ -1,4 +1,4 @@
--- jobs: enrich, aggregates
+-- jobs: enrich, aggregates, lake
 -- The valid events topic read back, as bytes: each record is checked again (the same check as a
 -- raw message's) so that a record some other client wrote there is dead-lettered instead of
 -- failing the job. Event time comes from `date`.

@@ -1,9 +1,9 @@
--- job: aggregates
+-- jobs: aggregates, lake
 -- Replays must not count twice: a producer that retries, or a workload sent again, delivers
 -- the same event_id more than once. The clean topic is an upsert by event_id and needs
--- nothing more; the windows keep only the first copy of each event_id seen in the last
--- ${dedup_ttl} (the state TTL of this job; window state is freed by the watermark, and the
--- daily sums of 17_daily_kpis.sql are exempt).
+-- nothing more; the windows, and the lake (19_lake.sql), keep only the first copy of each
+-- event_id seen in the last ${dedup_ttl} (the state TTL of these jobs; window state is freed by
+-- the watermark, and the daily sums of 17_daily_kpis.sql are exempt).
 SET 'table.exec.state.ttl' = '${dedup_ttl}';
 
 -- Valid events, each event_id once. Keeping the first row in processing-time order makes the

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
@@ -49,6 +51,31 @@ def _values(series: pd.Series) -> list:
     return [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in series]
 
 
+def lake_event_ids(settings: Settings) -> list[str]:
+    """Every event_id in the committed Parquet files of the namespace's lake folder, read with
+    pyarrow alone (hidden in-progress files and _SUCCESS markers are not data)."""
+    root = f"{settings.lake_url.removeprefix('file://')}/{settings.namespace}clean_events"
+    if not Path(root).is_dir():
+        return []
+    files = [
+        path
+        for path in Path(root).rglob("*")
+        if path.is_file() and not path.name.startswith((".", "_")) and ".inprogress" not in path.name
+    ]
+    return [i for path in files for i in pq.read_table(path, columns=["event_id"]).column("event_id").to_pylist()]
+
+
+def lake_holds_each_once(settings: Settings, expected: set[str], timeout: float = 60.0) -> list[str]:
+    """The lake's event_ids once it holds all of ``expected`` (files are committed when a
+    checkpoint completes, a moment after the offsets it holds), or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    ids = lake_event_ids(settings)
+    while not expected <= set(ids) and time.monotonic() < deadline:
+        time.sleep(2.0)
+        ids = lake_event_ids(settings)
+    return ids
+
+
 def kafka_config(settings: Settings, principal: str = "admin") -> dict:
     """A test client's Kafka settings: the brokers, and the login of ``principal`` when the
     stack wants one (the secure profile)."""
@@ -85,14 +112,22 @@ def read_committed(settings: Settings, topic: str, timeout: float = 120.0) -> li
         consumer.close()
 
 
-def restarts(pipeline: Pipeline) -> dict[str, int]:
-    """numRestarts of each of the pipeline's running jobs, read from Flink's REST API."""
+def restarts(pipeline: Pipeline, timeout: float = 30.0) -> dict[str, int]:
+    """numRestarts of each of the pipeline's running jobs, read from Flink's REST API. Flink
+    fetches metrics lazily: a job that has just started answers with none for a moment."""
     base = pipeline.settings.flink_rest_url
     counts = {}
     for job in requests.get(f"{base}/jobs/overview", timeout=10).json()["jobs"]:
         if job["state"] == "RUNNING" and job["name"].startswith(pipeline.settings.namespace):
-            metrics = requests.get(f"{base}/jobs/{job['jid']}/metrics", params={"get": "numRestarts"}, timeout=10)
-            counts[job["name"]] = int(metrics.json()[0]["value"])
+            deadline = time.monotonic() + timeout
+            while True:
+                url = f"{base}/jobs/{job['jid']}/metrics"
+                metrics = requests.get(url, params={"get": "numRestarts"}, timeout=10).json()
+                if metrics or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert metrics, f"Flink reported no numRestarts for {job['name']} within {timeout:.0f} s"
+            counts[job["name"]] = int(metrics[0]["value"])
     return counts
 
 

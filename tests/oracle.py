@@ -93,29 +93,101 @@ def funnel(workload: Workload, every_visitor: bool = False) -> dict[str, dict[st
     anonymous visitors included): how many did it ("did") and how many got that far or further
     ("reached"). A step is a successful (status < 400) page load of a product,
     the cart (or an add_to_cart) or checkout; the purchase is a successful purchase event."""
-    did: Counter[int] = Counter()
-    furthest = []
     events = valid_events(workload) if every_visitor else clean_events(workload)
-    for _, rows in events.groupby("session_id"):
-        steps = {0}
-        for row in rows.itertuples():
-            if row.status >= 400:
-                continue
-            load = row.event == "pageview"
-            if load and row.page_type == "productDetail":
-                steps.add(1)
-            if (load and row.page_type == "cart") or row.event == "add_to_cart":
-                steps.add(2)
-            if load and row.page_type == "checkout":
-                steps.add(3)
-            if row.event == "purchase":
-                steps.add(4)
+    return _funnel_counts([_steps(rows) for _, rows in events.groupby("session_id")])
+
+
+def _steps(rows: pd.DataFrame) -> set[int]:
+    """The funnel steps (indexes of FUNNEL) one session's events did."""
+    steps = {0}
+    for row in rows.itertuples():
+        if row.status >= 400:
+            continue
+        load = row.event == "pageview"
+        if load and row.page_type == "productDetail":
+            steps.add(1)
+        if (load and row.page_type == "cart") or row.event == "add_to_cart":
+            steps.add(2)
+        if load and row.page_type == "checkout":
+            steps.add(3)
+        if row.event == "purchase":
+            steps.add(4)
+    return steps
+
+
+def _funnel_counts(sessions: list[set[int]]) -> dict[str, dict[str, int]]:
+    did: Counter[int] = Counter()
+    for steps in sessions:
         did.update(steps)
-        furthest.append(max(steps))
+    furthest = [max(steps) for steps in sessions]
     return {
         "did": {step: did[i] for i, step in enumerate(FUNNEL)},
         "reached": {step: sum(f >= i for f in furthest) for i, step in enumerate(FUNNEL)},
     }
+
+
+def _utc_day(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).date().isoformat()
+
+
+def daily_funnel(workload: Workload) -> dict[str, dict[str, dict[str, int]]]:
+    """:func:`funnel` of the clean events per UTC day of each session's first event."""
+    by_day: dict[str, list[set[int]]] = {}
+    for _, rows in clean_events(workload).groupby("session_id"):
+        by_day.setdefault(_utc_day(int(rows["date"].min())), []).append(_steps(rows))
+    return {day: _funnel_counts(sessions) for day, sessions in sorted(by_day.items())}
+
+
+def sessions_per_day(workload: Workload) -> pd.DataFrame:
+    """Per UTC day of the sessions' first events, over the clean events: sessions, distinct
+    users, events, the mean of (last - first event) in seconds, the mean pageviews and the
+    sessions with a successful purchase."""
+    per_day: dict[str, list[dict]] = {}
+    for _, rows in clean_events(workload).groupby("session_id"):
+        per_day.setdefault(_utc_day(int(rows["date"].min())), []).append(
+            {
+                "user_id": rows["user_id"].iloc[0],
+                "events": len(rows),
+                "duration_s": (int(rows["date"].max()) - int(rows["date"].min())) / 1000,
+                "depth": int((rows["event"] == "pageview").sum()),
+                "purchased": bool(((rows["event"] == "purchase") & (rows["status"] < 400)).any()),
+            }
+        )
+    rows = [
+        {
+            "day": day,
+            "sessions": len(sessions),
+            "users": len({s["user_id"] for s in sessions}),
+            "events": sum(s["events"] for s in sessions),
+            "mean_duration_s": statistics.fmean(s["duration_s"] for s in sessions),
+            "mean_depth": statistics.fmean(s["depth"] for s in sessions),
+            "purchase_sessions": sum(s["purchased"] for s in sessions),
+        }
+        for day, sessions in sorted(per_day.items())
+    ]
+    return pd.DataFrame(rows)
+
+
+def retention(workload: Workload) -> pd.DataFrame:
+    """Users of the clean events by the UTC day of their first event (the cohort); for each day
+    from the cohort's to the newest day of the data, how many of them had an event that day."""
+    days_of: dict[str, set[str]] = {}
+    for row in clean_events(workload).itertuples():
+        days_of.setdefault(row.user_id, set()).add(_utc_day(row.date))
+    last = max(day for days in days_of.values() for day in days)
+    cohorts: dict[str, list[set[str]]] = {}
+    for days in days_of.values():
+        cohorts.setdefault(min(days), []).append(days)
+    rows = []
+    for cohort, members in sorted(cohorts.items()):
+        span = (datetime.fromisoformat(last) - datetime.fromisoformat(cohort)).days
+        for n in range(span + 1):
+            day = (datetime.fromisoformat(cohort) + pd.Timedelta(days=n)).date().isoformat()
+            users = sum(day in days for days in members)
+            rows.append({"cohort": cohort, "day_number": n, "cohort_users": len(members), "users": users})
+    frame = pd.DataFrame(rows)
+    frame["share"] = frame["users"] / frame["cohort_users"]
+    return frame
 
 
 def visitors(workload: Workload, new_days: int = 30) -> dict[str, int]:

@@ -5,6 +5,7 @@ Written on every ``up`` so a changed port or heap reaches the service; data is k
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from clicklib.secrets import LOCAL_MECHANISM, kafka_java_options, secrets_dir
@@ -226,7 +227,7 @@ def flink_config(settings: Settings) -> Path:
     flink_data = data_dir(settings, "flink")
     for sub in ("tmp", "web", "checkpoints", "savepoints"):
         (flink_data / sub).mkdir(parents=True, exist_ok=True)
-    return _write(
+    path = _write(
         conf_dir(settings) / "flink" / "config.yaml",
         f"""\
 jobmanager.rpc.address: {host}
@@ -236,6 +237,10 @@ jobmanager.memory.process.size: {settings.flink_jobmanager_memory}
 taskmanager.host: {host}
 taskmanager.bind-host: {host}
 taskmanager.memory.process.size: {settings.flink_taskmanager_memory}
+# The jobs keep their state on the heap (the hashmap state backend): managed memory serves only
+# RocksDB and batch work, so a tenth of it is enough, and the heap gets the rest. Four jobs per
+# pipeline, with a few pipelines at once, ran out of the default heap.
+taskmanager.memory.managed.fraction: 0.1
 taskmanager.numberOfTaskSlots: {settings.flink_task_slots}
 taskmanager.resource-id: clicklib-taskmanager
 parallelism.default: 1
@@ -270,5 +275,25 @@ web.submit.enable: false
 web.access-control-allow-origin: ""
 # Sampled flame graphs in the web UI and REST API: how the benchmarks found where CPU goes.
 rest.flamegraph.enabled: true
-""",
+{_flink_s3_options(settings)}""",
     )
+    # The lake's S3 secret key may be in it: readable by this user alone.
+    path.chmod(0o600)
+    return path
+
+
+def _flink_s3_options(settings: Settings) -> str:
+    """The S3 filesystem's options when the lake is in a bucket (untested here: no S3 is
+    reachable). Flink masks keys named like secret-key in its logs."""
+    if not settings.flink_lake_url.startswith("s3a://"):
+        return ""
+    lines = []
+    if settings.lake_s3_endpoint:
+        # A self-hosted store (MinIO, Ceph) answers at its own address, buckets in the path.
+        lines += [f"s3.endpoint: {settings.lake_s3_endpoint}", "s3.path.style.access: true"]
+    if settings.lake_s3_access_key:
+        lines += [
+            f"s3.access-key: {json.dumps(settings.lake_s3_access_key)}",
+            f"s3.secret-key: {json.dumps(settings.lake_s3_secret_key)}",
+        ]
+    return "".join(line + "\n" for line in lines)

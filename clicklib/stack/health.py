@@ -196,3 +196,16 @@ def sql_gateway_backend(settings: Settings) -> Probe:
 def sql_gateway(settings: Settings) -> Probe:
     """The SQL Gateway as clients see it: through the web guard on the public port."""
     return _sql_gateway_at(settings, settings.sql_gateway_url)
+
+
+def schema_registry(settings: Settings) -> Probe:
+    """The registry answers the Confluent API's list of subjects."""
+    url = f"{settings.schema_registry_url.rstrip('/')}/subjects"
+    try:
+        answer = requests.get(url, timeout=settings.probe_timeout)
+        subjects = answer.json() if answer.status_code == 200 else None
+    except (requests.RequestException, ValueError) as exc:
+        return Probe(False, f"GET /subjects: {str(exc)[:120]}")
+    if not isinstance(subjects, list):
+        return Probe(False, f"GET /subjects: HTTP {answer.status_code}")
+    return Probe(True, f"{len(subjects)} subject(s)")

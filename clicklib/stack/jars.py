@@ -30,7 +30,14 @@ FLINK_FUNCTIONS_SOURCE = Path(str(resources.ksql_dir() / "functions"))
 FLINK_FUNCTIONS_NAME = "clicklib-flink-functions"
 FLINK_DIST_PACKAGE = "apache-flink-libraries"
 FLINK_VERSION = "2.2.0"
-MAVEN_SERVICES = ("kafka", "cassandra", "connect", "flink")
+SCHEMA_REGISTRY_SOURCE = POMS / "schema-registry"
+AVRO_CONVERTER_POM = Path(str(resources.connect_dir() / "avro-converter" / "pom.xml"))
+AVRO_CONVERTER_PLUGIN = "apicurio-avro-converter"
+SCHEMA_REGISTRY_NAME = "clicklib-schema-registry"
+MAVEN_SERVICES = ("kafka", "cassandra", "connect", "flink", "flink-parquet")
+# Flink loads its filesystem plugins (S3) from here, each from a folder of its own.
+FLINK_PLUGINS = "flink-plugins"
+S3_PLUGIN = "s3-fs-hadoop"
 STAMP = ".resolved"
 
 
@@ -48,17 +55,21 @@ def classpath(settings: Settings, *names: str) -> str:
 
 def resolve_all(settings: Settings, log=print) -> None:
     """Make every classpath folder current; cheap when nothing changed."""
-    resolve_for(settings, ["kafka", "cassandra", "connect", "flink"], log)
+    resolve_for(settings, ["kafka", "cassandra", "connect", "flink", "schema-registry"], log)
 
 
 def resolve_for(settings: Settings, services: list[str], log=print) -> None:
     """Make the classpath folders of the named services current (flink-* count as flink)."""
     wanted = {"flink" if name.startswith("flink") or name == "sql-gateway" else name for name in services}
+    if "flink" in wanted:
+        wanted.add("flink-parquet")
     for service in MAVEN_SERVICES:
         if service in wanted:
             resolve_maven(settings, service, log)
     if "flink" in wanted:
         resolve_flink_dist(settings, log)
+        if settings.flink_lake_url.startswith("s3a://"):
+            resolve_maven(settings, "flink-s3", log, target=jars_dir(settings, FLINK_PLUGINS) / S3_PLUGIN)
         # Its tests hold it to the shared vectors of the checkout (tests/vectors): `make test` runs
         # them every time (make java-vectors); the copy built here has no vectors beside it.
         build_maven_project(
@@ -70,8 +81,12 @@ def resolve_for(settings: Settings, services: list[str], log=print) -> None:
             run_tests=False,
         )
     if "connect" in wanted:
-        target = jars_dir(settings, "connect-plugins") / SINK_PLUGIN_NAME
-        build_maven_project(settings, SINK_PLUGIN_SOURCE, SINK_PLUGIN_NAME, target, log)
+        plugins = jars_dir(settings, "connect-plugins")
+        build_maven_project(settings, SINK_PLUGIN_SOURCE, SINK_PLUGIN_NAME, plugins / SINK_PLUGIN_NAME, log)
+        resolve_maven(settings, "avro-converter", log, pom=AVRO_CONVERTER_POM, target=plugins / AVRO_CONVERTER_PLUGIN)
+    if "schema-registry" in wanted:
+        target = jars_dir(settings, "schema-registry")
+        build_quarkus_app(settings, SCHEMA_REGISTRY_SOURCE, SCHEMA_REGISTRY_NAME, target, log)
 
 
 def _fingerprint(*paths: Path, extra: str = "") -> str:
@@ -135,9 +150,13 @@ def missing_artifacts(maven_output: str) -> list[str]:
     return found
 
 
-def resolve_maven(settings: Settings, service: str, log=print) -> Path:
-    pom = POMS / service / "pom.xml"
-    target = jars_dir(settings, service)
+def resolve_maven(
+    settings: Settings, service: str, log=print, pom: Path | None = None, target: Path | None = None
+) -> Path:
+    """The jars of ``pom`` (by default ``poms/<service>/pom.xml``) with their dependencies, in
+    ``target`` (by default the service's classpath folder)."""
+    pom = pom or POMS / service / "pom.xml"
+    target = target or jars_dir(settings, service)
     fingerprint = _fingerprint(pom)
     if _is_current(target, fingerprint):
         return target
@@ -206,26 +225,57 @@ def pip_download(requirement: str, directory: Path, wheel_glob: str) -> Path:
     return wheels[-1]
 
 
+def _source_fingerprint(source: Path, name: str) -> str:
+    """What a Java project is built from: its pom and its sources."""
+    pom = source / "pom.xml"
+    if not pom.is_file():
+        raise StackError(f"the source of {name} is missing ({pom}); reinstall clicklib or use a clicklib checkout")
+    return _fingerprint(pom, source / "src")
+
+
+def _copy_source(source: Path, name: str, settings: Settings) -> Path:
+    """A fresh copy of a Java project under ``<home>/build/``, so that an installed package,
+    whose sources may be read-only, builds as a checkout does."""
+    build = settings.home / "build" / name
+    _fresh_dir(build)
+    shutil.copy2(source / "pom.xml", build / "pom.xml")
+    shutil.copytree(source / "src", build / "src")
+    return build
+
+
+def build_quarkus_app(settings: Settings, source: Path, name: str, target: Path, log=print) -> Path:
+    """Package a Quarkus application into ``target``: its runner jar and lib/ beside it, as the
+    runner jar's manifest expects; rebuilt only when the project's pom or sources change."""
+    fingerprint = _source_fingerprint(source, name)
+    if _is_current(target, fingerprint):
+        return target
+    log(f"building {name} from {source} (the first build downloads ~130 MB with Maven)")
+    build = _copy_source(source, name, settings)
+    _run_maven(["-f", str(build / "pom.xml"), "package", "-DskipTests"], f"{name} ({source / 'pom.xml'})")
+    runner = list((build / "target").glob(f"{name}-*-runner.jar"))
+    if not runner:
+        raise DependencyResolutionError(f"Maven built no {name} runner jar from {source / 'pom.xml'}")
+    _fresh_dir(target)
+    shutil.copy2(runner[0], target / f"{name}-runner.jar")
+    shutil.copytree(build / "target" / "lib", target / "lib")
+    _mark_current(target, fingerprint)
+    return target
+
+
 def build_maven_project(
     settings: Settings, source: Path, name: str, target: Path, log=print, run_tests: bool = True
 ) -> Path:
     """Build one of clicklib's Java projects (and run its tests) into ``target``: its jar
     and its runtime dependencies, rebuilt only when the project's pom or sources change.
 
-    The build runs in a copy under ``<home>/build/``, so an installed package, whose
-    sources may be read-only, builds as a checkout does.
+    The build runs in a copy under ``<home>/build/`` (_copy_source).
     """
     pom = source / "pom.xml"
-    if not pom.is_file():
-        raise StackError(f"the source of {name} is missing ({pom}); reinstall clicklib or use a clicklib checkout")
-    fingerprint = _fingerprint(pom, source / "src")
+    fingerprint = _source_fingerprint(source, name)
     if _is_current(target, fingerprint):
         return target
     log(f"building {name} from {source}")
-    build = settings.home / "build" / name
-    _fresh_dir(build)
-    shutil.copy2(pom, build / "pom.xml")
-    shutil.copytree(source / "src", build / "src")
+    build = _copy_source(source, name, settings)
     _fresh_dir(target)
     _run_maven(
         [

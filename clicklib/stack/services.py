@@ -1,7 +1,7 @@
 """What the local stack runs: one entry per process, with its command line and probe.
 
-Six services are reported (kafka, cassandra, connect, collector, flink, sql-gateway); Flink is a
-JobManager and a TaskManager. Every JVM is started directly from its main class, without the
+Seven services are reported (kafka, cassandra, connect, collector, schema-registry, flink,
+sql-gateway); Flink is a JobManager and a TaskManager. Every JVM is started directly from its main class, without the
 distributions' shell scripts, so that nothing but Java and the resolved jars is needed.
 Flink's REST API and the SQL Gateway each sit behind a web guard, a small Python process
 that owns their public port (web_guard.py says why).
@@ -21,7 +21,7 @@ from clicklib import secrets
 from clicklib.exceptions import ServiceStartError, StackError
 from clicklib.settings import Settings
 from clicklib.stack import configs, health, web_guard
-from clicklib.stack.jars import classpath, jars_dir
+from clicklib.stack.jars import FLINK_PLUGINS, SCHEMA_REGISTRY_NAME, classpath, jars_dir
 from clicklib.stack.process import home_marker, service_marker
 
 # The module opens each JVM needs on Java 17, as the projects' own launch scripts set them.
@@ -240,7 +240,11 @@ def _connect_command(settings: Settings, java: str) -> list[str]:
 
 
 def _flink_env(settings: Settings) -> dict[str, str]:
-    return {"FLINK_CONF_DIR": str(configs.flink_config(settings).parent)}
+    # The plugins folder holds the S3 filesystem when the lake is in a bucket (jars.py).
+    return {
+        "FLINK_CONF_DIR": str(configs.flink_config(settings).parent),
+        "FLINK_PLUGINS_DIR": str(jars_dir(settings, FLINK_PLUGINS)),
+    }
 
 
 def _flink_resource_params(settings: Settings, java: str, which: str) -> tuple[list[str], list[str]]:
@@ -282,7 +286,7 @@ def _flink_common(settings: Settings, java: str, name: str) -> list[str]:
         f"-Dlog4j.configurationFile={configs.conf_dir(settings) / 'log4j2.properties'}",
         f"-Dlog.file={configs.log_dir(settings) / (name + '.log')}",
         "-cp",
-        classpath(settings, "flink-dist", "flink", "flink-functions"),
+        classpath(settings, "flink-dist", "flink", "flink-parquet", "flink-functions"),
     ]
 
 
@@ -355,6 +359,25 @@ def _sql_gateway_guard_command(settings: Settings, java: str) -> list[str]:
     )
 
 
+def _schema_registry_command(settings: Settings, java: str) -> list[str]:
+    data = configs.data_dir(settings, "schema-registry")
+    data.mkdir(parents=True, exist_ok=True)
+    folder = jars_dir(settings, "schema-registry")
+    return [
+        *_jvm(settings, java, "schema-registry", settings.schema_registry_heap),
+        f"-Dquarkus.http.host={settings.code_host}",
+        f"-Dquarkus.http.port={settings.schema_registry_port}",
+        # Apicurio's SQL storage on an H2 database in a file: schemas and their ids survive restarts.
+        # WRITE_DELAY=0 writes each commit to the file before the registry answers; by default H2
+        # waits up to 500 ms, and a registration acknowledged just before a kill -9 was lost.
+        f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{data / 'registry'};WRITE_DELAY=0",
+        # No web page of another origin may call it (Apicurio allows one by default).
+        "-Dquarkus.http.cors=false",
+        "-jar",
+        str(folder / f"{SCHEMA_REGISTRY_NAME}-runner.jar"),
+    ]
+
+
 def _collector_command(settings: Settings, java: str) -> list[str]:
     return [
         sys.executable,
@@ -379,6 +402,9 @@ PROCESSES: dict[str, Process] = {
         ),
         Process("cassandra", "cassandra", ("cassandra", "cassandra-storage"), health.cassandra, _cassandra_command),
         Process("connect", "connect", ("connect",), health.connect, _connect_command),
+        Process(
+            "schema-registry", "schema-registry", ("schema-registry",), health.schema_registry, _schema_registry_command
+        ),
         # It reads its settings from the environment, those of the stack it belongs to.
         Process(
             "collector",
@@ -414,7 +440,7 @@ PROCESSES: dict[str, Process] = {
 # starting every JVM at once only makes each of them slower.
 PHASES: tuple[tuple[str, ...], ...] = (
     ("kafka", "cassandra"),
-    ("connect", "collector"),
+    ("connect", "collector", "schema-registry"),
     ("flink-jobmanager", "flink-taskmanager", "flink-guard"),
     ("sql-gateway", "sql-gateway-guard"),
 )
@@ -424,6 +450,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "cassandra": ("cassandra",),
     "connect": ("connect",),
     "collector": ("collector",),
+    "schema-registry": ("schema-registry",),
     "flink": ("flink-jobmanager", "flink-taskmanager", "flink-guard"),
     "sql-gateway": ("sql-gateway", "sql-gateway-guard"),
 }
@@ -442,6 +469,7 @@ def service_url(settings: Settings, service: str) -> str:
         "cassandra": f"cql://{settings.cassandra_contact_points[0]}:{settings.cassandra_port}",
         "connect": settings.connect_url,
         "collector": settings.collector_url,
+        "schema-registry": settings.schema_registry_url,
         "flink": settings.flink_rest_url,
         "sql-gateway": settings.sql_gateway_url,
     }[service]

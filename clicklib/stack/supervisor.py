@@ -205,7 +205,7 @@ class Supervisor:
         self.log(f"{name} is healthy again after {time.monotonic() - started:.1f} s")
 
     def heal_pipelines(self) -> None:
-        from clicklib import streaming_sql
+        from clicklib import job_state, streaming_sql
         from clicklib.pipeline import Pipeline, registered, registry_dir
 
         for settings in registered(self.settings):
@@ -218,7 +218,13 @@ class Supervisor:
                     if not (registry_dir(settings) / f"{key}.json").exists():
                         continue  # taken down while we waited
                     running = streaming_sql.running_jobs(pipeline)
-                    missing = [p.name for p in pipeline.definition.jobs if running[p.flink_name] is None]
+                    # Only jobs `pipeline up` has started: a job new to the definition (after an
+                    # upgrade) needs its topics and schemas first, which `pipeline up` makes.
+                    missing = [
+                        p.name
+                        for p in pipeline.definition.jobs
+                        if running[p.flink_name] is None and job_state.load(settings, p.flink_name) is not None
+                    ]
                     if missing:
                         self.log(f"pipeline {key}: job(s) {', '.join(missing)} not running; resuming them")
                         for name, start in streaming_sql.submit(pipeline, jobs=missing).items():

@@ -1,10 +1,11 @@
 """After the demo, every notebook runs top to bottom with its default parameters in the demo's
-namespace (a test namespace with the demo's suffix); then a second run of the notebooks that
-send traffic, close its windows and analyse it (02, 03, 06: the others would only repeat work).
-The demo's reconciliation agrees count for count; the figures the first run records match an independent pandas
-computation over the demo's and that run's events; every CQL statement the notebooks send
-restricts its table's partition key; the analysis report renders in a browser; and `clicklib lab`
-runs the analysis notebook in JupyterLab with its charts drawn."""
+namespace (a test namespace with the demo's suffix), Spark in the batch notebook included; then
+a second run of the notebooks that send traffic, close its windows and analyse it (02, 03, 06:
+the others would only repeat work). The demo's reconciliation agrees count for count; the
+figures the first run records match an independent pandas computation over the demo's and that
+run's events; every CQL statement the notebooks send restricts its table's partition key; the
+analysis report renders in a browser; and `clicklib lab` runs the analysis notebook in
+JupyterLab with its charts drawn."""
 
 from __future__ import annotations
 
@@ -136,15 +137,21 @@ def test_the_stack_producer_sql_sink_and_monitoring_notebooks_record_real_figure
     (first, _), _ = runs
     run = run_workload(first)
     demo_records = DEMO["n_events"]
-    assert first["01_stack.ipynb"]["healthy_services"] == 6
+    assert first["01_stack.ipynb"]["healthy_services"] == 7
     udp_sent = first["02_produce.ipynb"]["udp"]["sent"]
     assert first["02_produce.ipynb"]["delivered"] == len(run.records) - udp_sent
     assert first["02_produce.ipynb"]["raw_topic_messages"] == demo_records + len(run.records)
     assert [name.removeprefix(namespace.namespace) for name in first["03_streaming_sql.ipynb"]["jobs"]] == [
         "clicklib-aggregates",
+        "clicklib-avro",
         "clicklib-enrich",
         "clicklib-ingest",
+        "clicklib-lake",
     ]
+    # It decoded a message of the Avro topic, written with the schema `pipeline up` registered.
+    with Pipeline(namespace) as pipeline:
+        registered = pipeline.registry.latest(f"{pipeline.topic('clickstream_avro')}-value")
+    assert first["03_streaming_sql.ipynb"]["avro_schema_id"] == registered.schema_id
     behind = first["04_cassandra_sink.ipynb"]["sink_behind"]
     assert set(behind) == {
         "events_by_user",
@@ -202,6 +209,29 @@ def test_the_analysis_figures_match_pandas_over_every_event_read(runs, demo_summ
     assert recorded["status_per_minute"] == expected
     assert any(minute["alert"] for minute in expected.values())
     assert all(c["expected"] == c["found"] for c in recorded["reconciliation"].values()), recorded["reconciliation"]
+
+
+def test_the_batch_notebook_answers_from_the_lake_as_the_oracle_does(runs, demo_summary):
+    (first, _), _ = runs
+    workload = both(demo_workload(demo_summary), run_workload(first))
+    recorded = first["07_batch.ipynb"]
+    assert recorded["lake_events"] == len(oracle.clean_events(workload))
+    assert recorded["lake_folders"] > 0
+    expected_funnel = {
+        f"{day}/{step}": [counts["did"][step], counts["reached"][step]]
+        for day, counts in oracle.daily_funnel(workload).items()
+        for step in oracle.FUNNEL
+    }
+    assert recorded["funnel"] == expected_funnel
+    sessions = oracle.sessions_per_day(workload)
+    assert recorded["sessions_per_day"] == dict(zip(sessions["day"], sessions["sessions"], strict=True))
+    cohorts = oracle.retention(workload)
+    assert recorded["retention"] == {
+        f"{r.cohort}/{r.day_number}": [r.cohort_users, r.users] for r in cohorts.itertuples()
+    }
+    # Spark over the lake, pandas over events_by_day and the streaming session rows: once the
+    # run's windows are closed (notebook 03), the three agree.
+    assert recorded["three_ways_agree"] is True
 
 
 def test_the_second_run_analyses_both_runs_and_still_reconciles(runs, demo_summary):

@@ -114,7 +114,8 @@ def test_the_built_wheel_runs_the_pipeline_from_an_empty_directory(live_stack: S
             pipeline.down(purge=True)
     lines = [line.split() for line in status.splitlines()]
     jobs = {line[2]: line[3] for line in lines if line[:2] == ["flink", "job"]}
-    assert jobs == {f"{namespace}clicklib-{job}": "RUNNING" for job in ("ingest", "enrich", "aggregates")}
+    names = ("ingest", "enrich", "aggregates", "avro", "lake")
+    assert jobs == {f"{namespace}clicklib-{job}": "RUNNING" for job in names}
     connectors = [line for line in lines if line and line[0] == "connector"]
     assert len(connectors) == 8 and all(line[2:] == ["RUNNING", "RUNNING"] for line in connectors), status
     topics = [line for line in lines if line and line[0] == "topic"]

@@ -174,7 +174,7 @@ def test_status_json_reports_all_six_services_healthy(live_stack):
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"kafka", "cassandra", "connect", "collector", "flink", "sql-gateway"}
+    assert set(report) == {"kafka", "cassandra", "connect", "collector", "schema-registry", "flink", "sql-gateway"}
     assert all(entry["healthy"] is True for entry in report.values()), report
     assert all(entry["pids"] for entry in report.values())
 

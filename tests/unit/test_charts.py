@@ -439,3 +439,32 @@ def test_thirty_days_of_sessions_chart_without_hitting_the_row_limit():
     for name, chart in summary_charts(summary, events).items():
         spec = chart.to_dict()  # raises MaxRowsError over the limit
         assert 0 < max(len(data) for data in spec["datasets"].values()) <= 200, name
+
+
+def test_the_batch_charts_embed_their_rows_and_encode_their_fields():
+    cohorts = pd.DataFrame(
+        {
+            "cohort": ["2026-01-01", "2026-01-01", "2026-01-02"],
+            "day_number": [0, 1, 0],
+            "cohort_users": [10, 10, 4],
+            "users": [10, 3, 4],
+            "share": [1.0, 0.3, 1.0],
+        }
+    )
+    spec = charts.daily_retention(cohorts).to_dict()
+    assert sorted(mark(u) for u in units(spec)) == ["rect", "text"]
+    (cells,) = [u for u in units(spec) if mark(u) == "rect"]
+    assert fields(cells) == {"x": "day_number", "y": "cohort", "color": "share"}
+    assert len(rows(spec)) == len(cohorts)
+    per_day = pd.DataFrame(
+        {
+            "day": ["2026-01-01", "2026-01-02"],
+            "sessions": [12, 7],
+            "users": [9, 5],
+            "purchase_sessions": [2, 1],
+            "mean_duration_s": [300.0, 120.0],
+        }
+    )
+    spec = charts.sessions_per_day(per_day).to_dict()
+    assert fields(spec) == {"x": "day", "y": "sessions"}
+    assert [r["sessions"] for r in rows(spec)] == [12, 7]

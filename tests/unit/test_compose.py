@@ -46,6 +46,7 @@ PUBLISHED = {
     "connect": "connect_port",
     "flink-guard": "flink_rest_port",
     "sql-gateway-guard": "sql_gateway_port",
+    "schema-registry": "schema_registry_port",
 }
 FLINK_SERVICES = ("flink-jobmanager", "flink-taskmanager", "sql-gateway")
 PLUGINS_DIR = "/opt/kafka/plugins"
@@ -416,6 +417,21 @@ def test_connect_dockerfile_builds_the_plugin_from_cassandra_sink() -> None:
     )
 
 
+def test_connect_image_and_flink_get_what_the_avro_topic_needs(services: dict) -> None:
+    # Connect: Apicurio's converter from the same pom the local stack resolves, in its own plugin folder.
+    build, final = _dockerfile_stages()[0], _dockerfile_stages()[-1]
+    runs = " ".join(args for ins, args in build["instructions"] if ins == "RUN")
+    assert "-f avro-converter/pom.xml dependency:copy-dependencies" in runs
+    assert "-DoutputDirectory=/plugins/apicurio-avro-converter" in runs
+    final_copies = [args.split() for ins, args in final["instructions"] if ins == "COPY"]
+    assert [PLUGINS_DIR + "/apicurio-avro-converter/"] in [c[-1:] for c in final_copies]
+    assert (CONNECT_DIR / "avro-converter" / "pom.xml").is_file()
+    # Flink: the avro-confluent format at the version the local stack puts on its classpath.
+    flink_pom = (ROOT / "clicklib" / "stack" / "poms" / "flink" / "pom.xml").read_text()
+    version = re.search(r"flink-sql-avro-confluent-registry</artifactId>\s*<version>([^<]+)<", flink_pom).group(1)
+    assert f"flink-sql-avro-confluent-registry:{version}" in _command(services["flink-connectors"])
+
+
 def test_connect_dockerfile_names_the_pom_artifact() -> None:
     artifact_id = _pom_artifact_id()
     if artifact_id is None:
@@ -467,6 +483,7 @@ def test_every_service_that_runs_is_restarted_when_it_dies(services: dict) -> No
         "sql-gateway",
         "sql-gateway-guard",
         "collector",
+        "schema-registry",
     }
     assert {name for name, service in services.items() if service.get("restart") == "unless-stopped"} == long_running
 

@@ -38,17 +38,27 @@ def test_placeholders_take_the_namespace_and_the_in_cluster_addresses():
     assert params["bootstrap_servers"] == "kafka:29092"
 
 
-def test_the_shipped_scripts_plan_three_jobs_with_every_placeholder_filled():
-    plans = definition.load(Settings(namespace="t1_")).jobs
+def test_the_shipped_scripts_plan_five_jobs_with_every_placeholder_filled():
+    plans = definition.load(Settings(namespace="t1_", lake_url="/data/lake")).jobs
     assert [(p.name, p.flink_name) for p in plans] == [
         ("ingest", "t1_clicklib-ingest"),
         ("enrich", "t1_clicklib-enrich"),
         ("aggregates", "t1_clicklib-aggregates"),
+        ("avro", "t1_clicklib-avro"),
+        ("lake", "t1_clicklib-lake"),
     ]
     for plan in plans:
         for statement in [*plan.definitions, *plan.inserts]:
             assert "${" not in statement.text, statement.source
-    ingest, enrich, aggregates = plans
+    ingest, enrich, aggregates, avro, lake = plans
+    # The lake: the internal dead letters of the valid events, and each clean event once, in the
+    # namespace's folder of the lake.
+    assert [s.source.split(":")[0] for s in lake.inserts] == ["ksql/07_valid_events.sql", "ksql/19_lake.sql"]
+    (files,) = [s.text for s in lake.definitions if "CREATE TABLE lake_clean_events" in s.text]
+    assert "'path' = 'file:///data/lake/t1_clean_events'" in files
+    assert "FROM clickstream_unique_clean_events" in lake.inserts[1].text
+    # The clean events in Avro, and the clean-topic records that are not clean events.
+    assert [s.source.split(":")[0] for s in avro.inserts] == ["ksql/18_clickstream_avro.sql"] * 2
     assert [s.source.split(":")[0] for s in ingest.inserts] == [
         "ksql/03_clickstream_dlq.sql",
         "ksql/05_route_valid_events.sql",
@@ -71,14 +81,17 @@ def test_the_shipped_scripts_plan_three_jobs_with_every_placeholder_filled():
         "ksql/17_daily_kpis.sql",
     ]
     # Each job that writes the internal dead-letter topic has transactions of its own.
-    for plan in (enrich, aggregates):
+    for plan in (enrich, aggregates, lake):
         (table,) = [s.text for s in plan.definitions if "CREATE TABLE clickstream_internal_dlq" in s.text]
         assert f"'t1_clicklib-{plan.name}-internal-dlq'" in table
 
 
 def test_each_job_reads_the_topics_it_does_not_write():
-    ingest, enrich, aggregates = definition.load(Settings(namespace="t1_")).jobs
+    ingest, enrich, aggregates, avro, lake = definition.load(Settings(namespace="t1_")).jobs
     assert ingest.source_topics == ["t1_clickstream"]
+    assert lake.source_topics == ["t1_clickstream_valid"]
+    assert lake.sink_topics == ["t1_clickstream_internal_dlq"]
+    assert avro.source_topics == ["t1_clickstream_clean"]
     assert sorted(enrich.source_topics) == ["t1_clickstream_users", "t1_clickstream_valid"]
     assert aggregates.source_topics == ["t1_clickstream_valid"]
     assert "'properties.group.id' = 't1_clicklib-aggregates'" in " ".join(s.text for s in aggregates.definitions)

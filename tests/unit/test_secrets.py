@@ -120,7 +120,7 @@ def test_each_component_gets_only_its_pipelines_topics(secure):
     assert ("TOPIC", "s_clickstream_valid", "WRITE") in flink and ("TOPIC", "s_clickstream_dlq", "WRITE") in flink
     assert ("GROUP", "s_clicklib-ingest", "READ") in flink
     connect = by_principal["connect"]
-    assert ("TOPIC", "s_clickstream_clean", "READ") in connect
+    assert ("TOPIC", "s_clickstream_avro", "READ") in connect
     assert ("TOPIC", "s_clickstream_sink_dlq", "WRITE") in connect
     assert not any(op == "WRITE" and name == "s_clickstream" for _k, name, op in connect)
     # Nothing is granted beyond the namespace's own topics, groups and transactions.

@@ -10,6 +10,7 @@ def test_all_services_start_in_phase_order():
         "cassandra",
         "connect",
         "collector",
+        "schema-registry",
         "flink-jobmanager",
         "flink-taskmanager",
         "flink-guard",
@@ -29,6 +30,8 @@ def test_a_service_brings_what_it_needs():
         "sql-gateway-guard",
     ]
     assert services.expand(["cassandra"]) == ["cassandra"]
+    # Its storage is a file of its own: it needs no other service.
+    assert services.expand(["schema-registry"]) == ["schema-registry"]
 
 
 def test_an_unknown_service_is_named():
