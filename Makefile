@@ -58,7 +58,7 @@ DEFAULT_ONLY = tests/integration/test_pipeline.py::test_producing_the_same_workl
 # with every client logging in.
 test: lint jars browser differential
 	@$(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
-	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax --durations=15 \
+	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) $(BIN)/pytest tests notebooks --nbval-lax --durations=30 \
 		--ignore=tests/secure --deselect $(SECURE_ONLY); rc=$$?; \
 	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; \
 	$(MAKE) --no-print-directory test-secure || rc=1; \
