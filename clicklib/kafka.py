@@ -153,7 +153,7 @@ class KafkaClient:
         for resource, future in self.admin.incremental_alter_configs(resources).items():
             try:
                 future.result(timeout=self.timeout)
-            except KafkaException as exc:
+            except (KafkaException, TimeoutError) as exc:
                 raise self.fail(f"setting the configs of topic {resource.name}", exc) from exc
 
     def count_messages(self, topic: str, deadline_seconds: float = 120.0) -> int:
@@ -183,6 +183,8 @@ class KafkaClient:
             try:
                 future.result(timeout=self.timeout)
                 deleted.append(group)
+            except TimeoutError as exc:
+                raise self.fail(f"deleting consumer group {group}", exc) from exc
             except KafkaException as exc:
                 if not any(code in str(exc) for code in ("GROUP_ID_NOT_FOUND", "NOT_FOUND", "NON_EMPTY_GROUP")):
                     raise self.fail(f"deleting consumer group {group}", exc) from exc
@@ -209,7 +211,7 @@ class KafkaClient:
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
         try:
             result = self.admin.list_consumer_group_offsets([request])[group].result(timeout=self.timeout)
-        except KafkaException as exc:
+        except (KafkaException, TimeoutError) as exc:  # no answer in time: a broker on its way back
             raise self.fail(f"reading the offsets of consumer group {group}", exc) from exc
         offsets = {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
         return {p: offsets.get(p, 0) for p in partitions}

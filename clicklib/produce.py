@@ -207,15 +207,70 @@ def produce(
 
     Before the records, a time mark dated just before the first event goes to every partition of
     the valid events topic (ksql/07_valid_events.sql): partitions that fell idle while nothing
-    came are awake when the burst arrives, so none of its events is late for want of them.
+    came are awake when the burst arrives, so none of its events is late for want of them
+    (see :func:`mark_run_start`).
     """
     if workload.profiles:
         publish_profiles(pipeline, workload.profiles)
+    mark_run_start(pipeline, workload)
+    return produce_records(pipeline, workload.records, rate, show_progress)
+
+
+# How long a run waits for the ingest job to read what was sent before it (mark_run_start).
+MARK_WAIT_SECONDS = 120.0
+
+
+def mark_run_start(pipeline: Pipeline, workload: Workload, wait_seconds: float = MARK_WAIT_SECONDS) -> bool:
+    """Write a time mark dated just before the workload's first event to every partition of the
+    valid events topic, once the ingest job has read all that was sent before; returns whether
+    it was written.
+
+    The mark goes straight to the valid events topic, while events take the longer way through
+    the raw topic and the ingest job. Written while that job still has raw records to read (after
+    a crash or a broker outage, or while a backlog drains) it would overtake them: they would reach
+    the valid topic behind the watermark it set, and be counted late instead of in their windows.
+    So no mark is written while the job is not running (its backlog will arrive in order), nor
+    when it has not caught up within ``wait_seconds``.
+    """
     first = min((e.date for e in workload.events), default=None)
     valid = pipeline.topic(VALID)
-    if first is not None and valid in pipeline.kafka.topic_names():
-        pipeline.kafka.mark_every_partition(valid, {MARK_HEADER: str(first - 1).encode()})
-    return produce_records(pipeline, workload.records, rate, show_progress)
+    if first is None or valid not in pipeline.kafka.topic_names():
+        return False
+    if not _raw_topic_read(pipeline, wait_seconds):
+        return False
+    pipeline.kafka.mark_every_partition(valid, {MARK_HEADER: str(first - 1).encode()})
+    return True
+
+
+def _raw_topic_read(pipeline: Pipeline, wait_seconds: float) -> bool:
+    """Whether every running job that reads the raw topic has read what it held when asked,
+    waiting up to ``wait_seconds``. A job's offsets are committed when a checkpoint completes,
+    after what it wrote up to them was flushed to Kafka: so its output of them is in Kafka too."""
+    raw = pipeline.topic(RAW)
+    groups = sorted({c.group for c in pipeline.definition.consumers if c.topic == raw})
+    try:
+        active = pipeline.flink.active_jobs()
+    except ClicklibError:  # Flink cannot say: no job reads the raw topic now
+        return False
+    if not groups or not all(group in active for group in groups):
+        return False
+    deadline = time.monotonic() + wait_seconds
+    ends = None
+    while True:
+        try:
+            ends = ends or pipeline.kafka.end_offsets(raw)
+            read = all(
+                pipeline.kafka.committed(group, raw, list(ends)).get(partition, 0) >= end
+                for group in groups
+                for partition, end in ends.items()
+            )
+        except ClicklibError:  # a broker on its way back: ask again until the deadline
+            read = False
+        if read:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1.0)
 
 
 @dataclass
@@ -280,10 +335,7 @@ def produce_udp(
     report = UdpReport(f"{host}:{port}")
     if workload.profiles:
         publish_profiles(pipeline, workload.profiles)
-    first = min((e.date for e in workload.events), default=None)
-    valid = pipeline.topic(VALID)
-    if first is not None and valid in pipeline.kafka.topic_names():
-        pipeline.kafka.mark_every_partition(valid, {MARK_HEADER: str(first - 1).encode()})
+    mark_run_start(pipeline, workload)
     before = collector_forwarded(counters)
     started = time.monotonic()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

@@ -238,3 +238,22 @@ def test_pipeline_down_and_up_changes_no_window(pipeline: Pipeline):
     figures["settled after s"] = round(finish(pipeline, tagged, closing), 1)
     RECOVERY["pipeline down, up"] = figures
     assert_exact(pipeline, tagged)
+
+
+def test_runs_sent_while_the_pipeline_is_down_are_counted_in_their_windows(pipeline: Pipeline):
+    """A run's start mark goes straight to the valid events topic, while its events go through
+    the raw topic and the ingest job. Sent while the job cannot read them (down here; restarting
+    after a crash in the tests above), the closing run's mark, three hours ahead, must not overtake
+    the first run's events: they would all be counted late instead of in their windows."""
+    tagged, closing = workloads(seed=4545)
+    stopped = pipeline.down()
+    assert all("savepoint" in how for how in stopped.values()), stopped
+    for workload in (tagged, closing):
+        report = produce.produce(pipeline, workload, show_progress=False)
+        assert report.delivered == len(workload.records) and report.failed == 0, str(report)
+    report = pipeline.up()
+    assert all(how.startswith("resumed from its savepoint") for how in report.started.values()), report.started
+    pipeline.wait_settled(timeout=600)
+    late = read_committed(pipeline.settings, pipeline.topic("clickstream_late"))
+    assert not late, f"{len(late)} events counted late, e.g. {late[0]}"
+    assert_exact(pipeline, tagged)
