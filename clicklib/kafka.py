@@ -211,7 +211,13 @@ class KafkaClient:
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
         try:
             result = self.admin.list_consumer_group_offsets([request])[group].result(timeout=self.timeout)
-        except (KafkaException, TimeoutError) as exc:  # no answer in time: a broker on its way back
+        except TimeoutError as exc:
+            # Seen after a broker restart: this client's group requests kept timing out for
+            # minutes while new clients were answered. The next request starts a new client.
+            error = self.fail(f"reading the offsets of consumer group {group} (no answer in {self.timeout:.0f} s)", exc)
+            self._admin = None
+            raise error from exc
+        except KafkaException as exc:
             raise self.fail(f"reading the offsets of consumer group {group}", exc) from exc
         offsets = {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
         return {p: offsets.get(p, 0) for p in partitions}
