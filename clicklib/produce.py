@@ -259,11 +259,10 @@ def _raw_topic_read(pipeline: Pipeline, wait_seconds: float) -> bool:
     while True:
         try:
             ends = ends or pipeline.kafka.end_offsets(raw)
-            read = all(
-                pipeline.kafka.committed(group, raw, list(ends)).get(partition, 0) >= end
-                for group in groups
-                for partition, end in ends.items()
-            )
+            read = True
+            for group in groups:
+                committed = pipeline.kafka.committed(group, raw, list(ends))
+                read = read and all(committed.get(partition, 0) >= end for partition, end in ends.items())
         except ClicklibError:  # a broker on its way back: ask again until the deadline
             read = False
         if read:
