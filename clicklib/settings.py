@@ -171,7 +171,10 @@ class Settings:
     raw_partitions: int = 3
     replication_factor: int = 1
     watermark_delay_seconds: int = 5
-    idle_timeout: str = "30 s"
+    # Longer than a supervised recovery takes (a service back within 60 s, its jobs within 120 s):
+    # a partition silent because its writer is restarting must not be taken for a quiet one, or the
+    # others lift the watermark past its backlog and those events are counted late.
+    idle_timeout: str = "3 min"
     checkpoint_interval: str = "10 s"
     join_state_ttl: str = "1 h"
     dedup_ttl: str = "1 h"
