@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -196,19 +197,21 @@ def save_running(
     newest retained checkpoint is kept, and the answer says so.
     """
     known = set(recorded_names(settings)) if names is None else set(names)
-    done = {}
-    for name, job in flink.active_jobs().items():
-        if name not in known:
-            continue
+    jobs = {name: job for name, job in flink.active_jobs().items() if name in known}
+
+    def save(name: str) -> str:
+        job = jobs[name]
         try:
             path = flink.stop_with_savepoint(job.job_id, drain=drain)
         except ClicklibError as exc:
             flink.cancel(job.job_id)
-            done[name] = f"cancelled without a savepoint ({exc}); its newest checkpoint is kept"
-            continue
+            return f"cancelled without a savepoint ({exc}); its newest checkpoint is kept"
         record_savepoint(settings, name, job.job_id, path)
-        done[name] = f"stopped with a savepoint at {path}"
-    return done
+        return f"stopped with a savepoint at {path}"
+
+    # Side by side: each job's savepoint waits mostly on its own checkpoint to complete.
+    with ThreadPoolExecutor(max_workers=max(len(jobs), 1), thread_name_prefix="clicklib-savepoint") as pool:
+        return dict(zip(jobs, pool.map(save, jobs), strict=True))
 
 
 def sweep_orphans(settings: Settings, active_job_ids: set[str], min_age: float = 600.0) -> list[str]:

@@ -104,19 +104,21 @@ class Pipeline:
             running = streaming_sql.running_jobs(self)
             pending = [plan for plan in definition.jobs if running[plan.flink_name] is None]
             streaming_sql.plan_starts(self, pending, fresh, drop_unrestorable)
-            streaming_sql.check(self, pending)
-
-            self.create_topics()
-            existing = set(self.connect.names())
-            try:
-                schema_registry.register_schemas(self.registry, definition.avro_schemas)
-                self.connect.register(definition.connectors, validated=True)
-                starts = streaming_sql.submit(self, checked=True, fresh=fresh, drop_unrestorable=drop_unrestorable)
-            except BaseException:
-                for connector in definition.connectors:
-                    if connector.name not in existing:
-                        self.connect.delete(connector.name)
-                raise
+            # The check's sessions, their definitions run, are the ones the jobs start in.
+            with streaming_sql.prepared_sessions(self, pending, explain=True) as prepared:
+                self.create_topics()
+                existing = set(self.connect.names())
+                try:
+                    schema_registry.register_schemas(self.registry, definition.avro_schemas)
+                    self.connect.register(definition.connectors, validated=True)
+                    starts = streaming_sql.submit(
+                        self, checked=True, fresh=fresh, drop_unrestorable=drop_unrestorable, prepared=prepared
+                    )
+                except BaseException:
+                    for connector in definition.connectors:
+                        if connector.name not in existing:
+                            self.connect.delete(connector.name)
+                    raise
             register(self.settings)
         report = self.status()
         report.started = {name: start.how for name, start in starts.items()}
