@@ -7,6 +7,7 @@ Each message names what was wrong, where, and what to do about it. The tree::
     ├── InvalidEventError          a message does not match the event schema
     ├── StackError                 the local stack could not be started, checked or stopped
     │   ├── JavaNotFoundError, PortInUseError, DependencyResolutionError, ServiceStartError
+    ├── NotebookError              a notebook of the series failed or a cell ran past its time
     └── PipelineError              the pipeline could not be defined, set up, checked or torn down
         ├── DefinitionError        a SQL script, connector config or the schema is broken
         │   └── TemplateError      ... names a placeholder that settings do not fill
@@ -66,6 +67,10 @@ class ServiceStartError(StackError):
 class WorkloadError(ClicklibError):
     """A simulated workload that cannot be placed: it would overlap earlier events or run ahead
     of the clock."""
+
+
+class NotebookError(ClicklibError):
+    """A notebook run by papermill failed, or one of its cells did not finish in time."""
 
 
 class PipelineError(ClicklibError):
