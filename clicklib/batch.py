@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 
@@ -38,6 +39,9 @@ LOCAL_SHUFFLE_PARTITIONS = 8
 PAGEVIEW_COLUMNS = ["window_start", "page_type", "window_end", "views", "users"]
 
 
+LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+
+
 def spark_session(settings: Settings) -> SparkSession:
     """A Spark session for the lake: local mode on 127.0.0.1 unless a cluster is configured,
     times in UTC, no web UI (it would listen on every interface and runs no login)."""
@@ -52,6 +56,8 @@ def spark_session(settings: Settings) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", settings.spark_driver_memory)
+        # WARN and above, without the banner Spark prints when it falls back to its own profile.
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}")
     )
     if local:
         # The driver's own ports (block manager, RPC) stay on this machine too; SPARK_LOCAL_IP is

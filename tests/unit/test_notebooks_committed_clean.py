@@ -19,3 +19,5 @@ def test_no_outputs_and_a_parameters_cell(path):
     assert all(c.get("outputs") == [] and c.get("execution_count") is None for c in code), "strip the outputs"
     assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in code) == 1
     assert notebook["cells"][0]["cell_type"] == "markdown"
+    # nbformat 4.5 gives every cell an id; one without is a warning in every run.
+    assert all(c.get("id") for c in notebook["cells"]), "give every cell an id"
