@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Notebooks run under nbval in their own namespace, so they never touch the default pipeline.
-NBVAL_NAMESPACE ?= nbval_
+# The integration session's own namespace (nbval's notebooks in test-full run in it too), so the
+# tests never touch the default pipeline.
+TEST_NAMESPACE ?= test_
+# Each pytest phase writes a JUnit file here; tests/phases.py sums them into its closing table.
+RESULTS := .clickstack/test-results
 
-.PHONY: demo test test-secure lint unit integration jars venv browser bench lab dashboard down clean java-vectors differential
+.PHONY: demo test test-full lint unit integration integration-full secure secure-full jars venv browser bench \
+	lab dashboard down clean java-vectors differential
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +31,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Unit tests on both cores: no services, a minute.
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit
-
-integration: jars browser
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest tests/unit -n 2 -q --junitxml=$(RESULTS)/unit.xml
 
 # The Flink event check's own tests, against the shared vectors that pytest holds Python to:
 # run every time, so a changed vector is checked on both sides.
@@ -57,32 +59,57 @@ DEFAULT_ONLY = tests/integration/test_pipeline.py::test_producing_the_same_workl
 # with the default, which is what it must hold up (tests/faults).
 TEST_IDLE_TIMEOUT = 30 s
 
-# One pytest session: the stack fixture comes up once for the tests and the notebooks, and
-# goes down at the end when it was not running before, even when a test failed. Then the
-# secure profile's session (test-secure), which runs the pipeline's end-to-end tests again
-# with every client logging in.
-test: lint jars browser differential
-	@$(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
-	CLICKLIB_NAMESPACE=$(NBVAL_NAMESPACE) CLICKLIB_IDLE_TIMEOUT="$(TEST_IDLE_TIMEOUT)" $(BIN)/pytest tests notebooks --nbval-lax --durations=30 \
-		--ignore=tests/secure --deselect $(SECURE_ONLY); rc=$$?; \
-	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; \
-	$(MAKE) --no-print-directory test-secure || rc=1; \
-	exit $$rc
+# Two tiers (README, "Tests"). `make test`, what CI runs: unit tests first, then one pytest session
+# on the local stack (the integration tests, the notebook series run once by papermill, and from
+# the fault matrix kill -9 of the TaskManager and of Cassandra and a pipeline down/up), then the
+# secure profile's refusals of anonymous and wrong-password clients. `make test-full` adds every
+# test marked `full`: the whole fault matrix, the notebooks under nbval and a second series run,
+# and the secure session's pipeline tests; it records its result in .clickstack/test-full.json.
+# tests/phases.py times each phase and prints the table and total at the end.
+test:
+	@$(PYTHON) tests/phases.py venv lint unit jars browser differential integration secure
+
+test-full:
+	@$(PYTHON) tests/phases.py --record .clickstack/test-full.json \
+		venv lint unit jars browser differential integration-full secure-full
+
+# One pytest session on the stack: the stack fixture comes up once for every test and goes down at
+# the end when it was not running before, even when a test failed.
+STACK_SESSION = $(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
+	CLICKLIB_NAMESPACE=$(TEST_NAMESPACE) CLICKLIB_IDLE_TIMEOUT="$(TEST_IDLE_TIMEOUT)" $(BIN)/pytest tests/faults tests/integration \
+		--deselect $(SECURE_ONLY) --durations=30 --junitxml=$(RESULTS)/$@.xml
+
+integration: jars browser
+	@$(STACK_SESSION) -m "not full"; rc=$$?; \
+	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; exit $$rc
+
+# The same session with every test, and each notebook checked by nbval besides the papermill series.
+integration-full: jars browser
+	@$(STACK_SESSION) notebooks --nbval-lax --nbval-cell-timeout=900; rc=$$?; \
+	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; exit $$rc
 
 # The secure profile (CLICKLIB_SECURE=1) in a stack of its own: a fresh home beside the usual one
-# (sharing its jars) and ports 10000 above the usual ones. Its login tests, and the pipeline's
-# exactness tests and the stack's round trips run again with every client logging in.
+# (sharing its jars) and ports 10000 above the usual ones. `secure`: its login tests that need no
+# pipeline; `secure-full`: all of them, and the pipeline's exactness tests and the stack's round
+# trips again with every client logging in.
 SECURE_HOME = $(CURDIR)/.clickstack-secure
 SECURE_ENV = CLICKLIB_SECURE=1 CLICKLIB_HOME=$(SECURE_HOME) CLICKLIB_NAMESPACE=sec_ CLICKLIB_IDLE_TIMEOUT="$(TEST_IDLE_TIMEOUT)" \
 	CLICKLIB_KAFKA_PORT=19092 CLICKLIB_KAFKA_CONTROLLER_PORT=19093 CLICKLIB_CASSANDRA_PORT=19042 \
 	CLICKLIB_CASSANDRA_STORAGE_PORT=17000 CLICKLIB_CONNECT_PORT=18083 CLICKLIB_FLINK_REST_PORT=18081 \
 	CLICKLIB_FLINK_RPC_PORT=16123 CLICKLIB_SQL_GATEWAY_PORT=18082 CLICKLIB_SCHEMA_REGISTRY_PORT=18085
+SECURE_STACK = jars=$$($(BIN)/python -c 'from clicklib.settings import get_settings; print(get_settings().home / "jars")'); \
+	rm -rf $(SECURE_HOME) && mkdir -p $(SECURE_HOME) && ln -s "$$jars" $(SECURE_HOME)/jars
 
-test-secure: jars
-	@jars=$$($(BIN)/python -c 'from clicklib.settings import get_settings; print(get_settings().home / "jars")'); \
-	rm -rf $(SECURE_HOME) && mkdir -p $(SECURE_HOME) && ln -s "$$jars" $(SECURE_HOME)/jars; \
+secure: jars
+	@$(SECURE_STACK); \
+	$(SECURE_ENV) $(BIN)/pytest tests/secure -m "not full" --durations=5 --junitxml=$(RESULTS)/$@.xml; rc=$$?; \
+	$(SECURE_ENV) $(BIN)/clicklib stack down >/dev/null; \
+	exit $$rc
+
+secure-full: jars
+	@$(SECURE_STACK); \
 	$(SECURE_ENV) $(BIN)/pytest tests/secure tests/integration/test_pipeline.py tests/integration/test_stack_roundtrip.py \
-		--deselect $(DEFAULT_ONLY) --durations=5; rc=$$?; \
+		--deselect $(DEFAULT_ONLY) --durations=5 --junitxml=$(RESULTS)/$@.xml; rc=$$?; \
 	$(SECURE_ENV) $(BIN)/clicklib stack down >/dev/null; \
 	exit $$rc
 

@@ -83,6 +83,17 @@ def execute(source: Path, executed: Path, parameters: dict[str, Any], cell_timeo
             f"{source.name}: the kernel died while running {running_cell(executed)}; the executed copy is "
             f"{executed}. Run the notebook again; if it dies again, the cell's output says what it last did."
         ) from None
+    trust(executed)
+
+
+def trust(executed: Path) -> None:
+    """Mark a notebook this user's run produced as trusted, as Jupyter does with a notebook run and
+    saved in the lab: JupyterLab then draws its charts when it is opened, instead of hiding the
+    outputs of a notebook it did not see run (`jupyter trust`)."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    NotebookNotary().sign(nbformat.read(executed, as_version=4))
 
 
 def running_cell(executed: Path) -> str:

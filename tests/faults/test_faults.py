@@ -208,7 +208,15 @@ KILLED = {
 DISRUPTS_NO_JOB = ("sql-gateway", "schema-registry")
 
 
-@pytest.mark.parametrize("process_name", list(KILLED))
+# `make test` kills the TaskManager (the jobs' state and the lake's files) and Cassandra (the sinks'
+# retries); `make test-full` kills every process.
+IN_EVERY_RUN = ("flink-taskmanager", "cassandra")
+
+
+@pytest.mark.parametrize(
+    "process_name",
+    [name if name in IN_EVERY_RUN else pytest.param(name, marks=pytest.mark.full) for name in KILLED],
+)
 def test_kill_9_loses_nothing_and_counts_nothing_twice(pipeline: Pipeline, process_name: str):
     settings, service = pipeline.settings, KILLED[process_name]
     tagged, closing = workloads(seed=7000 + list(KILLED).index(process_name))
@@ -242,6 +250,7 @@ def test_kill_9_loses_nothing_and_counts_nothing_twice(pipeline: Pipeline, proce
     assert_exact(pipeline, tagged, dead_before)
 
 
+@pytest.mark.full
 def test_stack_down_and_up_loses_nothing(pipeline: Pipeline):
     settings = pipeline.settings
     tagged, closing = workloads(seed=4242)
@@ -278,6 +287,7 @@ def test_pipeline_down_and_up_changes_no_window(pipeline: Pipeline):
     assert_exact(pipeline, tagged, dead_before)
 
 
+@pytest.mark.full
 def test_runs_sent_while_the_pipeline_is_down_are_counted_in_their_windows(pipeline: Pipeline):
     """A run's start mark goes straight to the valid events topic, while its events go through
     the raw topic and the ingest job. Sent while the job cannot read them (down here; restarting

@@ -10,6 +10,8 @@ import json
 from numbers import Number
 from pathlib import Path
 
+import pytest
+
 from bench import run as bench
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
@@ -32,6 +34,7 @@ def numbers(value: object, path: str = "") -> list[tuple[str, Number]]:
     return []
 
 
+@pytest.mark.full
 def test_a_tiny_run_writes_every_figure_and_cleans_up(live_stack: Settings, tmp_path: Path):
     result = bench.run(
         live_stack,

@@ -52,6 +52,7 @@ def written(pipeline) -> int:
     return len(minutes)
 
 
+@pytest.mark.full
 def test_thirty_days_of_minutes_chart_and_render_within_the_row_limit(pipeline, written, tmp_path):
     period = analysis.recent_days(DAYS)
     pageviews = pipeline.cassandra.partitions_df("pageviews_per_minute", "day", period)

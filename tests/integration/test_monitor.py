@@ -78,7 +78,8 @@ def test_end_offsets_and_the_sink_lag_are_the_real_ones(paused_sink):
     assert lags.loc[f"connect-{sink}", "lag"] == count_messages(settings, clean_topic) >= clean
 
     pipeline.connect.resume(sink)
-    pipeline.wait_settled(timeout=300)
+    # Every consumer caught up is what is asserted: no window needs to close for it.
+    pipeline.wait_settled(timeout=300, windows=False)
     assert monitor.lags(pipeline)["lag"].sum() == 0
 
 

@@ -57,7 +57,7 @@ def test_one_pipeline_up_reads_each_sql_and_connector_file_once(live_stack: Sett
             # Everything after reads the same definition: no file is opened again.
             record_opens.clear()
             report = pipeline.status()
-            pipeline.wait_settled(timeout=300)
+            pipeline.wait_settled(timeout=300, windows=False)
             monitor.snapshot(pipeline, rate_interval=0.1)
             assert dict(record_opens) == {}
             assert set(report.jobs.values()) == {"RUNNING"}
@@ -76,6 +76,7 @@ def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 600
     return result
 
 
+@pytest.mark.full
 def test_the_built_wheel_runs_the_pipeline_from_an_empty_directory(live_stack: Settings, tmp_path: Path):
     source, dist, venv, empty = tmp_path / "source", tmp_path / "dist", tmp_path / "venv", tmp_path / "empty"
     empty.mkdir()

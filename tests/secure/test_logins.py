@@ -62,6 +62,7 @@ def secure_pipeline(live_stack: Settings):
         pipeline.down(purge=True)
 
 
+@pytest.mark.full
 def test_the_notebooks_role_reads_the_pipeline_but_cannot_write_it(secure_pipeline: Pipeline):
     keyspace = secure_pipeline.settings.keyspace
     reader = secure_pipeline.reader
@@ -93,6 +94,7 @@ def every_password(settings: Settings) -> list[str]:
     return [password for logins in stored.values() for password in logins.values()]
 
 
+@pytest.mark.full
 def test_no_generated_password_is_in_logs_configs_job_graphs_or_cli_output(secure_pipeline: Pipeline):
     settings = secure_pipeline.settings
     produce.produce(secure_pipeline, generate(500, seed=7, invalid_ratio=0.02))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbformat.sign import NotebookNotary
 
 from clicklib import reports
 from clicklib.exceptions import NotebookError
@@ -39,3 +40,8 @@ def test_a_cell_that_finishes_in_time_runs_on(tmp_path: Path):
     assert reports.execute_series(tmp_path / "out", notebooks=source, html=False, cell_timeout=30) == {
         "01_frozen.ipynb": {"done": 2}
     }
+    # This user's run: JupyterLab shows its outputs (charts included) when it is opened.
+    executed = nbformat.read(tmp_path / "out" / "01_frozen.ipynb", as_version=4)
+    assert NotebookNotary().check_signature(executed)
+    executed.cells[0].source = "x = 3"
+    assert not NotebookNotary().check_signature(executed)
