@@ -3,8 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The integration session's own namespace (nbval's notebooks in test-full run in it too), so the
-# tests never touch the default pipeline.
+# The integration session's own namespace, so the tests never touch the default pipeline.
 TEST_NAMESPACE ?= test_
 # Each pytest phase writes a JUnit file here; tests/phases.py sums them into its closing table.
 RESULTS := .clickstack/test-results
@@ -63,8 +62,10 @@ TEST_IDLE_TIMEOUT = 30 s
 # on the local stack (the integration tests, the notebook series run once by papermill, and from
 # the fault matrix kill -9 of the TaskManager and of Cassandra and a pipeline down/up), then the
 # secure profile's refusals of anonymous and wrong-password clients. `make test-full` adds every
-# test marked `full`: the whole fault matrix, the notebooks under nbval and a second series run,
-# and the secure session's pipeline tests; it records its result in .clickstack/test-full.json.
+# test marked `full`: the whole fault matrix, a second run of the notebooks that send traffic, and
+# the secure session's pipeline tests; it records its result in .clickstack/test-full.json. Each
+# notebook runs under one runner, papermill (tests/integration/test_notebooks.py), which also
+# checks the figures it records: nbval would only run the same cells again.
 # tests/phases.py times each phase and prints the table and total at the end.
 test:
 	@$(PYTHON) tests/phases.py venv lint unit jars browser differential integration secure
@@ -83,9 +84,9 @@ integration: jars browser
 	@$(STACK_SESSION) -m "not full"; rc=$$?; \
 	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; exit $$rc
 
-# The same session with every test, and each notebook checked by nbval besides the papermill series.
+# The same session with every test.
 integration-full: jars browser
-	@$(STACK_SESSION) notebooks --nbval-lax --nbval-cell-timeout=900; rc=$$?; \
+	@$(STACK_SESSION); rc=$$?; \
 	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; exit $$rc
 
 # The secure profile (CLICKLIB_SECURE=1) in a stack of its own: a fresh home beside the usual one

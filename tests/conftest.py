@@ -27,8 +27,8 @@ def live_stack(settings: Settings):
     if not already_up:
         stack.up(settings, on_event=lambda name, event, detail: print(f"[stack] {name}: {event} {detail}"))
     yield settings
-    # `make test` runs the notebooks (nbval) in this session under CLICKLIB_NAMESPACE; their
-    # pipeline goes before the stack does. The default namespace is never purged.
+    # `make test` runs this session under CLICKLIB_NAMESPACE (test_): whatever a test left in it
+    # goes before the stack does. The default namespace is never purged.
     if settings.namespace:
         with Pipeline(settings) as pipeline:
             pipeline.down(purge=True)
