@@ -75,9 +75,11 @@ test-full:
 		venv lint unit jars browser differential integration-full secure-full
 
 # One pytest session on the stack: the stack fixture comes up once for every test and goes down at
-# the end when it was not running before, even when a test failed.
+# the end when it was not running before, even when a test failed. The fault suite comes last: a
+# sparse run (the shop test's one visitor) whose windows are closed minutes after the suite's
+# kill -9 of the TaskManager has been seen to wait in vain for its close marks (under study).
 STACK_SESSION = $(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
-	CLICKLIB_NAMESPACE=$(TEST_NAMESPACE) CLICKLIB_IDLE_TIMEOUT="$(TEST_IDLE_TIMEOUT)" $(BIN)/pytest tests/faults tests/integration \
+	CLICKLIB_NAMESPACE=$(TEST_NAMESPACE) CLICKLIB_IDLE_TIMEOUT="$(TEST_IDLE_TIMEOUT)" $(BIN)/pytest tests/integration tests/faults \
 		--deselect $(SECURE_ONLY) --durations=30 --junitxml=$(RESULTS)/$@.xml
 
 integration: jars browser
