@@ -1,5 +1,6 @@
-"""The secure profile's session: `make test` runs these tests, with the pipeline's exactness
-tests, against a stack of their own started with CLICKLIB_SECURE=1 (see the Makefile)."""
+"""The secure profile's session, against a stack of its own started with CLICKLIB_SECURE=1 (see
+the Makefile): `make test` runs the refusals here, `make test-full` all of these tests and the
+pipeline's exactness tests."""
 
 from __future__ import annotations
 
