@@ -78,17 +78,12 @@ test-full:
 # the end when it was not running before, even when a test failed. The fault suite comes last: a
 # sparse run (the shop test's one visitor) whose windows are closed minutes after the suite's
 # kill -9 of the TaskManager has been seen to wait in vain for its close marks (under study).
-STACK_SESSION = $(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
+# `integration` leaves out the tests marked `full`; `integration-full` runs them all.
+integration: SELECT = -m "not full"
+integration integration-full: jars browser
+	@$(BIN)/clicklib stack status >/dev/null 2>&1; was_up=$$?; \
 	CLICKLIB_NAMESPACE=$(TEST_NAMESPACE) CLICKLIB_IDLE_TIMEOUT="$(TEST_IDLE_TIMEOUT)" $(BIN)/pytest tests/integration tests/faults \
-		--deselect $(SECURE_ONLY) --durations=30 --junitxml=$(RESULTS)/$@.xml
-
-integration: jars browser
-	@$(STACK_SESSION) -m "not full"; rc=$$?; \
-	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; exit $$rc
-
-# The same session with every test.
-integration-full: jars browser
-	@$(STACK_SESSION); rc=$$?; \
+		--deselect $(SECURE_ONLY) --durations=30 --junitxml=$(RESULTS)/$@.xml $(SELECT); rc=$$?; \
 	if [ $$was_up -ne 0 ]; then $(BIN)/clicklib stack down >/dev/null; fi; exit $$rc
 
 # The secure profile (CLICKLIB_SECURE=1) in a stack of its own: a fresh home beside the usual one
@@ -100,19 +95,13 @@ SECURE_ENV = CLICKLIB_SECURE=1 CLICKLIB_HOME=$(SECURE_HOME) CLICKLIB_NAMESPACE=s
 	CLICKLIB_KAFKA_PORT=19092 CLICKLIB_KAFKA_CONTROLLER_PORT=19093 CLICKLIB_CASSANDRA_PORT=19042 \
 	CLICKLIB_CASSANDRA_STORAGE_PORT=17000 CLICKLIB_CONNECT_PORT=18083 CLICKLIB_FLINK_REST_PORT=18081 \
 	CLICKLIB_FLINK_RPC_PORT=16123 CLICKLIB_SQL_GATEWAY_PORT=18082 CLICKLIB_SCHEMA_REGISTRY_PORT=18085
-SECURE_STACK = jars=$$($(BIN)/python -c 'from clicklib.settings import get_settings; print(get_settings().home / "jars")'); \
-	rm -rf $(SECURE_HOME) && mkdir -p $(SECURE_HOME) && ln -s "$$jars" $(SECURE_HOME)/jars
-
-secure: jars
-	@$(SECURE_STACK); \
-	$(SECURE_ENV) $(BIN)/pytest tests/secure -m "not full" --durations=5 --junitxml=$(RESULTS)/$@.xml; rc=$$?; \
-	$(SECURE_ENV) $(BIN)/clicklib stack down >/dev/null; \
-	exit $$rc
-
-secure-full: jars
-	@$(SECURE_STACK); \
-	$(SECURE_ENV) $(BIN)/pytest tests/secure tests/integration/test_pipeline.py tests/integration/test_stack_roundtrip.py \
-		--deselect $(DEFAULT_ONLY) --durations=5 --junitxml=$(RESULTS)/$@.xml; rc=$$?; \
+secure: SECURE_TESTS = tests/secure -m "not full"
+secure-full: SECURE_TESTS = tests/secure tests/integration/test_pipeline.py tests/integration/test_stack_roundtrip.py \
+	--deselect $(DEFAULT_ONLY)
+secure secure-full: jars
+	@jars=$$($(BIN)/python -c 'from clicklib.settings import get_settings; print(get_settings().home / "jars")'); \
+	rm -rf $(SECURE_HOME) && mkdir -p $(SECURE_HOME) && ln -s "$$jars" $(SECURE_HOME)/jars; \
+	$(SECURE_ENV) $(BIN)/pytest $(SECURE_TESTS) --durations=5 --junitxml=$(RESULTS)/$@.xml; rc=$$?; \
 	$(SECURE_ENV) $(BIN)/clicklib stack down >/dev/null; \
 	exit $$rc
 
