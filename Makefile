@@ -9,15 +9,40 @@ TEST_NAMESPACE ?= test_
 RESULTS := .clickstack/test-results
 
 .PHONY: demo test test-full lint unit integration integration-full secure secure-full jars venv browser bench \
-	lab dashboard down clean java-vectors differential
+	lab dashboard down clean java-vectors differential lock
 
-$(STAMP): pyproject.toml
+# Every package the venv installs is pinned with its sha256 in the lock (`make lock` writes it), so a
+# tampered or substituted download fails the install instead of running. pip checks no hash of what
+# it fetches for an isolated build (pypa/pip#11974), so nothing is built in isolation: pip and
+# setuptools come first, from the lock; then the rest, PySpark (an sdist only) built with that
+# setuptools; then clicklib, editable, which has no file to hash: from no index, so nothing more
+# can be fetched, and with its extras, so a dependency pyproject.toml names and the lock lacks
+# fails here by name (run `make lock`).
+LOCK := requirements.lock
+PIP_INSTALL = $(BIN)/pip install --quiet --disable-pip-version-check
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,notebooks,batch]'
+	awk '/^(pip|setuptools)==/ {on = 1} on {print; if (!/\\$$/) on = 0}' $(LOCK) | \
+		$(PIP_INSTALL) --require-hashes --no-deps -r /dev/stdin
+	$(PIP_INSTALL) --require-hashes --no-build-isolation --check-build-dependencies -r $(LOCK)
+	$(PIP_INSTALL) --no-index --no-build-isolation --check-build-dependencies -e '.[test,notebooks,batch]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Writes the lock again from pyproject.toml and requirements-build.in. Run it after changing a
+# dependency in either (`make venv` names what the lock lacks), and to take updates: pins already
+# in the lock are kept unless LOCK_ARGS says otherwise, `make lock LOCK_ARGS=--upgrade` for all or
+# LOCK_ARGS='-P pandas' for one. pip-compile resolves for the Python it runs on: run it on
+# Python 3.11, what CI runs (every file of a pinned release is hashed, any platform's). pip-tools
+# comes pinned into a throwaway venv: another version may resolve or write the lock differently.
+PIP_TOOLS = pip==26.3 pip-tools==7.7.0
+lock:
+	@tools=$$(mktemp -d) && trap 'rm -rf "$$tools"' EXIT && \
+	$(PYTHON) -m venv "$$tools" && \
+	"$$tools/bin/pip" install --quiet --disable-pip-version-check $(PIP_TOOLS) && \
+	"$$tools/bin/pip-compile" --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+		--extra test --extra notebooks --extra batch $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml requirements-build.in
 
 jars: $(STAMP)
 	$(BIN)/clicklib stack resolve
@@ -34,10 +59,14 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -n 2 -q --junitxml=$(RESULTS)/unit.xml
 
+# Maven with -C (--strict-checksums): a download that does not match the repository's checksum
+# fails the build instead of a warning, as in clicklib/stack/jars.py.
+MVN = mvn -B -q -C
+
 # The Flink event check's own tests, against the shared vectors that pytest holds Python to:
 # run every time, so a changed vector is checked on both sides.
 java-vectors: $(STAMP)
-	mvn -B -q -f ksql/functions/pom.xml test
+	$(MVN) -f ksql/functions/pom.xml test
 
 # Java's verdict against Python's on some 100,000 generated messages (tests/vectors/differential.py):
 # truncations, byte damage, every field of every type, deep and long values, UTF-8 edge cases.
@@ -45,7 +74,7 @@ java-vectors: $(STAMP)
 differential: $(STAMP)
 	@corpus=$$(mktemp) && trap 'rm -f "$$corpus"' EXIT && \
 	$(BIN)/python tests/vectors/differential.py "$$corpus" && \
-	CLICKLIB_DIFFERENTIAL="$$corpus" mvn -B -q -f ksql/functions/pom.xml test
+	CLICKLIB_DIFFERENTIAL="$$corpus" $(MVN) -f ksql/functions/pom.xml test
 
 # Tests each session leaves to the other. A graceful Connect restart under load runs with logins
 # only: the default session kills Connect with -9 under load (tests/faults), a harder case of the
@@ -97,6 +126,7 @@ SECURE_ENV = CLICKLIB_SECURE=1 CLICKLIB_HOME=$(SECURE_HOME) CLICKLIB_NAMESPACE=s
 	CLICKLIB_FLINK_RPC_PORT=16123 CLICKLIB_SQL_GATEWAY_PORT=18082 CLICKLIB_SCHEMA_REGISTRY_PORT=18085
 secure: SECURE_TESTS = tests/secure -m "not full"
 secure-full: SECURE_TESTS = tests/secure tests/integration/test_pipeline.py tests/integration/test_stack_roundtrip.py \
+	tests/integration/test_web_pages.py \
 	--deselect $(DEFAULT_ONLY)
 secure secure-full: jars
 	@jars=$$($(BIN)/python -c 'from clicklib.settings import get_settings; print(get_settings().home / "jars")'); \

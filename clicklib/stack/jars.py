@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -30,6 +31,10 @@ FLINK_FUNCTIONS_SOURCE = Path(str(resources.ksql_dir() / "functions"))
 FLINK_FUNCTIONS_NAME = "clicklib-flink-functions"
 FLINK_DIST_PACKAGE = "apache-flink-libraries"
 FLINK_VERSION = "2.2.0"
+# The sha256 of apache_flink_libraries-2.2.0-py2.py3-none-any.whl, the file pip downloads, as PyPI
+# lists it (https://pypi.org/pypi/apache-flink-libraries/json): any other file is refused, so a
+# tampered mirror or proxy cannot swap the jars the stack runs. A new FLINK_VERSION needs its own.
+FLINK_DIST_SHA256 = "675062484d9b04df228be80cf4179c9f92e9e11107a697ccbb1aa7d3b816772b"
 SCHEMA_REGISTRY_SOURCE = POMS / "schema-registry"
 AVRO_CONVERTER_POM = Path(str(resources.connect_dir() / "avro-converter" / "pom.xml"))
 AVRO_CONVERTER_PLUGIN = "apicurio-avro-converter"
@@ -121,16 +126,24 @@ def _run_maven(args: list[str], what: str) -> None:
             f"Maven (mvn) is not on PATH, needed to resolve {what}; install it "
             "(Debian: apt-get install maven, or conda env create -f environment.yml)"
         )
-    result = subprocess.run([mvn, "-B", "-q", *args], capture_output=True, text=True, check=False)
+    # -C (--strict-checksums): a download whose checksum differs from the repository's .sha1 fails
+    # the build; by default Maven only warns and uses the file. It checks what it downloads: what
+    # ~/.m2/repository already holds is used as it is.
+    result = subprocess.run([mvn, "-B", "-q", "-C", *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = result.stdout + result.stderr
         artifacts = missing_artifacts(output)
         named = f" could not resolve {', '.join(artifacts)}" if artifacts else " failed"
         errors = "\n".join(line for line in output.splitlines() if "ERROR" in line)[-3000:]
-        raise DependencyResolutionError(
-            f"Maven{named} while resolving {what}; check that Maven Central is reachable "
-            f"and the version exists.\n{errors}"
-        )
+        if "Checksum validation failed" in output:
+            advice = (
+                "a download did not match the repository's checksum (a broken download, or a proxy or "
+                "mirror serving another file), so Maven refused it; run again, and if it fails again, "
+                "find out what serves the file before using it"
+            )
+        else:
+            advice = "check that Maven Central is reachable and the version exists"
+        raise DependencyResolutionError(f"Maven{named} while resolving {what}; {advice}.\n{errors}")
 
 
 _COORDINATE = re.compile(r"\b([A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-]+:(?:jar|pom|test-jar):[A-Za-z0-9_.\-:]+)")
@@ -183,7 +196,9 @@ def resolve_flink_dist(settings: Settings, log=print) -> Path:
     if _is_current(target, fingerprint):
         return target
     log(f"fetching {fingerprint} from PyPI (the Flink distribution, ~310 MB)")
-    wheel = pip_download(fingerprint, settings.home / "downloads", f"apache_flink_libraries-{FLINK_VERSION}-*.whl")
+    wheel = pip_download(
+        fingerprint, settings.home / "downloads", f"apache_flink_libraries-{FLINK_VERSION}-*.whl", FLINK_DIST_SHA256
+    )
     _fresh_dir(target)
     with zipfile.ZipFile(wheel) as archive:
         for member in archive.namelist():
@@ -196,33 +211,63 @@ def resolve_flink_dist(settings: Settings, log=print) -> Path:
     return target
 
 
-def pip_download(requirement: str, directory: Path, wheel_glob: str) -> Path:
-    """Download one wheel (no dependencies) with this interpreter's pip; returns its path."""
+def pip_download(requirement: str, directory: Path, wheel_glob: str, sha256: str | None = None) -> Path:
+    """Download one wheel (no dependencies) with this interpreter's pip; returns its path.
+
+    With ``sha256``, pip downloads in hash-checking mode and refuses any other file; the wheel
+    found is checked again here, so a file left in ``directory`` is held to the same digest.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-            str(directory),
-            requirement,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if sha256 is None:
+            source = [requirement]
+        else:
+            # pip takes a hash only from a requirements file.
+            pinned = Path(tmp) / "requirements.txt"
+            pinned.write_text(f"{requirement} --hash=sha256:{sha256}\n")
+            source = ["--require-hashes", "-r", str(pinned)]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+                str(directory),
+                *source,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if sha256 is not None and "DO NOT MATCH THE HASHES" in result.stderr:
+        raise DependencyResolutionError(_hash_refusal(requirement, sha256, result.stderr[-2000:]))
     wheels = sorted(directory.glob(wheel_glob))
     if result.returncode != 0 or not wheels:
         raise DependencyResolutionError(
             f"pip could not download {requirement}; check that PyPI is reachable.\n{result.stderr[-2000:]}"
         )
-    return wheels[-1]
+    wheel = wheels[-1]
+    if sha256 is not None:
+        with wheel.open("rb") as file:
+            actual = hashlib.file_digest(file, "sha256").hexdigest()
+        if actual != sha256:
+            wheel.unlink()
+            raise DependencyResolutionError(_hash_refusal(requirement, sha256, f"{wheel.name} has sha256 {actual}"))
+    return wheel
+
+
+def _hash_refusal(requirement: str, sha256: str, detail: str) -> str:
+    return (
+        f"refused {requirement}: the file downloaded is not the one clicklib pins (sha256 {sha256}), "
+        "so it is not used. A broken download, or a proxy or mirror serving another file: run again, "
+        "and if it is refused again, find out what serves it. After changing the version in "
+        f"clicklib/stack/jars.py, pin the new file's sha256 beside it, as PyPI lists it.\n{detail}"
+    )
 
 
 def _source_fingerprint(source: Path, name: str) -> str:
