@@ -12,6 +12,9 @@ the collector only forwards, bounds and counts.
   ``event_id`` makes it count once downstream.
 - UDP cannot push back: a datagram over the bounds is dropped and counted as rejected, and
   ``clicklib produce --udp`` compares what it sent with what was forwarded.
+- What the server knows replaces what an event says about it: the arrival time and the client's
+  address (the request's peer, or behind trusted proxies the client X-Forwarded-For names; the
+  datagram's sender over UDP). An address the event brings itself is never forwarded.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from clicklib.exceptions import ClicklibError
 from clicklib.settings import Settings
@@ -39,6 +42,8 @@ INTEGER_FIELDS = ("date", "status")
 BOOLEAN_FIELDS = ("init_session",)
 INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: "²" is a digit to str.isdigit
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Busy(ClicklibError):
@@ -60,6 +65,8 @@ class Metrics:
     requests: Counter = field(default_factory=Counter)  # (endpoint, status)
     events: Counter = field(default_factory=Counter)  # (endpoint, outcome, reason)
     datagrams: Counter = field(default_factory=Counter)  # outcome
+    connections: Counter = field(default_factory=Counter)  # why HTTP connections were closed by the server
+    open_connections: int = 0
     delivered: Counter = field(default_factory=Counter)  # (endpoint, outcome)
     latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
@@ -100,6 +107,19 @@ class Metrics:
         ]
         lines += [f'clicklib_collector_datagrams_total{{outcome="{o}"}} {n}' for o, n in sorted(self.datagrams.items())]
         lines += [
+            "# HELP clicklib_collector_connections_open HTTP connections open now.",
+            "# TYPE clicklib_collector_connections_open gauge",
+            f"clicklib_collector_connections_open {self.open_connections}",
+            "# HELP clicklib_collector_connections_refused_total HTTP connections closed at once: as many were open "
+            "as the collector may hold.",
+            "# TYPE clicklib_collector_connections_refused_total counter",
+            f"clicklib_collector_connections_refused_total {self.connections['refused']}",
+            "# HELP clicklib_collector_connections_timed_out_total HTTP connections closed for not sending a whole "
+            "request head in time (an idle keep-alive connection too).",
+            "# TYPE clicklib_collector_connections_timed_out_total counter",
+            f"clicklib_collector_connections_timed_out_total {self.connections['timed out']}",
+        ]
+        lines += [
             "# HELP clicklib_collector_delivery_seconds From handing an event to the producer to Kafka's answer.",
             "# TYPE clicklib_collector_delivery_seconds histogram",
         ]
@@ -117,15 +137,63 @@ def _label(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
-def anonymise(ip: str) -> str:
-    """An address with its host part zeroed: the last octet of IPv4, the last 80 bits of IPv6."""
+def ip_address(text: Any) -> IPAddress | None:
+    """The address ``text`` names, or None when it names none. An IPv4 address mapped into IPv6
+    (a dual-stack socket's "::ffff:203.0.113.9") is the IPv4 address it carries."""
+    if not isinstance(text, str):
+        return None
     try:
-        address = ipaddress.ip_address(ip)
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
-        return ip
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def anonymise(ip: Any) -> str | None:
+    """An address with its host part zeroed: the last octet of IPv4, the last 80 bits of IPv6.
+
+    None for anything that is not an address: what cannot be anonymised is not forwarded."""
+    address = ip_address(ip)
+    if address is None:
+        return None
+    # From the integer, so that an IPv6 zone ("fe80::1%eth0", naming an interface) goes too.
     if address.version == 4:
-        return str(ipaddress.ip_network(f"{address}/24", strict=False).network_address)
-    return str(ipaddress.ip_network(f"{address}/48", strict=False).network_address)
+        return str(ipaddress.IPv4Address(int(address) >> 8 << 8))
+    return str(ipaddress.IPv6Address(int(address) >> 80 << 80))
+
+
+def client_address(peer: str | None, forwarded_for: list[str], trusted: tuple[IPNetwork, ...]) -> str | None:
+    """The client's address as the server can vouch for it.
+
+    ``peer`` is the TCP peer's address; ``forwarded_for`` the request's X-Forwarded-For values,
+    in order (each proxy appends the address it was reached from). Unless the peer is in a
+    ``trusted`` network, the peer is the client and X-Forwarded-For is ignored: anyone may send
+    it. From a trusted peer the list is walked from the right, past trusted proxies; the first
+    address that is not one is the client. An entry that is no address ends the walk: nothing to
+    its left can be believed, so the client is the nearest trusted hop to its right (the last
+    address checked, or the peer). If every entry is trusted, the leftmost is the client.
+    """
+    hop = ip_address(peer)
+    if hop is None:
+        # Not an IP socket: the server's own word, which nothing can be checked against.
+        return peer or None
+    if not _trusted(hop, trusted):
+        return str(hop)
+    for entry in reversed(",".join(forwarded_for).split(",")):
+        address = ip_address(entry)
+        if address is None:
+            break
+        if not _trusted(address, trusted):
+            return str(address)
+        hop = address
+    return str(hop)
+
+
+def _trusted(address: IPAddress, trusted: tuple[IPNetwork, ...]) -> bool:
+    # An IPv4 address is in no IPv6 network and the other way round: `in` says False.
+    return any(address in network for network in trusted)
 
 
 def user_key(event: Any) -> bytes | None:
@@ -137,10 +205,29 @@ def user_key(event: Any) -> bytes | None:
 
 def event_key(value: bytes) -> bytes | None:
     """The Kafka key of a raw event: its user_id when it parses and has one."""
+    return user_key(datagram_event(value))
+
+
+def datagram_event(line: bytes) -> dict[str, Any] | None:
+    """The JSON object a datagram's line holds, or None when it holds none.
+
+    A line read here is forwarded as it is written again, so only what reads the same both ways
+    is read: UTF-8 text (not UTF-16, nor a byte order mark, which json.loads would take), JSON
+    without NaN or Infinity, and numbers that stay finite ("1e400" would be written back as
+    Infinity, which is no JSON). Anything else goes on as its bytes, for the pipeline to judge.
+    """
     try:
-        return user_key(json.loads(value))
-    except (ValueError, RecursionError):
+        parsed = json.loads(line.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _finite_float(literal: str) -> float:
+    number = float(literal)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"{literal} is too large for a double")
+    return number
 
 
 def _no_constant(name: str) -> Any:
@@ -187,12 +274,17 @@ def pixel_event(query: dict[str, str]) -> dict[str, Any]:
 
 
 def enrich(event: dict[str, Any], ip: str | None, user_agent: str | None, anonymise_ip: bool, now_ms: int) -> bytes:
-    """The event as it is forwarded, with what only the server knows added."""
+    """The event as it is forwarded, with what only the server knows put in.
+
+    ``ip`` is the client's address as the server knows it (see client_address), None when it
+    knows none. It replaces whatever address the event gives: a client could name any address,
+    and with anonymising on, one that is no address at all would pass unanonymised.
+    """
     event["collector_date"] = now_ms  # the server's clock, whatever the client sent
-    if ip and not event.get("ip"):
-        event["ip"] = ip
-    if anonymise_ip and isinstance(event.get("ip"), str):
-        event["ip"] = anonymise(event["ip"])
+    event.pop("ip", None)
+    address = anonymise(ip) if ip and anonymise_ip else ip
+    if address:
+        event["ip"] = address
     if user_agent and not event.get("user_agent"):
         event["user_agent"] = user_agent
     # ASCII escapes: a lone surrogate in a string survives as "\\ud800", and the pipeline
@@ -292,13 +384,17 @@ class Forwarder:
 
 
 class UdpBridge(asyncio.DatagramProtocol):
-    """Each datagram holds one JSON event or several separated by newlines; each is forwarded as
-    the bytes it is, keyed by its user_id when it parses and has one."""
+    """Each datagram holds one JSON event or several separated by newlines. An event is forwarded
+    as an HTTP one is, with the arrival time and the sender's address put in (trusted proxies do
+    not apply: a datagram carries no X-Forwarded-For), keyed by its user_id when it has one. A
+    line that is no JSON object is forwarded as the bytes it is: the pipeline dead-letters it
+    with the reason."""
 
-    def __init__(self, forwarder: Forwarder, metrics: Metrics, max_bytes: int) -> None:
+    def __init__(self, forwarder: Forwarder, metrics: Metrics, max_bytes: int, *, anonymise_ip: bool) -> None:
         self.forwarder = forwarder
         self.metrics = metrics
         self.max_bytes = max_bytes
+        self.anonymise_ip = anonymise_ip
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         metrics = self.metrics
@@ -307,19 +403,30 @@ class UdpBridge(asyncio.DatagramProtocol):
             metrics.datagrams["rejected"] += 1
             metrics.events[("udp", "rejected", f"datagram over {self.max_bytes} bytes")] += 1
             return
-        events = [line for line in data.split(b"\n") if line.strip()]
-        metrics.events[("udp", "received", "")] += len(events)
-        if not events:
+        lines = [line for line in data.split(b"\n") if line.strip()]
+        metrics.events[("udp", "received", "")] += len(lines)
+        if not lines:
             metrics.datagrams["rejected"] += 1
             metrics.events[("udp", "rejected", "empty datagram")] += 1
             return
+        # The sender's address in the form HTTP gives it (a mapped IPv4 address as IPv4); a
+        # datagram names no proxy hops, so none is trusted.
+        sender = client_address(addr[0], [], ())
+        now_ms = time.time_ns() // 1_000_000
+        records = [self._record(line, sender, now_ms) for line in lines]
         try:
-            self.forwarder.send_nowait("udp", [(event_key(line), line) for line in events])
+            self.forwarder.send_nowait("udp", records)
         except Busy:
             metrics.datagrams["rejected"] += 1
-            metrics.events[("udp", "rejected", "too many events in flight")] += len(events)
+            metrics.events[("udp", "rejected", "too many events in flight")] += len(lines)
             return
         metrics.datagrams["forwarded"] += 1
+
+    def _record(self, line: bytes, sender: str | None, now_ms: int) -> tuple[bytes | None, bytes]:
+        event = datagram_event(line)  # the one parse of the line: for its key and what is added
+        if event is None:
+            return None, line
+        return user_key(event), enrich(event, sender, None, self.anonymise_ip, now_ms)
 
 
 @dataclass(frozen=True)
@@ -336,6 +443,10 @@ class CollectorConfig:
     delivery_timeout_ms: int
     origins: frozenset[str]
     anonymise_ip: bool
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    header_timeout: float = 10.0  # seconds
+    body_timeout: float = 30.0  # seconds
+    max_connections: int = 1000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CollectorConfig:
@@ -350,6 +461,10 @@ class CollectorConfig:
             delivery_timeout_ms=int(settings.collector_delivery_timeout_seconds * 1000),
             origins=frozenset(o.strip().rstrip("/") for o in settings.collector_origins.split(",") if o.strip()),
             anonymise_ip=settings.collector_anonymise_ip,
+            trusted_proxies=settings.collector_trusted_networks,
+            header_timeout=settings.collector_header_timeout_seconds,
+            body_timeout=settings.collector_body_timeout_seconds,
+            max_connections=settings.collector_max_connections,
         )
 
 

@@ -4,6 +4,9 @@ Endpoints: ``POST /collect`` (one event or an array), ``GET /i`` (a 1x1 pixel ca
 in its query string), ``GET /tracker.js``, ``/shop/`` (a demo shop with the tracker),
 ``GET /health`` and ``GET /metrics``. What each answers is in collector.py's docstring and the
 README.
+
+aiohttp's server bounds neither how many connections it holds nor how long a client may take to
+send a request: ConnectionGuard does both, so slow clients cannot hold every socket.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import os
 import signal
 import socket
@@ -33,6 +37,7 @@ from clicklib.collector import (
     Metrics,
     NotDelivered,
     UdpBridge,
+    client_address,
     enrich,
     parse_body,
     pixel_event,
@@ -43,14 +48,197 @@ from clicklib.exceptions import ServiceStartError
 from clicklib.kafka import KafkaClient
 from clicklib.settings import Settings
 from clicklib.stack import process
+from clicklib.stack.web_guard import refusal
 
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes: a burst of about 4,000 events of 1 kB
+SWEEP_SECONDS = 1.0  # how often connections are checked for a request head overdue
 
 CONFIG = web.AppKey("config", CollectorConfig)
 FORWARDER = web.AppKey("forwarder", Forwarder)
 METRICS = web.AppKey("metrics", Metrics)
 PRODUCER = web.AppKey("producer", Any)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclasses.dataclass
+class _Connection:
+    transport: asyncio.BaseTransport
+    # Since when (time.monotonic) the connection awaits a request head; None while one is handled.
+    awaiting_head_since: float | None
+
+
+class ConnectionGuard:
+    """At most ``max_connections`` HTTP connections at once, each sending a whole request head
+    within ``header_timeout`` seconds.
+
+    A connection over the bound is closed as soon as it is made. A connection awaits a request
+    head from when it is made and again from each answer (the middleware watch_heads says when);
+    one that has awaited longer than the header timeout is closed, by a sweep every
+    SWEEP_SECONDS. A client that sends half a request line, or trickles header lines, is thus
+    closed as one that sends nothing is; an idle keep-alive connection too (aiohttp would keep it
+    an hour), which costs a client that comes back later a new connection, nothing more.
+    """
+
+    def __init__(self, max_connections: int, header_timeout: float, metrics: Metrics) -> None:
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.metrics = metrics
+        # By the aiohttp protocol serving each, which a request names (request.protocol).
+        self._open: dict[asyncio.BaseProtocol, _Connection] = {}
+        self._sweeper: asyncio.Task | None = None
+
+    def protocol_factory(self, serve: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.Protocol]:
+        """A factory for loop.create_server: ``serve`` (aiohttp's) behind the guard."""
+        return lambda: _GuardedProtocol(self, serve)
+
+    def admit(self, transport: asyncio.BaseTransport, serve: Callable[[], asyncio.BaseProtocol]) -> Any:
+        """The protocol that serves a new connection, or None when as many are open as may be."""
+        if len(self._open) >= self.max_connections:
+            self.metrics.connections["refused"] += 1
+            return None
+        protocol = serve()
+        self._open[protocol] = _Connection(transport, time.monotonic())
+        self.metrics.open_connections = len(self._open)
+        return protocol
+
+    def closed(self, protocol: asyncio.BaseProtocol) -> None:
+        self._open.pop(protocol, None)
+        self.metrics.open_connections = len(self._open)
+
+    def head_received(self, protocol: asyncio.BaseProtocol) -> None:
+        connection = self._open.get(protocol)  # None when served without the guard
+        if connection is not None:
+            connection.awaiting_head_since = None
+
+    def answered(self, protocol: asyncio.BaseProtocol) -> None:
+        # From when the handler answers, not when the answer is written: a client that does not
+        # read its answer is closed as one that does not send its request. The collector's
+        # answers are a few kB, which the socket's buffer takes at once.
+        connection = self._open.get(protocol)
+        if connection is not None:
+            connection.awaiting_head_since = time.monotonic()
+
+    def close_overdue(self, now: float) -> None:
+        """Close every connection that has awaited a request head longer than the header timeout."""
+        for connection in list(self._open.values()):
+            since = connection.awaiting_head_since
+            if since is not None and now - since > self.header_timeout:
+                connection.awaiting_head_since = None  # counted once, while the close goes through
+                self.metrics.connections["timed out"] += 1
+                connection.transport.abort()  # not close(): that would wait to write what it holds
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            self.close_overdue(time.monotonic())
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="collector-head-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+
+class _GuardedProtocol(asyncio.Protocol):
+    """One connection: admitted by the guard, then served by aiohttp's protocol, which is handed
+    every event of the transport."""
+
+    def __init__(self, guard: ConnectionGuard, serve: Callable[[], asyncio.BaseProtocol]) -> None:
+        self._guard = guard
+        self._serve = serve
+        self._served: Any = None  # aiohttp's RequestHandler, once admitted
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._served = self._guard.admit(transport, self._serve)
+        if self._served is None:
+            transport.abort()
+            return
+        self._served.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._served is not None:
+            self._guard.closed(self._served)
+            self._served.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._served is not None:
+            self._served.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._served.eof_received() if self._served is not None else None
+
+    def pause_writing(self) -> None:
+        if self._served is not None:
+            self._served.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._served is not None:
+            self._served.resume_writing()
+
+
+GUARD = web.AppKey("guard", ConnectionGuard)
+
+
+@web.middleware
+async def watch_heads(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tell the guard a request head came in on the connection, and when it is answered."""
+    guard = request.app[GUARD]
+    guard.head_received(request.protocol)
+    try:
+        return await handler(request)
+    finally:
+        guard.answered(request.protocol)
+
+
+class GuardedSite(web.BaseSite):
+    """aiohttp's server on a listening socket made beforehand, each connection behind the app's
+    ConnectionGuard (web.TCPSite would hand connections to aiohttp's protocol directly)."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, runner: web.AppRunner, sock: socket.socket) -> None:
+        super().__init__(runner)
+        self._sock = sock
+
+    @property
+    def name(self) -> str:
+        host, port = self._sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None and isinstance(self._runner, web.AppRunner)
+        factory = self._runner.app[GUARD].protocol_factory(server)
+        self._server = await asyncio.get_running_loop().create_server(factory, sock=self._sock, backlog=self._backlog)
+
+
+async def start_http(app: web.Application, sockets: list[socket.socket]) -> web.AppRunner:
+    """Serve ``app`` (from make_app) on listening sockets until the runner's cleanup()."""
+    # Requests still waiting at a stop get 5 s; their events are flushed all the same.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    try:
+        for sock in sockets:
+            await GuardedSite(runner, sock).start()
+    except BaseException:
+        await runner.cleanup()
+        for sock in sockets:
+            sock.close()  # those not served yet (closing twice does no harm)
+        raise
+    return runner
+
+
+async def _start_guard(app: web.Application) -> None:
+    app[GUARD].start()
+
+
+async def _stop_guard(app: web.Application) -> None:
+    await app[GUARD].stop()
 
 
 def _text(status: int, reason: str, **headers: str) -> web.Response:
@@ -87,9 +275,8 @@ async def _forward(request: web.Request, endpoint: str, events: list[dict[str, A
     config, metrics = request.app[CONFIG], request.app[METRICS]
     now_ms = time.time_ns() // 1_000_000
     user_agent = request.headers.get("User-Agent")
-    records = [
-        (user_key(event), enrich(event, request.remote, user_agent, config.anonymise_ip, now_ms)) for event in events
-    ]
+    ip = client_address(request.remote, request.headers.getall("X-Forwarded-For", []), config.trusted_proxies)
+    records = [(user_key(event), enrich(event, ip, user_agent, config.anonymise_ip, now_ms)) for event in events]
     metrics.events[(endpoint, "received", "")] += len(records)
     try:
         await request.app[FORWARDER].send(endpoint, records)
@@ -127,9 +314,20 @@ async def collect(request: web.Request) -> web.StreamResponse:
     if request.content_length is not None and request.content_length > config.max_bytes:
         return _cors(request, _too_large(request, "/collect", request.content_length))
     try:
-        body = await request.read()
+        # Bounded, or a client that says 100 bytes and sends 10 holds its connection for good.
+        body = await asyncio.wait_for(request.read(), config.body_timeout)
     except web.HTTPRequestEntityTooLarge:
         return _cors(request, _too_large(request, "/collect", None))
+    except TimeoutError:
+        refused = _reject(
+            request,
+            "/collect",
+            408,
+            f"the body did not arrive within {config.body_timeout:g} s; nothing of it was forwarded: send it again",
+            "body timeout",
+        )
+        refused.force_close()  # what is left of the body would be read as the next request
+        return _cors(request, refused)
     try:
         events = parse_body(body, config.max_events)
     except ValueError as exc:
@@ -201,14 +399,34 @@ async def health(request: web.Request) -> web.StreamResponse:
     return web.json_response(body, status=200 if kafka == "reachable" else 503)
 
 
+def _is_loopback_peer(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address((request.remote or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 async def metrics(request: web.Request) -> web.StreamResponse:
+    # The counters describe the site's traffic and the pipeline's failures: for this machine's
+    # monitoring, not for the web the collector serves. A page in the user's browser is held to
+    # the web guard's rules (a rebound Host, a foreign Origin), another machine is refused.
+    reason = refusal(
+        request.headers.getall("Host", []), request.headers.getall("Origin", []), request.headers.get("Sec-Fetch-Site")
+    )
+    if not reason and not _is_loopback_peer(request):
+        reason = f"/metrics is served to this machine only, not to {request.remote}"
+    if reason:
+        return _text(403, f"refused: {reason}")
     return web.Response(text=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
 
 
 def make_app(config: CollectorConfig, forwarder: Forwarder, producer: Any, metrics_: Metrics) -> web.Application:
     # client_max_size bounds what aiohttp reads of a body, whatever its Content-Length says.
-    app = web.Application(client_max_size=config.max_bytes, middlewares=[count_requests])
+    app = web.Application(client_max_size=config.max_bytes, middlewares=[watch_heads, count_requests])
     app[CONFIG], app[FORWARDER], app[PRODUCER], app[METRICS] = config, forwarder, producer, metrics_
+    app[GUARD] = ConnectionGuard(config.max_connections, config.header_timeout, metrics_)
+    app.on_startup.append(_start_guard)
+    app.on_cleanup.append(_stop_guard)
     app.router.add_post("/collect", collect)
     app.router.add_route("OPTIONS", "/collect", preflight)
     app.router.add_get("/i", pixel)
@@ -232,17 +450,17 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
     metrics_ = Metrics()
     forwarder = Forwarder(producer, config.topic, config.queue_limit, metrics_)
     forwarder.start(loop)
-    # Requests still waiting at a stop get 5 s; their events are flushed below all the same.
-    runner = web.AppRunner(make_app(config, forwarder, producer, metrics_), access_log=None, shutdown_timeout=5)
-    await runner.setup()
+    runner: web.AppRunner | None = None
     try:
         try:
-            await web.TCPSite(runner, config.host, config.http_port).start()
+            sockets = tcp_sockets(config.host, config.http_port)
         except OSError as exc:
             raise _port_taken("HTTP", config.http_port, "CLICKLIB_COLLECTOR_PORT", exc) from None
+        runner = await start_http(make_app(config, forwarder, producer, metrics_), sockets)
         try:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpBridge(forwarder, metrics_, config.max_bytes), sock=udp_socket(config.host, config.udp_port)
+                lambda: UdpBridge(forwarder, metrics_, config.max_bytes, anonymise_ip=config.anonymise_ip),
+                sock=udp_socket(config.host, config.udp_port),
             )
         except OSError as exc:
             raise _port_taken("UDP", config.udp_port, "CLICKLIB_COLLECTOR_UDP_PORT", exc) from None
@@ -255,7 +473,8 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
         transport.close()
     finally:
         try:
-            await runner.cleanup()
+            if runner is not None:
+                await runner.cleanup()
         finally:
             # What Kafka has not acknowledged yet gets up to the delivery timeout to be.
             left = await loop.run_in_executor(None, forwarder.close, config.delivery_timeout_ms / 1000)
@@ -268,6 +487,29 @@ def _port_taken(kind: str, port: int, variable: str, exc: OSError) -> ServiceSta
         f"collector: cannot listen for {kind} on port {port} ({exc.strerror}); stop what holds it or set {variable}",
         service="collector",
     )
+
+
+def tcp_sockets(host: str, port: int) -> list[socket.socket]:
+    """The HTTP side's listening sockets, bound as web.TCPSite (asyncio's create_server) binds
+    them: one for each address ``host`` names, reusing an address a past run left in TIME_WAIT,
+    an IPv6 one for IPv6 only (so that "localhost" binds 127.0.0.1 and ::1 without a clash)."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        ):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def udp_socket(host: str, port: int) -> socket.socket:

@@ -304,9 +304,13 @@ def collector_forwarded(collector_url: str, timeout: float = 5.0) -> int | None:
     import requests
 
     try:
-        text = requests.get(f"{collector_url}/metrics", timeout=timeout).text
+        answer = requests.get(f"{collector_url}/metrics", timeout=timeout)
     except requests.RequestException:
         return None
+    if answer.status_code != 200:
+        # /metrics is served to this machine only: a collector elsewhere does not say.
+        return None
+    text = answer.text
     prefix = 'clicklib_collector_delivered_total{endpoint="udp",outcome="forwarded"} '
     return next((int(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)), 0)
 

@@ -140,7 +140,7 @@ def test_a_chunked_body_over_the_limit_is_refused_too(collector: Collector):
     assert answer.status_code == 413
 
 
-def test_datagrams_are_forwarded_as_they_are_and_oversized_ones_counted(collector: Collector):
+def test_datagram_events_get_what_the_server_knows_and_oversized_ones_are_counted(collector: Collector):
     address = ("127.0.0.1", collector.settings.collector_udp_port)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(json.dumps(event(1)).encode() + b"\n" + json.dumps(event(2, "u9")).encode(), address)
@@ -150,12 +150,17 @@ def test_datagrams_are_forwarded_as_they_are_and_oversized_ones_counted(collecto
     while collector.metric("clicklib_collector_delivered_total", endpoint="udp", outcome="forwarded") < 3:
         assert time.monotonic() < deadline, "the bridge did not forward 3 events within 30 s"
         time.sleep(0.2)
-    stored = sorted(raw_values(collector.settings), key=lambda kv: kv[1])
-    # Bytes as they came: the pipeline, not the bridge, dead-letters what is no event.
-    assert [value for _, value in stored] == sorted(
-        [json.dumps(event(1)).encode(), json.dumps(event(2, "u9")).encode(), b"{not json"]
-    )
-    assert {value: key for key, value in stored}[b"{not json"] is None
+    stored = raw_values(collector.settings)
+    # What is no JSON object goes on as its bytes: the pipeline, not the bridge, dead-letters it.
+    assert len(stored) == 3 and (None, b"{not json") in stored
+    # An event gets what the server knows, as over HTTP: the sender's address, the arrival time.
+    events = [(key, json.loads(value)) for key, value in stored if value != b"{not json"]
+    forwarded = {stored_event["event_id"]: (key, stored_event) for key, stored_event in events}
+    for sent, key in ((event(1), b"u1"), (event(2, "u9"), b"u9")):
+        stored_key, stored_event = forwarded[sent["event_id"]]
+        assert stored_key == key
+        assert stored_event == {**sent, "ip": "127.0.0.1", "collector_date": stored_event["collector_date"]}
+        assert abs(stored_event["collector_date"] - time.time() * 1000) < 60_000
     assert collector.metric("clicklib_collector_datagrams_total", outcome="rejected") == 1
     assert (
         collector.metric(
