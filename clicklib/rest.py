@@ -23,19 +23,35 @@ class RestClient:
 
     login_settings = ""  # the CLICKLIB_* variables that hold its login, if it takes one
 
-    def __init__(self, base_url: str, timeout: float, auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        auth: tuple[str, str] | None = None,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``, for a service that asks for a client certificate: the PEM file holding the
+        client's key and certificate, and the PEM file of the one certificate to trust."""
         self.base = base_url.rstrip("/")
         self.timeout = timeout
         # One connection pool per client, reused by every request it makes.
         self.http = requests.Session()
         self.http.auth = auth
+        self.verify: str | bool = True
+        if tls is not None:
+            self.http.cert, self.verify = tls
 
     def fail(self, message: str) -> ServiceError:
         return self.error(message, self.base)
 
     def request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self.http.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
+            # `verify` per request: a session's own is overridden by REQUESTS_CA_BUNDLE or
+            # CURL_CA_BUNDLE when set (psf/requests#3829), and the stack's certificate is in no
+            # system bundle.
+            response = self.http.request(
+                method, f"{self.base}{path}", timeout=self.timeout, verify=self.verify, **kwargs
+            )
         except requests.RequestException as exc:
             raise self.fail(
                 f"{self.error.service} at {self.base} is not reachable while {what} ({_why(exc)}); "

@@ -11,9 +11,9 @@ The secure profile (``CLICKLIB_SECURE=1``) gives each component its own Kafka pr
 and its own Cassandra role (``clicklib_admin``, ``clicklib_sink``, ``clicklib_reader``), and
 Connect's REST API one user (``clicklib``). Their passwords are made on the first ``stack up``
 into ``<home>/secrets/credentials.json`` (mode 0600, in a folder of mode 0700). The JVMs read
-theirs from files written beside it, so no password is in the command line of a running
-service, a config under ``<home>/conf``, or SQL text (Kafka's storage formatter, run once on
-the first start, is the one exception: see services.py).
+theirs from files written beside it, so no password is in the command line of any process, a
+config under ``<home>/conf``, or SQL text (Kafka's storage formatter, run once on the first
+start, reads its arguments from a private file: see services.py).
 
 Against another cluster, the ``CLICKLIB_*_USERNAME`` and ``CLICKLIB_*_PASSWORD`` settings are
 used by every clicklib client instead.
@@ -48,16 +48,16 @@ def secrets_dir(settings: Settings) -> Path:
     return settings.home / "secrets"
 
 
-def private_file(path: Path, text: str) -> Path:
-    """Write ``text`` readable by its owner only, from the first byte on, and whole: a reader
+def private_file(path: Path, content: str | bytes) -> Path:
+    """Write ``content`` readable by its owner only, from the first byte on, and whole: a reader
     sees the old file or the new one, never a part."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.parent.name == "secrets":
         os.chmod(path.parent, 0o700)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # made 0600
     try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
+        with os.fdopen(descriptor, "wb" if isinstance(content, bytes) else "w") as handle:
+            handle.write(content)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

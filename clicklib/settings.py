@@ -211,6 +211,16 @@ class Settings:
     collector_max_events: int = 500
     collector_queue_limit: int = 50_000
     collector_delivery_timeout: str = "60 s"
+    # The proxies in front of the collector (IP addresses or CIDR networks, comma-separated): when
+    # one of them is the TCP peer, the client's address is read from X-Forwarded-For, right to
+    # left past the trusted hops. Empty: the peer is the client, and X-Forwarded-For is ignored.
+    collector_trusted_proxies: str = ""
+    # Slow clients: a connection must send a whole request head within the header timeout of
+    # connecting or of its last answer (so an idle keep-alive connection is closed after it too),
+    # and a /collect body within the body timeout; past max connections, a new one is closed at once.
+    collector_header_timeout_seconds: float = 10.0
+    collector_body_timeout_seconds: float = 30.0
+    collector_max_connections: int = 1000
 
     # The Parquet lake (ksql/19_lake.sql writes it, clicklib.lake and clicklib.batch read it): a
     # folder (a path or a file:// URL) or an s3a:// URL. Empty: <home>/lake. Flink writes where
@@ -275,6 +285,10 @@ class Settings:
         for name in ("startup_timeout", "request_timeout", "probe_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{_var(name)}={getattr(self, name)} must be a positive number of seconds")
+        for name in ("collector_header_timeout_seconds", "collector_body_timeout_seconds"):
+            # Not infinity either (nor NaN, which no comparison holds for): it is the bound on a slow client.
+            if not 0 < getattr(self, name) < float("inf"):
+                raise SettingsError(f"{_var(name)}={getattr(self, name)} must be a positive number of seconds")
         for name, minimum in (
             ("flink_task_slots", 1),
             ("raw_partitions", 1),
@@ -289,6 +303,7 @@ class Settings:
             ("collector_max_kb", 1),
             ("collector_max_events", 1),
             ("collector_queue_limit", 1),
+            ("collector_max_connections", 1),
         ):
             if getattr(self, name) < minimum:
                 raise SettingsError(f"{_var(name)} must be at least {minimum}, got {getattr(self, name)}")
@@ -336,6 +351,7 @@ class Settings:
                 raise SettingsError(f"{_var(name)}={getattr(self, name)!r} is not a comma-separated list of hosts")
         self.table_ttls  # noqa: B018 - parsed here so a bad value fails when settings are read
         self.date_rule  # noqa: B018 - likewise
+        self.collector_trusted_networks  # noqa: B018 - likewise
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
         self._check_lake()
 
@@ -443,6 +459,22 @@ class Settings:
         return parse_duration(self.collector_delivery_timeout, _var("collector_delivery_timeout"))
 
     @property
+    def collector_trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks of CLICKLIB_COLLECTOR_TRUSTED_PROXIES (an address is a network of one)."""
+        networks = []
+        for entry in filter(None, (part.strip() for part in self.collector_trusted_proxies.split(","))):
+            try:
+                # strict: "10.0.0.5/8" is refused, not read as all of 10.0.0.0/8 (trusting a whole
+                # network by a typo would let any of its machines name any client address).
+                networks.append(ipaddress.ip_network(entry, strict=True))
+            except ValueError as exc:
+                raise SettingsError(
+                    f"{_var('collector_trusted_proxies')}={self.collector_trusted_proxies!r}: {entry!r} is not an "
+                    f"IP address or network ({exc}); write them like 10.0.0.5, 10.1.0.0/16, fd00::/8"
+                ) from None
+        return tuple(networks)
+
+    @property
     def checkpoint_interval_seconds(self) -> float:
         return parse_duration(self.checkpoint_interval, _var("checkpoint_interval"))
 
@@ -485,8 +517,8 @@ class Settings:
 
     @property
     def flink_rest_backend_url(self) -> str:
-        """Flink's REST API itself, behind the web guard: for the stack's own probes."""
-        return f"http://{self.code_host}:{self.flink_rest_backend_port}"
+        """Flink's REST API itself, behind the web guard, on mutual TLS: for the stack's own probes."""
+        return f"https://{self.code_host}:{self.flink_rest_backend_port}"
 
     @property
     def collector_url(self) -> str:
@@ -496,7 +528,7 @@ class Settings:
 
     @property
     def sql_gateway_backend_url(self) -> str:
-        return f"http://{self.code_host}:{self.sql_gateway_backend_port}"
+        return f"https://{self.code_host}:{self.sql_gateway_backend_port}"
 
 
 def _lake_url(value: str, name: str) -> str:

@@ -41,7 +41,7 @@ class DevTools:
     """A headless Chromium driven through the DevTools protocol: open a page, run script in it,
     wait for the next page to load. One tab, one fresh profile."""
 
-    def __init__(self, profile: Path) -> None:
+    def __init__(self, profile: Path, *flags: str) -> None:
         import json
         import time
         import urllib.request
@@ -51,7 +51,7 @@ class DevTools:
         profile.mkdir(parents=True, exist_ok=True)
         (profile / "DevToolsActivePort").unlink(missing_ok=True)  # a previous browser's port
         self.process = subprocess.Popen(
-            [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+            [str(CHROMIUM), *FLAGS, *flags, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

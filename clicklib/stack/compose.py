@@ -77,9 +77,10 @@ def compose_files(settings: Settings) -> dict[str, str]:
         "connect-users.properties": secrets.connect_users_text(settings),
         "connect-distributed.properties": worker
         + "\n# The secure profile (written by `clicklib stack compose-secrets`).\n"
-        + configs.connect_secret_provider(MOUNT)
+        + configs.connect_secret_provider(f"{MOUNT}/{secrets.SINK_PASSWORD_FILE}")
         + configs.connect_kafka_security(settings)
-        + configs.CONNECT_SECURE,
+        # Replaces the worker file's own list: the guard first, then the login.
+        + f"rest.extension.classes={configs.CONNECT_WEB_GUARD},{configs.CONNECT_BASIC_AUTH}\n",
         # The health check's Authorization header.
         "connect-login": base64.b64encode(f"{connect_user}:{credentials['connect'][connect_user]}".encode()).decode(),
         "cassandra-roles.properties": _properties({role: cassandra[role] for role in secrets.CASSANDRA_ROLES}),

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from clicklib.secrets import LOCAL_MECHANISM, kafka_java_options, secrets_dir
+from clicklib.secrets import LOCAL_MECHANISM, kafka_java_options, secrets_dir, sink_password_path
 from clicklib.settings import Settings
+from clicklib.stack import rest_tls
 
 
 def conf_dir(settings: Settings) -> Path:
@@ -130,29 +131,46 @@ listeners=http://{settings.bind_host}:{settings.connect_port}
 rest.advertised.host.name={settings.bind_host}
 rest.advertised.port={settings.connect_port}
 plugin.path={settings.home / "jars" / "connect-plugins"}
-{connect_secret_provider(str(secrets_dir(settings)))}{connect_kafka_security(settings)}\
-{CONNECT_SECURE if settings.secure else ""}""",
+# Connectors may not change the Kafka clients the worker makes for them (their login, their
+# topics' reach): the pipeline's connectors need no override.
+connector.client.config.override.policy=None
+{_connect_secrets(settings)}{connect_kafka_security(settings)}\
+{connect_rest_extensions(settings)}""",
     )
 
 
-def connect_secret_provider(folder: str) -> str:
-    """Worker properties that let connector configs name a secret in ``folder`` by reference."""
+def _connect_secrets(settings: Settings) -> str:
+    # Only the secure profile's sinks log in to Cassandra, with a password Connect reads by reference.
+    return connect_secret_provider(str(sink_password_path(settings))) if settings.secure else ""
+
+
+def connect_secret_provider(password_file: str) -> str:
+    """Worker properties that let connector configs name the sinks' password by reference."""
     return f"""\
 # Connector configs may name a secret by reference, ${{file:path:key}}: the sinks' Cassandra
 # password is given so, and Connect's REST API shows only the reference.
 config.providers=file
 config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
-# ... and only from clicklib's secrets: anyone who may call the REST API could otherwise have the
-# worker read any file it can.
-config.providers.file.param.allowed.paths={folder}
+# ... and from that one file only: anyone who may call the REST API could otherwise have the
+# worker read any file it can, and a connector's validation error could echo another secret.
+config.providers.file.param.allowed.paths={password_file}
 """
 
 
 # The secure profile: every REST request must carry a user and password (the JAAS file's
 # KafkaConnect section names the file that holds them).
-CONNECT_SECURE = (
-    "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\n"
-)
+# Refuses what a web page can send (a rebound Host, a foreign Origin), as the web guards do for
+# Flink; it is in the clicklib sink's plugin jar (connect/cassandra-sink).
+CONNECT_WEB_GUARD = "io.clicklib.connect.rest.WebRequestGuard"
+CONNECT_BASIC_AUTH = "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension"
+
+
+def connect_rest_extensions(settings: Settings) -> str:
+    """The REST API's guard, and in the secure profile its login after it."""
+    extensions = [CONNECT_WEB_GUARD, *([CONNECT_BASIC_AUTH] if settings.secure else [])]
+    # A worker that binds another address is called by that name too (the secure profile only).
+    allowed = "" if settings.code_host == settings.bind_host else settings.bind_host
+    return f"rest.extension.classes={','.join(extensions)}\nclicklib.rest.allowed.hosts={allowed}\n"
 
 
 def connect_kafka_security(settings: Settings) -> str:
@@ -275,7 +293,7 @@ web.submit.enable: false
 web.access-control-allow-origin: ""
 # Sampled flame graphs in the web UI and REST API: how the benchmarks found where CPU goes.
 rest.flamegraph.enabled: true
-{_flink_s3_options(settings)}""",
+{rest_tls.flink_options(settings)}{_flink_s3_options(settings)}""",
     )
     # The lake's S3 secret key may be in it: readable by this user alone.
     path.chmod(0o600)

@@ -18,6 +18,7 @@ from clicklib.flink import FlinkClient
 from clicklib.secrets import cassandra_login, connect_login, kafka_client_config
 from clicklib.settings import Settings
 from clicklib.sql_gateway import SqlGatewayClient
+from clicklib.stack.rest_tls import rest_tls
 
 CASSANDRA_SINK_CLASS = "io.clicklib.connect.cassandra.CassandraSinkConnector"
 
@@ -138,9 +139,17 @@ def collector(settings: Settings) -> Probe:
     return Probe(True, f"into {topic}{waiting}, {state.get('in_flight', 0)} event(s) in flight")
 
 
+def _backend_tls(settings: Settings, url: str) -> tuple[str, str] | None:
+    """The client key for a backend port (https: mutual TLS), none for a public one."""
+    if not url.startswith("https://"):
+        return None
+    tls = rest_tls(settings)
+    return str(tls.identity), str(tls.certificate)
+
+
 def flink_overview(settings: Settings, url: str) -> dict | str:
     """Flink's /overview at ``url`` as a dict, or why it could not be had."""
-    client = FlinkClient(url, settings.probe_timeout)
+    client = FlinkClient(url, settings.probe_timeout, tls=_backend_tls(settings, url))
     try:
         return client.overview()
     except ClicklibError as exc:
@@ -178,7 +187,7 @@ def flink(settings: Settings) -> Probe:
 
 
 def _sql_gateway_at(settings: Settings, url: str) -> Probe:
-    client = SqlGatewayClient(url, settings.probe_timeout)
+    client = SqlGatewayClient(url, settings.probe_timeout, tls=_backend_tls(settings, url))
     try:
         client.session().close()
     except ClicklibError as exc:

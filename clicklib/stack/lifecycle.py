@@ -60,6 +60,7 @@ def up(
     for name in to_start:
         for port_name in PROCESSES[name].ports:
             process.check_port(settings, name, port_name, settings.ports[port_name])
+    process.make_private(settings.home)
     jars.resolve_for(settings, names, log=lambda message: emit("jars", "resolving", message))
     configs.write_log_configs(settings)
     if settings.secure:

@@ -123,6 +123,18 @@ def check_port(settings: Settings, service: str, port_name: str, port: int) -> N
     )
 
 
+# Files the stack's processes make are readable and writable by the user who runs the stack only.
+PRIVATE_UMASK = 0o077
+
+
+def make_private(home: Path) -> None:
+    """The stack's home open to its owner alone: Kafka's segments, Cassandra's SSTables, the
+    registry's database, checkpoints, the lake, logs and secrets are inside it, and a local user
+    who could read them would go around every ACL and role."""
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+
+
 def spawn(
     name: str,
     command: Sequence[str],
@@ -145,6 +157,8 @@ def spawn(
             cwd=cwd,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            # Whatever a service writes (segments, SSTables, checkpoints, logs) is its owner's alone.
+            umask=PRIVATE_UMASK,
         )
     pid_path.write_text(str(proc.pid))
     return psutil.Process(proc.pid)

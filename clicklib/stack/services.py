@@ -20,7 +20,7 @@ from pathlib import Path
 from clicklib import secrets
 from clicklib.exceptions import ServiceStartError, StackError
 from clicklib.settings import Settings
-from clicklib.stack import configs, health, web_guard
+from clicklib.stack import configs, health, rest_tls, web_guard
 from clicklib.stack.jars import FLINK_PLUGINS, SCHEMA_REGISTRY_NAME, classpath, jars_dir
 from clicklib.stack.process import home_marker, service_marker
 
@@ -147,6 +147,12 @@ def _kafka_command(settings: Settings, java: str) -> list[str]:
 SECURED_MARK = "clicklib-secure"
 
 
+def java_argfile(arguments: list[str]) -> str:
+    """``arguments`` as a java launcher argument file: one per line, each quoted (a path may hold
+    spaces), with backslashes and quotes escaped as the launcher reads them."""
+    return "".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"\n' for a in arguments)
+
+
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
@@ -166,11 +172,12 @@ def _format_kafka_storage(settings: Settings, java: str) -> None:
     data.mkdir(parents=True, exist_ok=True)
     # The admin login has to exist before the broker can log in to itself; the other users
     # are added through it once the broker is up (access.secure_stack). Kafka's formatter takes
-    # it on its command line only: for the seconds it runs, other local users could read it.
+    # it as an argument only, so the arguments go in a private file that the java launcher
+    # expands (@argfile): `ps` shows that file's name, never the password.
     admin = secrets.local_credentials(settings, create=True)["kafka"]["admin"] if settings.secure else ""
     scram = ["--add-scram", f"{secrets.LOCAL_MECHANISM}=[name=admin,password={admin}]"] if admin else []
-    command = [
-        *_jvm(settings, java, "kafka-storage-format", None),
+    arguments = [
+        *_jvm(settings, java, "kafka-storage-format", None)[3:],
         _log4j2(settings),
         "-cp",
         classpath(settings, "kafka"),
@@ -182,14 +189,18 @@ def _format_kafka_storage(settings: Settings, java: str) -> None:
         str(configs.kafka_properties(settings)),
         *scram,
     ]
+    argfile = secrets.private_file(secrets.secrets_dir(settings) / "kafka-storage-format.args", java_argfile(arguments))
     try:
+        # The markers stay on the command line, where `stack down` looks for the stack's processes.
+        command = [*_jvm(settings, java, "kafka-storage-format", None)[:3], f"@{argfile}"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired:
-        # Not the exception itself: its message holds the command line, the admin password with it.
         raise ServiceStartError(
             f"kafka: formatting the KRaft storage in {data} took over 120 s; remove that folder and try again",
             service="kafka",
         ) from None
+    finally:
+        argfile.unlink(missing_ok=True)
     if result.returncode != 0:
         output = result.stdout + result.stderr
         raise ServiceStartError(
@@ -334,6 +345,7 @@ def _sql_gateway_command(settings: Settings, java: str) -> list[str]:
 
 def _web_guard_command(settings: Settings, name: str, label: str, public: int, backend: int) -> list[str]:
     host = settings.code_host
+    tls = rest_tls.ensure_rest_tls(settings)
     return [
         # Run as a file: it needs the standard library only, not clicklib and what clicklib imports.
         sys.executable,
@@ -341,6 +353,8 @@ def _web_guard_command(settings: Settings, name: str, label: str, public: int, b
         f"--listen={host}:{public}",
         f"--backend={host}:{backend}",
         f"--label={label}",
+        f"--backend-identity={tls.identity}",
+        f"--backend-trust={tls.certificate}",
         # The markers let `stack down` and the supervisor find it like every JVM of this stack.
         home_marker(settings),
         service_marker(name),

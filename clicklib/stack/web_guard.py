@@ -12,6 +12,10 @@ port, forwards to the service on its backend port, and:
 - drops every ``Access-Control-*`` header from the answers, so no browser hands an answer to
   a page of another origin.
 
+The guarded service's own port speaks TLS and takes only clients holding the stack's key
+(rest_tls.py), so a page cannot go around the guard; the guard is given that key with
+``--backend-identity`` and ``--backend-trust``.
+
 It uses the standard library only, so docker-compose runs the same file in a plain Python
 image: ``python web_guard.py --listen 0.0.0.0:8081 --backend flink-jobmanager:8081``.
 """
@@ -22,6 +26,7 @@ import argparse
 import http.client
 import ipaddress
 import re
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -110,6 +115,8 @@ class GuardHandler(BaseHTTPRequestHandler):
     backend: tuple[str, int] = ("127.0.0.1", 0)
     label = "the service"
     backend_timeout = 300.0
+    # With mutual TLS to the service (stack/rest_tls.py): the context holding the client key.
+    backend_tls: ssl.SSLContext | None = None
 
     def _refuse(self, status: int, reason: str) -> None:
         # The connection is closed after a refusal: what the client sent after the headers (its
@@ -184,7 +191,10 @@ class GuardHandler(BaseHTTPRequestHandler):
         headers.pop("Content-Length", None)
         if body is not None:
             headers["Content-Length"] = str(len(body))
-        backend = http.client.HTTPConnection(*self.backend, timeout=self.backend_timeout)
+        if self.backend_tls is None:
+            backend = http.client.HTTPConnection(*self.backend, timeout=self.backend_timeout)
+        else:
+            backend = http.client.HTTPSConnection(*self.backend, timeout=self.backend_timeout, context=self.backend_tls)
         try:
             try:
                 backend.request(self.command, self.path, body=body, headers=headers)
@@ -249,9 +259,19 @@ def address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(listen: tuple[str, int], backend: tuple[str, int], label: str) -> None:
+def client_tls(identity: str, trusted: str) -> ssl.SSLContext:
+    """A TLS client context that presents ``identity`` (key and certificate in one PEM file) and
+    trusts only the certificate in ``trusted``."""
+    context = ssl.create_default_context(cafile=trusted)
+    context.load_cert_chain(identity)
+    return context
+
+
+def serve(
+    listen: tuple[str, int], backend: tuple[str, int], label: str, backend_tls: ssl.SSLContext | None = None
+) -> None:
     """Serve until killed."""
-    handler = type("Handler", (GuardHandler,), {"backend": backend, "label": label})
+    handler = type("Handler", (GuardHandler,), {"backend": backend, "label": label, "backend_tls": backend_tls})
     server = ThreadingHTTPServer(listen, handler)
     server.daemon_threads = True
     sys.stderr.write(f"guarding {label}: {listen[0]}:{listen[1]} -> {backend[0]}:{backend[1]}\n")
@@ -264,9 +284,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", type=address, required=True, help="host:port to serve on")
     parser.add_argument("--backend", type=address, required=True, help="host:port of the guarded service")
     parser.add_argument("--label", default="the service", help="the service's name, for error messages")
+    parser.add_argument("--backend-identity", help="PEM file with the key and certificate to present to the backend")
+    parser.add_argument("--backend-trust", help="PEM file with the certificate the backend must present")
     # The local stack adds -Dclicklib.* markers so that it can find its processes; they are not options.
     options, _markers = parser.parse_known_args(argv)
-    serve(options.listen, options.backend, options.label)
+    if bool(options.backend_identity) != bool(options.backend_trust):
+        parser.error("--backend-identity and --backend-trust go together")
+    tls = client_tls(options.backend_identity, options.backend_trust) if options.backend_identity else None
+    serve(options.listen, options.backend, options.label, tls)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ PUBLISHED = {
     "connect": "connect_port",
     "flink-guard": "flink_rest_port",
     "sql-gateway-guard": "sql_gateway_port",
-    "schema-registry": "schema_registry_port",
+    "schema-registry-guard": "schema_registry_port",
 }
 FLINK_SERVICES = ("flink-jobmanager", "flink-taskmanager", "sql-gateway")
 PLUGINS_DIR = "/opt/kafka/plugins"
@@ -484,15 +484,22 @@ def test_every_service_that_runs_is_restarted_when_it_dies(services: dict) -> No
         "sql-gateway-guard",
         "collector",
         "schema-registry",
+        "schema-registry-guard",
     }
     assert {name for name, service in services.items() if service.get("restart") == "unless-stopped"} == long_running
 
 
-def test_flink_and_the_sql_gateway_are_reached_from_the_host_only_through_their_web_guards(services: dict) -> None:
-    for guard, service, port in (("flink-guard", "flink-jobmanager", 8081), ("sql-gateway-guard", "sql-gateway", 8082)):
+def test_flink_the_sql_gateway_and_the_registry_are_reached_from_the_host_only_through_web_guards(
+    services: dict,
+) -> None:
+    for guard, service, port, backend in (
+        ("flink-guard", "flink-jobmanager", 8081, 8081),
+        ("sql-gateway-guard", "sql-gateway", 8082, 8082),
+        ("schema-registry-guard", "schema-registry", 8085, 8080),
+    ):
         assert not _published_ports(services[service]), f"{service} must not publish a port: {guard} owns it"
         command = services[guard]["command"]
-        assert f"--backend={service}:{port}" in command and f"--listen=0.0.0.0:{port}" in command
+        assert f"--backend={service}:{backend}" in command and f"--listen=0.0.0.0:{port}" in command
         mount = services[guard]["volumes"][0].split(":")
         # The very file the local stack runs.
         assert (ROOT / mount[0]).resolve() == (ROOT / "clicklib" / "stack" / "web_guard.py").resolve()
@@ -645,10 +652,14 @@ def test_the_connect_worker_of_the_secure_profile_logs_in_and_asks_for_one(compo
     _, folder = compose_files
     worker = _properties(folder / "connect-distributed.properties")
     docker = _properties(WORKER_PROPERTIES)
-    assert {key: worker[key] for key in docker} == docker  # the compose worker, with more
+    # The compose worker, with more; its REST extensions (the web guard) gain the login.
+    extensions = docker.pop("rest.extension.classes")
+    assert {key: worker[key] for key in docker} == docker
+    assert worker["rest.extension.classes"].startswith(extensions + ",")
     for prefix in ("", "producer.", "consumer.", "admin."):
         assert worker[f"{prefix}security.protocol"] == "SASL_PLAINTEXT"
-    assert worker["config.providers.file.param.allowed.paths"] == "/run/clicklib"
+    # The sinks' password file alone: no connector can have another secret read back.
+    assert worker["config.providers.file.param.allowed.paths"] == "/run/clicklib/cassandra-sink.properties"
     assert worker["rest.extension.classes"].endswith("BasicAuthSecurityRestExtension")
     assert 'file="/run/clicklib/connect-users.properties"' in (folder / "connect.jaas").read_text()
 

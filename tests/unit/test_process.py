@@ -70,3 +70,20 @@ def test_log_tail_returns_the_last_lines(tmp_path):
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     tail = process.log_tail(log, 3)
     assert tail == "line 97\nline 98\nline 99\n"
+
+
+def test_what_a_service_writes_and_the_home_it_lives_in_are_its_owners_alone(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    process.make_private(home)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    proc = process.spawn(
+        "writer",
+        ["sh", "-c", "mkdir data && echo segment > data/file"],
+        home / "writer.log",
+        home / "writer.pid",
+        cwd=home,
+    )
+    proc.wait(timeout=30)
+    assert stat.S_IMODE((home / "data").stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "data" / "file").stat().st_mode) == 0o600

@@ -133,10 +133,17 @@ def test_cassandra_asks_for_a_login_and_connect_for_a_user_in_the_secure_profile
     open_yaml = configs.cassandra_yaml(Settings(home=secure.home)).read_text()
     assert "authenticator: AllowAllAuthenticator" in open_yaml
     worker = configs.connect_properties(secure).read_text()
+    # The web page guard first, so a page's request is refused before any login is checked.
     assert (
-        "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension"
-        in (worker)
+        "rest.extension.classes=io.clicklib.connect.rest.WebRequestGuard,"
+        "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\n" in worker
     )
+    # The file provider reads the sinks' password file and nothing else, and no connector may
+    # change the Kafka clients the worker makes for it.
+    assert f"config.providers.file.param.allowed.paths={secrets.sink_password_path(secure)}\n" in worker
+    assert "connector.client.config.override.policy=None\n" in worker
+    open_worker = configs.connect_properties(Settings(home=secure.home)).read_text()
+    assert "rest.extension.classes=io.clicklib.connect.rest.WebRequestGuard\n" in open_worker
     jaas = secrets.connect_jaas(secure).read_text()
     assert "KafkaClient {" in jaas and "KafkaConnect {" in jaas
     users = secrets.secrets_dir(secure) / "connect-users.properties"

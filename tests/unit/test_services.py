@@ -1,3 +1,6 @@
+import shutil
+import subprocess
+
 import pytest
 
 from clicklib.exceptions import StackError
@@ -55,3 +58,18 @@ io.clicklib.stack:kafka:pom:0.1.0: Could not find artifact org.apache.kafka:kafk
 
 def test_maven_failures_name_the_missing_artifact():
     assert jars.missing_artifacts(MAVEN_FAILURE) == ["org.apache.kafka:kafka_2.13:jar:9.9.9"]
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs java")
+def test_an_argument_file_gives_java_each_argument_as_it_was(tmp_path):
+    # Kafka's storage formatter takes the admin password as an argument: it goes in such a file,
+    # so that `ps` shows the file's name, not the password.
+    echo = tmp_path / "Echo.java"
+    echo.write_text(
+        "public class Echo { public static void main(String[] a) { for (String s : a) System.out.println(s); } }"
+    )
+    arguments = ["with space", "back\\slash", 'quo"te', "SCRAM-SHA-256=[name=admin,password=a-b_C]", "$HOME", "-x"]
+    argfile = tmp_path / "args"
+    argfile.write_text(services.java_argfile([str(echo), *arguments]))
+    shown = subprocess.run(["java", f"@{argfile}"], capture_output=True, text=True, timeout=120, check=True)
+    assert shown.stdout.splitlines() == arguments

@@ -3,13 +3,16 @@
 import http.client
 import json
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
 
-from clicklib.stack import web_guard
+from clicklib.rest import RestClient
+from clicklib.settings import Settings
+from clicklib.stack import rest_tls, web_guard
 
 
 @pytest.mark.parametrize(
@@ -250,3 +253,78 @@ def test_an_answer_the_service_breaks_off_ends_the_connection(guarded):
     )
     assert answer.startswith(b"HTTP/1.1 200") and b"Content-Length: 100" in answer
     assert answer.endswith(b"nine byte") and answer.count(b"HTTP/1.1") == 1
+
+
+@pytest.fixture
+def guarded_over_tls(tmp_path):
+    """The guard in front of a backend that, like Flink with security.ssl.rest.authentication-enabled,
+    speaks TLS and takes only clients presenting the stack's certificate."""
+    tls = rest_tls.ensure_rest_tls(Settings(home=tmp_path))
+    FlinkLike.seen = []
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), FlinkLike)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(tls.identity)
+    server_side.load_verify_locations(tls.certificate)
+    server_side.verify_mode = ssl.CERT_REQUIRED
+    backend.socket = server_side.wrap_socket(backend.socket, server_side=True)
+    threading.Thread(target=backend.serve_forever, args=(0.05,), daemon=True).start()
+    handler = type(
+        "Handler",
+        (web_guard.GuardHandler,),
+        {
+            "backend": backend.server_address,
+            "label": "Flink",
+            "backend_tls": web_guard.client_tls(str(tls.identity), str(tls.certificate)),
+        },
+    )
+    guard = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=guard.serve_forever, args=(0.05,), daemon=True).start()
+    yield guard.server_address[1], backend.server_address[1], tls
+    guard.shutdown()
+    backend.shutdown()
+
+
+def test_the_guard_reaches_a_backend_that_asks_for_its_certificate(guarded_over_tls):
+    port, _, _ = guarded_over_tls
+    answer, body = _request(port, "POST", "/jobs", body=b"graph")
+    assert answer.status == 200 and json.loads(body) == {"body": "graph", "length": 5}
+    assert FlinkLike.seen == ["POST /jobs"]
+
+
+def test_without_the_stacks_key_the_backend_port_takes_nothing(guarded_over_tls, tmp_path):
+    _, backend_port, tls = guarded_over_tls
+    # What a web page can send: plain HTTP. The TLS server reads it as a broken handshake.
+    try:
+        answer = _raw(backend_port, b"POST /jobs HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nEVIL")
+    except ConnectionError:
+        answer = b""
+    assert not answer.startswith(b"HTTP/")
+    # TLS without a client key: the handshake fails.
+    anonymous = ssl.create_default_context(cafile=str(tls.certificate))
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        connection = http.client.HTTPSConnection("127.0.0.1", backend_port, timeout=10, context=anonymous)
+        connection.request("POST", "/jobs", body=b"EVIL")
+        connection.getresponse().read()
+    # Another stack's key is not this one's.
+    other = rest_tls.ensure_rest_tls(Settings(home=tmp_path / "other"))
+    stranger = web_guard.client_tls(str(other.identity), str(tls.certificate))
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        connection = http.client.HTTPSConnection("127.0.0.1", backend_port, timeout=10, context=stranger)
+        connection.request("POST", "/jobs", body=b"EVIL")
+        connection.getresponse().read()
+    assert FlinkLike.seen == []
+
+
+def test_the_stacks_own_clients_reach_the_backend_whatever_ca_bundle_the_environment_names(
+    guarded_over_tls, monkeypatch
+):
+    # requests lets REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE override a session's trusted
+    # certificate; many machines set them, and the stack's certificate is in no such bundle.
+    _, backend_port, tls = guarded_over_tls
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ssl.get_default_verify_paths().openssl_cafile)
+    monkeypatch.setenv("CURL_CA_BUNDLE", ssl.get_default_verify_paths().openssl_cafile)
+    client = RestClient(f"https://127.0.0.1:{backend_port}", 10, tls=(str(tls.identity), str(tls.certificate)))
+    try:
+        assert client.request("GET", "/overview", "asking for the overview").json()["path"] == "/overview"
+    finally:
+        client.http.close()
