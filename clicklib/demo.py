@@ -58,10 +58,10 @@ def headline(pipeline: Pipeline, first_ms: int, last_ms: int) -> dict:
     """The run's headline figures from the closed tables: every session's bounce, conversion and
     cart abandonment, the funnel as shares of sessions, and the share of page loads that failed."""
     days = reconcile.days_between(first_ms, last_ms)
-    sessions = analysis.summary_sessions(pipeline.cassandra.partitions_df("session_summary", "day", days))
+    sessions = analysis.summary_sessions(pipeline.reader.partitions_df("session_summary", "day", days))
     starts = sessions["session_start"]
     sessions = sessions[(starts >= pd.Timestamp(first_ms, unit="ms")) & (starts <= pd.Timestamp(last_ms, unit="ms"))]
-    status = pipeline.cassandra.partitions_df("status_per_minute", "day", days)
+    status = pipeline.reader.partitions_df("status_per_minute", "day", days)
     minutes = analysis.as_datetime(status["window_start"])
     low, high = pd.Timestamp(first_ms // 60_000 * 60_000, unit="ms"), pd.Timestamp(last_ms, unit="ms")
     status = status[(minutes >= low) & (minutes <= high)]

@@ -55,8 +55,10 @@ class Pipeline:
         # The analysis reads through a role that may only read (the secure profile's reader).
         self.reader = CassandraClient(self.settings, role="reader")
         self.connect = ConnectClient(self.settings.connect_url, timeout, auth=secrets.connect_login(self.settings))
-        self.flink = FlinkClient(self.settings.flink_rest_url, timeout)
-        self.sql_gateway = SqlGatewayClient(self.settings.sql_gateway_url, timeout)
+        # Both behind web guards that, in the secure profile, ask for the stack's login.
+        flink_login = secrets.flink_login(self.settings)
+        self.flink = FlinkClient(self.settings.flink_rest_url, timeout, auth=flink_login)
+        self.sql_gateway = SqlGatewayClient(self.settings.sql_gateway_url, timeout, auth=flink_login)
         self.registry = SchemaRegistry(self.settings)
 
     def __enter__(self) -> Pipeline:

@@ -77,7 +77,7 @@ def run(pipeline: Pipeline, workload: Workload, start: RunStart) -> list[Count]:
     minute_first, minute_last = _ms(first // 60_000 * 60_000), _ms(last // 60_000 * 60_000)
 
     def total(cql: str, low: object, high: object) -> int:
-        rows = [pipeline.cassandra.execute(cql, (day, low, high)).one() for day in days]
+        rows = [pipeline.reader.execute(cql, (day, low, high)).one() for day in days]
         return int(sum(row[0] or 0 for row in rows))
 
     def clean_rows() -> int:
@@ -90,7 +90,7 @@ def run(pipeline: Pipeline, workload: Workload, start: RunStart) -> list[Count]:
                     f"SELECT COUNT(*) FROM {keyspace}.events_by_day WHERE day = %s AND bucket IN "
                     f"({', '.join(['%s'] * len(part))}) AND date >= %s AND date <= %s"
                 )
-                found += int(pipeline.cassandra.execute(cql, (day, *part, first, last)).one()[0])
+                found += int(pipeline.reader.execute(cql, (day, *part, first, last)).one()[0])
         return found
 
     counts += [

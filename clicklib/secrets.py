@@ -37,7 +37,10 @@ KAFKA_PRINCIPALS = ("admin", "producer", "flink", "connect")
 CASSANDRA_ROLES = ("admin", "sink", "reader")
 # The one user of Connect's REST API.
 CONNECT_USERS = ("clicklib",)
-LOCAL_LOGINS = {"kafka": KAFKA_PRINCIPALS, "cassandra": CASSANDRA_ROLES, "connect": CONNECT_USERS}
+# The one user of Flink's REST API and the SQL Gateway, which the web guards ask for: neither
+# service has a login of its own.
+FLINK_USERS = ("clicklib",)
+LOCAL_LOGINS = {"kafka": KAFKA_PRINCIPALS, "cassandra": CASSANDRA_ROLES, "connect": CONNECT_USERS, "flink": FLINK_USERS}
 # The mechanism the secure profile's client listener speaks.
 LOCAL_MECHANISM = "SCRAM-SHA-256"
 # Flink's Kafka connector carries the Kafka client relocated under this package.
@@ -222,6 +225,22 @@ def connect_login(settings: Settings) -> tuple[str, str] | None:
     if settings.secure:
         return CONNECT_USERS[0], local_credentials(settings)["connect"][CONNECT_USERS[0]]
     return None
+
+
+def flink_login(settings: Settings) -> tuple[str, str] | None:
+    """The user name and password for Flink's REST API and the SQL Gateway (through their web
+    guards), or None for none."""
+    if settings.secure:
+        return FLINK_USERS[0], local_credentials(settings)["flink"][FLINK_USERS[0]]
+    return None
+
+
+def guard_login_file(settings: Settings) -> Path | None:
+    """The file the web guards read the login they ask for from (secure profile), or None."""
+    login = flink_login(settings)
+    if login is None:
+        return None
+    return private_file(secrets_dir(settings) / "web-guard.login", f"{login[0]}:{login[1]}\n")
 
 
 def sink_password_file(settings: Settings) -> Path | None:

@@ -115,14 +115,14 @@ def read_committed(settings: Settings, topic: str, timeout: float = 120.0) -> li
 def restarts(pipeline: Pipeline, timeout: float = 30.0) -> dict[str, int]:
     """numRestarts of each of the pipeline's running jobs, read from Flink's REST API. Flink
     fetches metrics lazily: a job that has just started answers with none for a moment."""
-    base = pipeline.settings.flink_rest_url
+    base, auth = pipeline.settings.flink_rest_url, secrets.flink_login(pipeline.settings)
     counts = {}
-    for job in requests.get(f"{base}/jobs/overview", timeout=10).json()["jobs"]:
+    for job in requests.get(f"{base}/jobs/overview", auth=auth, timeout=10).json()["jobs"]:
         if job["state"] == "RUNNING" and job["name"].startswith(pipeline.settings.namespace):
             deadline = time.monotonic() + timeout
             while True:
                 url = f"{base}/jobs/{job['jid']}/metrics"
-                metrics = requests.get(url, params={"get": "numRestarts"}, timeout=10).json()
+                metrics = requests.get(url, params={"get": "numRestarts"}, auth=auth, timeout=10).json()
                 if metrics or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)

@@ -15,7 +15,7 @@ from clicklib.cassandra import refused_login, session_security
 from clicklib.connect import ConnectClient
 from clicklib.exceptions import ClicklibError, SettingsError
 from clicklib.flink import FlinkClient
-from clicklib.secrets import cassandra_login, connect_login, kafka_client_config
+from clicklib.secrets import cassandra_login, connect_login, flink_login, kafka_client_config
 from clicklib.settings import Settings
 from clicklib.sql_gateway import SqlGatewayClient
 from clicklib.stack.rest_tls import rest_tls
@@ -147,9 +147,18 @@ def _backend_tls(settings: Settings, url: str) -> tuple[str, str] | None:
     return str(tls.identity), str(tls.certificate)
 
 
+def _guard_login(settings: Settings, url: str) -> tuple[str, str] | None:
+    """The login a public port's web guard asks for (secure profile); a backend port takes the key."""
+    return None if url.startswith("https://") else flink_login(settings)
+
+
 def flink_overview(settings: Settings, url: str) -> dict | str:
     """Flink's /overview at ``url`` as a dict, or why it could not be had."""
-    client = FlinkClient(url, settings.probe_timeout, tls=_backend_tls(settings, url))
+    try:
+        login = _guard_login(settings, url)
+    except SettingsError as exc:  # a secure stack that has not made its logins yet
+        return str(exc)[:160]
+    client = FlinkClient(url, settings.probe_timeout, auth=login, tls=_backend_tls(settings, url))
     try:
         return client.overview()
     except ClicklibError as exc:
@@ -187,7 +196,11 @@ def flink(settings: Settings) -> Probe:
 
 
 def _sql_gateway_at(settings: Settings, url: str) -> Probe:
-    client = SqlGatewayClient(url, settings.probe_timeout, tls=_backend_tls(settings, url))
+    try:
+        login = _guard_login(settings, url)
+    except SettingsError as exc:  # a secure stack that has not made its logins yet
+        return Probe(False, str(exc)[:160])
+    client = SqlGatewayClient(url, settings.probe_timeout, auth=login, tls=_backend_tls(settings, url))
     try:
         client.session().close()
     except ClicklibError as exc:

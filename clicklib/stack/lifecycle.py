@@ -185,7 +185,7 @@ def save_flink_jobs(settings: Settings) -> dict[str, str]:
     proc = process.owned_process(settings, "flink-jobmanager", PROCESSES["flink-jobmanager"].pid_path(settings))
     if proc is None:
         return {}
-    flink = FlinkClient(settings.flink_rest_url, settings.request_timeout)
+    flink = FlinkClient(settings.flink_rest_url, settings.request_timeout, auth=secrets.flink_login(settings))
     try:
         return job_state.save_running(settings, flink)
     except ClicklibError:

@@ -346,6 +346,7 @@ def _sql_gateway_command(settings: Settings, java: str) -> list[str]:
 def _web_guard_command(settings: Settings, name: str, label: str, public: int, backend: int) -> list[str]:
     host = settings.code_host
     tls = rest_tls.ensure_rest_tls(settings)
+    login = secrets.guard_login_file(settings)
     return [
         # Run as a file: it needs the standard library only, not clicklib and what clicklib imports.
         sys.executable,
@@ -355,6 +356,7 @@ def _web_guard_command(settings: Settings, name: str, label: str, public: int, b
         f"--label={label}",
         f"--backend-identity={tls.identity}",
         f"--backend-trust={tls.certificate}",
+        *([f"--login-file={login}"] if login else []),
         # The markers let `stack down` and the supervisor find it like every JVM of this stack.
         home_marker(settings),
         service_marker(name),

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 
+from clicklib import secrets
 from clicklib.exceptions import ClicklibError
 from clicklib.settings import Settings, get_settings
 from clicklib.stack import configs, process
@@ -248,7 +249,9 @@ class Supervisor:
         from clicklib import job_state
         from clicklib.flink import FlinkClient
 
-        flink = FlinkClient(self.settings.flink_rest_url, self.settings.probe_timeout)
+        flink = FlinkClient(
+            self.settings.flink_rest_url, self.settings.probe_timeout, auth=secrets.flink_login(self.settings)
+        )
         try:
             active = {job.job_id for job in flink.jobs() if job.active}
         except ClicklibError:

@@ -12,6 +12,9 @@ port, forwards to the service on its backend port, and:
 - drops every ``Access-Control-*`` header from the answers, so no browser hands an answer to
   a page of another origin.
 
+In the secure profile the guard also asks every request for the stack's login (HTTP Basic,
+``--login-file``): Flink and the SQL Gateway have no login of their own.
+
 The guarded service's own port speaks TLS and takes only clients holding the stack's key
 (rest_tls.py), so a page cannot go around the guard; the guard is given that key with
 ``--backend-identity`` and ``--backend-trust``.
@@ -23,8 +26,12 @@ image: ``python web_guard.py --listen 0.0.0.0:8081 --backend flink-jobmanager:80
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hmac
 import http.client
 import ipaddress
+import os
 import re
 import ssl
 import sys
@@ -67,6 +74,36 @@ PATH = re.compile(r"/[\x21-\x7e]*")
 HEX_DIGITS = re.compile(r"[0-9A-Fa-f]+")
 # Flink's own limit on a request body (rest.server.max-content-length).
 MAX_BODY = 100 * 1024 * 1024
+
+
+def login_matches(authorizations: list[str], login: tuple[str, str]) -> bool:
+    """Whether the Authorization headers are exactly one HTTP Basic login equal to ``login``."""
+    if len(authorizations) != 1:
+        return False
+    scheme, _, encoded = authorizations[0].strip().partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    user, colon, password = given.partition(b":")
+    # Both compared in full whatever the first holds: the time taken tells nothing.
+    same_user = hmac.compare_digest(user, login[0].encode())
+    same_password = hmac.compare_digest(password, login[1].encode())
+    return bool(colon) and same_user and same_password
+
+
+def read_login(path: str) -> tuple[str, str]:
+    """The ``user:password`` in a file only its owner may read."""
+    mode = os.stat(path).st_mode
+    if mode & 0o077:
+        raise SystemExit(f"the login file {path} may be read by other users (mode {mode & 0o777:o}); chmod 600 it")
+    with open(path, encoding="utf-8") as handle:
+        user, colon, password = handle.read().strip().partition(":")
+    if not (user and colon and password):
+        raise SystemExit(f"the login file {path} does not hold user:password")
+    return user, password
 
 
 class BadRequest(Exception):
@@ -117,13 +154,17 @@ class GuardHandler(BaseHTTPRequestHandler):
     backend_timeout = 300.0
     # With mutual TLS to the service (stack/rest_tls.py): the context holding the client key.
     backend_tls: ssl.SSLContext | None = None
+    # The secure profile's (user, password), which every request must present.
+    login: tuple[str, str] | None = None
 
-    def _refuse(self, status: int, reason: str) -> None:
+    def _refuse(self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         # The connection is closed after a refusal: what the client sent after the headers (its
         # body) must never be read as a request of its own.
         self.close_connection = True
         body = (reason + "\n").encode()
         self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
@@ -182,12 +223,23 @@ class GuardHandler(BaseHTTPRequestHandler):
             self.log_message("refused %s %s: %s", self.command, self.path.split("?")[0][:200], reason)
             self._refuse(403, reason)
             return
+        if self.login is not None and not login_matches(self.headers.get_all("Authorization") or [], self.login):
+            given = "a wrong login" if self.headers.get("Authorization") else "no login"
+            self.log_message("refused %s %s: %s", self.command, self.path.split("?")[0][:200], given)
+            challenge = ("WWW-Authenticate", f'Basic realm="{self.label}", charset="UTF-8"')
+            self._refuse(401, f"{self.label} takes only the stack's login, and this request has {given}", (challenge,))
+            return
         try:
             body = self._request_body()
         except BadRequest as exc:
             self._refuse(400, str(exc))
             return
-        headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
+        # The login is the guard's: the service neither needs nor logs it.
+        headers = {
+            name: value
+            for name, value in self.headers.items()
+            if name.lower() not in HOP_BY_HOP and name.lower() != "authorization"
+        }
         headers.pop("Content-Length", None)
         if body is not None:
             headers["Content-Length"] = str(len(body))
@@ -268,10 +320,16 @@ def client_tls(identity: str, trusted: str) -> ssl.SSLContext:
 
 
 def serve(
-    listen: tuple[str, int], backend: tuple[str, int], label: str, backend_tls: ssl.SSLContext | None = None
+    listen: tuple[str, int],
+    backend: tuple[str, int],
+    label: str,
+    backend_tls: ssl.SSLContext | None = None,
+    login: tuple[str, str] | None = None,
 ) -> None:
     """Serve until killed."""
-    handler = type("Handler", (GuardHandler,), {"backend": backend, "label": label, "backend_tls": backend_tls})
+    handler = type(
+        "Handler", (GuardHandler,), {"backend": backend, "label": label, "backend_tls": backend_tls, "login": login}
+    )
     server = ThreadingHTTPServer(listen, handler)
     server.daemon_threads = True
     sys.stderr.write(f"guarding {label}: {listen[0]}:{listen[1]} -> {backend[0]}:{backend[1]}\n")
@@ -286,12 +344,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default="the service", help="the service's name, for error messages")
     parser.add_argument("--backend-identity", help="PEM file with the key and certificate to present to the backend")
     parser.add_argument("--backend-trust", help="PEM file with the certificate the backend must present")
+    parser.add_argument("--login-file", help="file (mode 600) holding the user:password every request must present")
     # The local stack adds -Dclicklib.* markers so that it can find its processes; they are not options.
     options, _markers = parser.parse_known_args(argv)
     if bool(options.backend_identity) != bool(options.backend_trust):
         parser.error("--backend-identity and --backend-trust go together")
     tls = client_tls(options.backend_identity, options.backend_trust) if options.backend_identity else None
-    serve(options.listen, options.backend, options.label, tls)
+    login = read_login(options.login_file) if options.login_file else None
+    serve(options.listen, options.backend, options.label, tls, login)
 
 
 if __name__ == "__main__":

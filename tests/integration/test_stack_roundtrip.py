@@ -22,7 +22,7 @@ from confluent_kafka.admin import (
 
 from clicklib.cassandra import session_security
 from clicklib.kafka import KafkaClient
-from clicklib.secrets import cassandra_login, connect_login
+from clicklib.secrets import cassandra_login, connect_login, flink_login
 from clicklib.sql_gateway import SqlGatewayClient
 from clicklib.stack.health import CASSANDRA_SINK_CLASS
 from clicklib.templates import placeholders
@@ -92,13 +92,15 @@ def test_cassandra_creates_inserts_and_reads(live_stack, unique_name):
 
 
 def test_flink_takes_no_jar_from_the_web(live_stack):
-    config = requests.get(f"{live_stack.flink_rest_url}/config", timeout=10).json()
+    auth = flink_login(live_stack)
+    config = requests.get(f"{live_stack.flink_rest_url}/config", auth=auth, timeout=10).json()
     assert config["features"]["web-submit"] is False
     # With web submission on, /jars lists the uploaded jars and an upload named *.jar is kept.
-    assert requests.get(f"{live_stack.flink_rest_url}/jars", timeout=10).status_code == 404
+    assert requests.get(f"{live_stack.flink_rest_url}/jars", auth=auth, timeout=10).status_code == 404
     upload = requests.post(
         f"{live_stack.flink_rest_url}/jars/upload",
         files={"jarfile": ("probe.jar", b"PK\x05\x06" + bytes(18), "application/x-java-archive")},
+        auth=auth,
         timeout=10,
     )
     assert upload.status_code >= 400, upload.text[:200]
@@ -106,22 +108,22 @@ def test_flink_takes_no_jar_from_the_web(live_stack):
 
 @pytest.mark.parametrize("port", ["flink_rest_url", "sql_gateway_url"])
 def test_a_foreign_web_page_may_not_read_flink_or_the_sql_gateway(live_stack, port):
-    base = getattr(live_stack, port)
+    base, auth = getattr(live_stack, port), flink_login(live_stack)
     path = "/config" if port == "flink_rest_url" else "/v1/info"
     # Served as before to a client that is no web page, and to a page on this machine.
     for origin in (None, base):
-        answered = requests.get(f"{base}{path}", headers={"Origin": origin} if origin else {}, timeout=10)
+        answered = requests.get(f"{base}{path}", headers={"Origin": origin} if origin else {}, auth=auth, timeout=10)
         assert answered.status_code == 200 and answered.json()
         assert "Access-Control-Allow-Origin" not in answered.headers
     for method, target in (("GET", path), ("OPTIONS", "/"), ("POST", "/v1/sessions")):
         foreign = {"Origin": "http://attacker.example"}
-        response = requests.request(method, f"{base}{target}", headers=foreign, timeout=10)
+        response = requests.request(method, f"{base}{target}", headers=foreign, auth=auth, timeout=10)
         # No header at all, so no browser hands the answer to the page; and no request reaches the
         # service, so a simple POST (which needs no preflight) cannot submit SQL either.
         assert "Access-Control-Allow-Origin" not in response.headers, f"{method} {base}{target}"
         assert response.status_code == 403 and "are not served" in response.text
     # DNS rebinding: the page's own name resolves to 127.0.0.1, and the browser sends that name.
-    rebound = requests.get(f"{base}{path}", headers={"Host": "attacker.example"}, timeout=10)
+    rebound = requests.get(f"{base}{path}", headers={"Host": "attacker.example"}, auth=auth, timeout=10)
     assert rebound.status_code == 403 and "does not name this machine" in rebound.text
 
 
@@ -151,7 +153,8 @@ def test_sql_gateway_runs_a_flink_job_that_reads_kafka(live_stack, unique_name):
                 )
             ]
         )
-    with SqlGatewayClient(live_stack.sql_gateway_url, live_stack.request_timeout).session() as sql:
+    gateway = SqlGatewayClient(live_stack.sql_gateway_url, live_stack.request_timeout, auth=flink_login(live_stack))
+    with gateway.session() as sql:
         sql.execute(
             f"""CREATE TABLE visits (id INT, page STRING) WITH (
                 'connector' = 'kafka', 'topic' = '{unique_name}',

@@ -149,7 +149,8 @@ def test_a_foreign_page_creates_runs_and_reads_nothing_on_any_port(live_stack: S
     assert not Path(f"/tmp/{marker}").exists()
     subjects = requests.get(f"{settings.schema_registry_url}/subjects", timeout=10).json()
     assert not [s for s in subjects if marker in s]
-    jobs = requests.get(f"{settings.flink_rest_url}/jobs/overview", timeout=10).json()["jobs"]
+    flink_auth = secrets.flink_login(settings)
+    jobs = requests.get(f"{settings.flink_rest_url}/jobs/overview", auth=flink_auth, timeout=10).json()["jobs"]
     assert not [job for job in jobs if marker in job["name"]]
     # Nothing reached Flink's or the gateway's handlers: no job graph was deserialized, no
     # session opened (the stack's own probes open none while the test runs).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -89,6 +90,64 @@ def test_connect_refuses_a_request_without_its_login(live_stack):
     assert requests.get(url, auth=secrets.connect_login(live_stack), timeout=10).status_code == 200
 
 
+@pytest.mark.parametrize(("url", "path"), [("flink_rest_url", "/overview"), ("sql_gateway_url", "/v1/info")])
+def test_flink_and_the_sql_gateway_refuse_a_request_without_their_login(live_stack, url, path):
+    target = f"{getattr(live_stack, url)}{path}"
+    anonymous = requests.get(target, timeout=10)
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Basic")
+    assert requests.get(target, auth=("clicklib", "not-the-password"), timeout=10).status_code == 401
+    assert requests.get(target, auth=secrets.flink_login(live_stack), timeout=10).status_code == 200
+    # A SQL session, the way in to the filesystem connector, needs the login too.
+    sessions = f"{live_stack.sql_gateway_url}/v1/sessions"
+    assert requests.post(sessions, json={}, timeout=10).status_code == 401
+
+
+def test_another_local_user_can_read_nothing_under_the_home_folder(live_stack):
+    """Kafka's segments, Cassandra's tables, checkpoints, logs, configs and secrets are the stack
+    owner's alone: another account on the machine can neither list nor read any of it."""
+    # The other user runs the system's Python: this one may live in a folder only its owner reads.
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser") or not python:
+        pytest.skip("needs root, useradd, runuser and a system python3 to act as a second local user")
+    home = live_stack.home
+    # Every path under the home folder, listed by its owner (symbolic links not followed).
+    paths = [str(home), *(str(path) for path in home.rglob("*") if not path.is_symlink())]
+    assert any("secrets" in path for path in paths) and any("/data/" in path for path in paths)
+    probe = (
+        "import os, sys\n"
+        "opened = []\n"
+        "for path in sys.stdin.read().splitlines():\n"
+        "    try:\n"
+        "        if os.path.isdir(path):\n"
+        "            os.listdir(path)\n"
+        "        else:\n"
+        "            open(path, 'rb').read(1)\n"
+        "        opened.append(path)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print(len(opened)); print('\\n'.join(opened[:20]))\n"
+    )
+    user = f"clk{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True, timeout=60)
+    try:
+        result = subprocess.run(
+            ["runuser", "-u", user, "--", python, "-I", "-c", probe],
+            # The control, a file every user may read, shows the probe can open what it may.
+            input="\n".join(["/etc/passwd", *paths]),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd="/",
+        )
+    finally:
+        subprocess.run(["userdel", user], check=False, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    count, *opened = result.stdout.splitlines()
+    assert opened[:1] == ["/etc/passwd"], result.stdout[-2000:]
+    assert count == "1", f"another local user opened {int(count) - 1} of {len(paths)} paths, e.g. {opened[1:]}"
+
+
 def every_password(settings: Settings) -> list[str]:
     stored = secrets.local_credentials(settings)
     return [password for logins in stored.values() for password in logins.values()]
@@ -118,14 +177,16 @@ def test_no_generated_password_is_in_logs_configs_job_graphs_or_cli_output(secur
     # The command lines of the running services, which any local user may read.
     for proc in process.stack_processes(settings):
         texts[f"process {proc.pid}"] = " ".join(proc.cmdline())
-    flink = settings.flink_rest_url
-    jobs = requests.get(f"{flink}/jobs/overview", timeout=10).json()["jobs"]
+    flink, flink_auth = settings.flink_rest_url, secrets.flink_login(settings)
+    jobs = requests.get(f"{flink}/jobs/overview", auth=flink_auth, timeout=10).json()["jobs"]
     assert any(job["state"] == "RUNNING" for job in jobs)
     for job in jobs:
         for view in ("", "/plan", "/config"):
-            texts[f"job {job['name']}{view}"] = requests.get(f"{flink}/jobs/{job['jid']}{view}", timeout=10).text
+            texts[f"job {job['name']}{view}"] = requests.get(
+                f"{flink}/jobs/{job['jid']}{view}", auth=flink_auth, timeout=10
+            ).text
     for view in ("/jobmanager/config", "/jobmanager/environment", "/taskmanagers"):
-        texts[view] = requests.get(f"{flink}{view}", timeout=10).text
+        texts[view] = requests.get(f"{flink}{view}", auth=flink_auth, timeout=10).text
     auth = secrets.connect_login(settings)
     for connector in secure_pipeline.definition.connectors:
         response = requests.get(f"{settings.connect_url}/connectors/{connector.name}", auth=auth, timeout=10)

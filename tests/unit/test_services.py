@@ -3,8 +3,10 @@ import subprocess
 
 import pytest
 
+from clicklib import secrets
 from clicklib.exceptions import StackError
-from clicklib.stack import jars, services
+from clicklib.settings import Settings
+from clicklib.stack import jars, services, web_guard
 
 
 def test_all_services_start_in_phase_order():
@@ -73,3 +75,22 @@ def test_an_argument_file_gives_java_each_argument_as_it_was(tmp_path):
     argfile.write_text(services.java_argfile([str(echo), *arguments]))
     shown = subprocess.run(["java", f"@{argfile}"], capture_output=True, text=True, timeout=120, check=True)
     assert shown.stdout.splitlines() == arguments
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_web_guards_ask_for_a_login_in_the_secure_profile_only_and_never_show_it(tmp_path, secure):
+    settings = Settings(home=tmp_path, secure=secure)
+    if secure:
+        secrets.local_credentials(settings, create=True)
+    for command in (
+        services._flink_guard_command(settings, "java"),
+        services._sql_gateway_guard_command(settings, "java"),
+    ):
+        files = [arg.removeprefix("--login-file=") for arg in command if arg.startswith("--login-file=")]
+        if not secure:
+            assert files == []
+            continue
+        login = secrets.flink_login(settings)
+        assert login[1] not in " ".join(command)
+        # The guard, started with that command, asks for exactly the login clicklib's clients send.
+        assert web_guard.read_login(files[0]) == login

@@ -1,5 +1,6 @@
 """The web guard's rules, and the guard forwarding to a small HTTP server that answers like Flink."""
 
+import base64
 import http.client
 import json
 import socket
@@ -99,9 +100,11 @@ class FlinkLike(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     seen: ClassVar[list[str]] = []  # what reached the service, across its handler instances
+    headers_seen: ClassVar[list[list[str]]] = []  # the header names of each GET that reached it
 
     def do_GET(self):
         FlinkLike.seen.append(f"GET {self.path}")
+        FlinkLike.headers_seen.append(list(self.headers.keys()))
         if self.path == "/short":
             self.send_response(200)
             self.send_header("Content-Length", "100")
@@ -328,3 +331,90 @@ def test_the_stacks_own_clients_reach_the_backend_whatever_ca_bundle_the_environ
         assert client.request("GET", "/overview", "asking for the overview").json()["path"] == "/overview"
     finally:
         client.http.close()
+
+
+@pytest.fixture
+def guarded_with_login():
+    """The guard as the secure profile runs it: it asks every request for the stack's login."""
+    FlinkLike.seen = []
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), FlinkLike)
+    threading.Thread(target=backend.serve_forever, args=(0.05,), daemon=True).start()
+    handler = type(
+        "Handler",
+        (web_guard.GuardHandler,),
+        {"backend": backend.server_address, "label": "Flink", "login": ("clicklib", "s3cret:with:colons")},
+    )
+    guard = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=guard.serve_forever, args=(0.05,), daemon=True).start()
+    yield guard.server_address[1]
+    guard.shutdown()
+    backend.shutdown()
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        _basic("clicklib", "wrong"),
+        _basic("someone", "s3cret:with:colons"),
+        _basic("clicklib", "s3cret:with:colon"),
+        "Basic !clicklib:s3cret:with:colons",  # not base64
+        "Basic " + base64.b64encode(b"clicklib").decode(),  # no colon
+        "Bearer " + base64.b64encode(b"clicklib:s3cret:with:colons").decode(),
+        base64.b64encode(b"clicklib:s3cret:with:colons").decode(),
+    ],
+)
+def test_with_a_login_the_guard_refuses_a_request_without_the_right_one(guarded_with_login, authorization):
+    headers = {"Authorization": authorization} if authorization else {}
+    answer, body = _request(guarded_with_login, "POST", "/jobs", body=b"graph", headers=headers)
+    assert answer.status == 401 and b"takes only the stack's login" in body
+    assert answer.getheader("WWW-Authenticate", "").startswith("Basic realm=")
+    assert FlinkLike.seen == []
+
+
+def test_with_a_login_two_authorization_headers_are_refused(guarded_with_login):
+    right = _basic("clicklib", "s3cret:with:colons")
+    raw = _raw(
+        guarded_with_login,
+        f"GET /overview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {right}\r\n"
+        f"Authorization: {_basic('x', 'y')}\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert raw.startswith(b"HTTP/1.1 401") and FlinkLike.seen == []
+
+
+def test_with_the_right_login_the_request_passes_without_it(guarded_with_login):
+    answer, body = _request(
+        guarded_with_login, "GET", "/overview", headers={"Authorization": _basic("clicklib", "s3cret:with:colons")}
+    )
+    assert answer.status == 200 and json.loads(body)["path"] == "/overview"
+    assert FlinkLike.seen == ["GET /overview"]
+    assert "authorization" not in {name.lower() for name in FlinkLike.headers_seen[-1]}
+
+
+def test_a_foreign_page_is_refused_before_its_login_is_looked_at(guarded_with_login):
+    headers = {"Origin": "http://attacker.example", "Authorization": _basic("clicklib", "s3cret:with:colons")}
+    answer, _ = _request(guarded_with_login, "GET", "/overview", headers=headers)
+    assert answer.status == 403 and FlinkLike.seen == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "content", "complaint"),
+    [(0o640, "u:p\n", "may be read by other users"), (0o600, "no colon\n", "does not hold user:password")],
+)
+def test_a_login_file_others_may_read_or_without_a_login_is_refused_at_start(tmp_path, mode, content, complaint):
+    path = tmp_path / "login"
+    path.write_text(content)
+    path.chmod(mode)
+    with pytest.raises(SystemExit, match=complaint):
+        web_guard.read_login(str(path))
+
+
+def test_a_private_login_file_is_read_whole_password_colons_included(tmp_path):
+    path = tmp_path / "login"
+    path.write_text("clicklib:a:b:c\n")
+    path.chmod(0o600)
+    assert web_guard.read_login(str(path)) == ("clicklib", "a:b:c")
