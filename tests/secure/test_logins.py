@@ -24,6 +24,7 @@ from clicklib.generate import generate
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 from clicklib.stack import process
+from clicklib.stack.health import CASSANDRA_SINK_CLASS
 
 
 def cql(settings: Settings, login: tuple[str, str] | None):
@@ -148,6 +149,35 @@ def test_another_local_user_can_read_nothing_under_the_home_folder(live_stack):
     assert count == "1", f"another local user opened {int(count) - 1} of {len(paths)} paths, e.g. {opened[1:]}"
 
 
+def test_a_connect_login_cannot_have_a_secret_echoed_back(live_stack):
+    """The worker resolves ${file:...} references before it validates a config, and shows every
+    field's value but a password's: a reference in another field would show the sink's password."""
+    settings, auth = live_stack, secrets.connect_login(live_stack)
+    sink = secrets.sink_password_file(settings)
+    references = [f"${{file:{sink}:password}}", f"${{file:{secrets.secrets_dir(settings) / 'credentials.json'}:kafka}}"]
+    plugin = f"{settings.connect_url}/connector-plugins/CassandraSinkConnector/config/validate"
+    answers = []
+    for reference in references:
+        for field in ("cassandra.keyspace", "cassandra.table", "topics", "name"):
+            config = {"connector.class": CASSANDRA_SINK_CLASS, "name": "probe", "topics": "t", field: reference}
+            validated = requests.put(plugin, json=config, auth=auth, timeout=30)
+            created = requests.post(
+                f"{settings.connect_url}/connectors", json={"name": "probe", "config": config}, auth=auth, timeout=30
+            )
+            for answer in (validated, created):
+                assert answer.status_code == 400 and "config provider reference" in answer.text, answer.text[:300]
+                answers.append(answer.text)
+    # Where clicklib puts it, the reference is resolved and the value hidden.
+    config = {"connector.class": CASSANDRA_SINK_CLASS, "name": "probe", "topics": "t"}
+    config["cassandra.password"] = references[0]
+    validated = requests.put(plugin, json=config, auth=auth, timeout=30)
+    assert validated.status_code == 200, validated.text[:300]
+    answers.append(validated.text)
+    assert "probe" not in requests.get(f"{settings.connect_url}/connectors", auth=auth, timeout=30).json()
+    for password in every_password(settings):
+        assert not [text for text in answers if password in text], "a password came back from Connect"
+
+
 def every_password(settings: Settings) -> list[str]:
     stored = secrets.local_credentials(settings)
     return [password for logins in stored.values() for password in logins.values()]
@@ -174,9 +204,10 @@ def test_no_generated_password_is_in_logs_configs_job_graphs_or_cli_output(secur
         for path in (settings.home / folder).rglob("*"):
             if path.is_file():
                 texts[str(path)] = path.read_text(errors="replace")
-    # The command lines of the running services, which any local user may read.
+    # The command lines and environments of the running services: what `ps` and /proc show.
     for proc in process.stack_processes(settings):
         texts[f"process {proc.pid}"] = " ".join(proc.cmdline())
+        texts[f"environment of process {proc.pid}"] = "\n".join(f"{k}={v}" for k, v in proc.environ().items())
     flink, flink_auth = settings.flink_rest_url, secrets.flink_login(settings)
     jobs = requests.get(f"{flink}/jobs/overview", auth=flink_auth, timeout=10).json()["jobs"]
     assert any(job["state"] == "RUNNING" for job in jobs)

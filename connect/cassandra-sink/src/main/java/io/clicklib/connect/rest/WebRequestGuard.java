@@ -83,6 +83,8 @@ public class WebRequestGuard implements ConnectRestExtension {
     public void register(ConnectRestExtensionContext restPluginContext) {
         restPluginContext.configurable().register(new RequestGuard(allowedHosts), PRIORITY);
         restPluginContext.configurable().register(new CrossOriginHeaderRemover(), PRIORITY);
+        // After the Host and Origin check: a web page's body is never read.
+        restPluginContext.configurable().register(new SecretReferenceGuard(), PRIORITY + 1);
     }
 
     @Override
