@@ -104,7 +104,12 @@ def secure_stack(settings: Settings) -> None:
     kafka.allow([_binding(rule) for rule in stack_rules()])
 
 
-DEFAULT_CASSANDRA_LOGIN = ("cassandra", "cassandra")
+def default_superuser_login(settings: Settings) -> tuple[str, str]:
+    """The login of the node's default superuser: the local node takes only the stack's bootstrap
+    password for it, never the well-known one (secrets.cassandra_bootstrap_password_file)."""
+    return "cassandra", secrets.cassandra_bootstrap_password_file(settings).read_text().strip()
+
+
 DEFAULT_ROLE_WAIT = 60.0
 
 
@@ -154,7 +159,7 @@ def _replace_default_superuser(settings: Settings, login: tuple[str, str]) -> No
     """Log in with the default superuser (made at the node's first start, once it is ready),
     make clicklib's admin, and drop the default: its password is known to everyone."""
     default = dataclasses.replace(
-        settings, cassandra_username=DEFAULT_CASSANDRA_LOGIN[0], cassandra_password=DEFAULT_CASSANDRA_LOGIN[1]
+        settings, cassandra_username="cassandra", cassandra_password=default_superuser_login(settings)[1]
     )
     deadline = time.monotonic() + DEFAULT_ROLE_WAIT
     while True:

@@ -243,6 +243,17 @@ def guard_login_file(settings: Settings) -> Path | None:
     return private_file(secrets_dir(settings) / "web-guard.login", f"{login[0]}:{login[1]}\n")
 
 
+def cassandra_bootstrap_password_file(settings: Settings) -> Path:
+    """The file holding the only password the local node's default superuser takes (secure
+    profile): made once, random, private. The node reads it (BootstrapPasswordAuthenticator, in
+    stack/poms/cassandra-auth), so its well-known password, cassandra, is never accepted."""
+    path = secrets_dir(settings) / "cassandra-bootstrap-password"
+    if not path.is_file():
+        secrets_dir(settings).mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_file(path, secrets.token_urlsafe(24) + "\n")
+    return path
+
+
 def sink_password_file(settings: Settings) -> Path | None:
     """The file the sink connectors read their Cassandra password from, through the worker's
     file config provider: the connector config holds only ``${file:<path>:password}``, which is

@@ -191,7 +191,9 @@ authorizer: AllowAllAuthorizer
 # The secure profile: every session logs in with a role's password; a role may do only what it
 # was granted (clicklib's roles: access.secure_cassandra).
 CASSANDRA_SECURE = """\
-authenticator: PasswordAuthenticator
+# Cassandra's PasswordAuthenticator, except that the default superuser takes only the stack's
+# bootstrap password, never the well-known one (stack/poms/cassandra-auth).
+authenticator: io.clicklib.cassandra.BootstrapPasswordAuthenticator
 authorizer: CassandraAuthorizer
 role_manager: CassandraRoleManager
 """

@@ -92,13 +92,13 @@ def _default_role_answers(settings: Settings) -> bool:
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import Cluster
 
-    from clicklib.access import DEFAULT_CASSANDRA_LOGIN
+    from clicklib.access import default_superuser_login
 
     cluster = Cluster(
         settings.cassandra_contact_points,
         port=settings.cassandra_port,
         connect_timeout=settings.probe_timeout,
-        auth_provider=PlainTextAuthProvider(*DEFAULT_CASSANDRA_LOGIN),
+        auth_provider=PlainTextAuthProvider(*default_superuser_login(settings)),
     )
     try:
         cluster.connect()

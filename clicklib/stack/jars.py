@@ -39,6 +39,11 @@ SCHEMA_REGISTRY_SOURCE = POMS / "schema-registry"
 AVRO_CONVERTER_POM = Path(str(resources.connect_dir() / "avro-converter" / "pom.xml"))
 AVRO_CONVERTER_PLUGIN = "apicurio-avro-converter"
 SCHEMA_REGISTRY_NAME = "clicklib-schema-registry"
+# The secure profile's Cassandra authenticator: built into its own folder, which Cassandra's
+# classpath takes after Cassandra's jars.
+CASSANDRA_AUTH_SOURCE = POMS / "cassandra-auth"
+CASSANDRA_AUTH_NAME = "clicklib-cassandra-auth"
+CASSANDRA_AUTH = "cassandra-auth"
 MAVEN_SERVICES = ("kafka", "cassandra", "connect", "flink", "flink-parquet")
 # Flink loads its filesystem plugins (S3) from here, each from a folder of its own.
 FLINK_PLUGINS = "flink-plugins"
@@ -71,6 +76,9 @@ def resolve_for(settings: Settings, services: list[str], log=print) -> None:
     for service in MAVEN_SERVICES:
         if service in wanted:
             resolve_maven(settings, service, log)
+    if "cassandra" in wanted:
+        target = jars_dir(settings, CASSANDRA_AUTH)
+        build_maven_project(settings, CASSANDRA_AUTH_SOURCE, CASSANDRA_AUTH_NAME, target, log)
     if "flink" in wanted:
         resolve_flink_dist(settings, log)
         if settings.flink_lake_url.startswith("s3a://"):

@@ -21,7 +21,7 @@ from clicklib import secrets
 from clicklib.exceptions import ServiceStartError, StackError
 from clicklib.settings import Settings
 from clicklib.stack import configs, health, rest_tls, web_guard
-from clicklib.stack.jars import FLINK_PLUGINS, SCHEMA_REGISTRY_NAME, classpath, jars_dir
+from clicklib.stack.jars import CASSANDRA_AUTH, FLINK_PLUGINS, SCHEMA_REGISTRY_NAME, classpath, jars_dir
 from clicklib.stack.process import home_marker, service_marker
 
 # The module opens each JVM needs on Java 17, as the projects' own launch scripts set them.
@@ -231,8 +231,14 @@ def _cassandra_command(settings: Settings, java: str) -> list[str]:
         # With logins on, the first start makes its default role at once (10 s later by default),
         # so that clicklib can replace it with its own (access.secure_cassandra).
         "-Dcassandra.superuser_setup_delay_ms=0",
+        # The only password the default role takes (BootstrapPasswordAuthenticator): a file's name.
+        *(
+            [f"-Dclicklib.cassandra.bootstrap-password-file={secrets.cassandra_bootstrap_password_file(settings)}"]
+            if settings.secure
+            else []
+        ),
         "-cp",
-        classpath(settings, "cassandra"),
+        classpath(settings, "cassandra", CASSANDRA_AUTH),
         "org.apache.cassandra.service.CassandraDaemon",
     ]
 

@@ -129,7 +129,8 @@ def test_each_component_gets_only_its_pipelines_topics(secure):
 
 def test_cassandra_asks_for_a_login_and_connect_for_a_user_in_the_secure_profile(secure):
     yaml = configs.cassandra_yaml(secure).read_text()
-    assert "authenticator: PasswordAuthenticator" in yaml and "authorizer: CassandraAuthorizer" in yaml
+    assert "authenticator: io.clicklib.cassandra.BootstrapPasswordAuthenticator" in yaml
+    assert "authorizer: CassandraAuthorizer" in yaml
     open_yaml = configs.cassandra_yaml(Settings(home=secure.home)).read_text()
     assert "authenticator: AllowAllAuthenticator" in open_yaml
     worker = configs.connect_properties(secure).read_text()
