@@ -4,10 +4,10 @@ middle of a tagged workload, with no manual step. Afterwards nothing is lost or 
 Each test produces a workload (21 s at 500 events/s, 2% invalid, dated in the past), disrupts
 the stack 12 s in, then produces a small closing workload three hours later in event time, which
 moves the watermark past every window and session of the first (the pipeline down/up test sends
-the last part of its workload and the closing one while the pipeline is down). The tests share one pipeline, in
-a namespace of its own, as a user's pipeline lives through one fault after another: each test's
-workload is dated after the one before it and its users are its own, and each test asserts on
-its own events, windows and dead letters only. Then it asserts:
+the last part of its workload and the closing one while the pipeline is down). The tests share
+one pipeline, in a namespace of its own, as a user's pipeline lives through one fault after
+another: each test's workload is dated after the one before it and its users are its own, and
+each test asserts on its own events, windows and dead letters only. Then it asserts:
 
 - every acknowledged clean event is in events_by_user and events_by_day;
 - every window and session of the workload, in every aggregate table, equals the pandas

@@ -76,18 +76,26 @@ class Watcher(threading.Thread):
         passwords = _passwords(self.settings)
         for proc in process.stack_processes(self.settings):
             try:
-                seen = " ".join(proc.cmdline()) + "\n" + "\n".join(f"{k}={v}" for k, v in proc.environ().items())
+                command = " ".join(proc.cmdline())
+                seen = command + "\n" + "\n".join(f"{k}={v}" for k, v in proc.environ().items())
             except Exception:  # the process ended between listing and reading
                 continue
             if any(password in seen for password in passwords):
-                self.shown.add(" ".join(proc.cmdline())[:120])
+                self.shown.add(command[:120])
+
+
+def every_password(settings: Settings) -> list[str]:
+    """Every password clicklib generated for the stack (credentials.json)."""
+    stored = secrets.local_credentials(settings)
+    return [password for logins in stored.values() for password in logins.values()]
 
 
 def _passwords(settings: Settings) -> list[str]:
+    """The passwords made so far in a first start: none, then the logins, then the bootstrap one.
+    The files are only looked at, never made (secrets' own helpers would make them early)."""
     found = []
-    path = secrets.secrets_dir(settings) / "credentials.json"
-    if path.is_file():
-        found += [p for logins in secrets.local_credentials(settings).values() for p in logins.values()]
+    if (secrets.secrets_dir(settings) / "credentials.json").is_file():
+        found += every_password(settings)
     bootstrap = secrets.secrets_dir(settings) / "cassandra-bootstrap-password"
     if bootstrap.is_file():
         found.append(bootstrap.read_text().strip())

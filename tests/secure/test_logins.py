@@ -25,6 +25,7 @@ from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 from clicklib.stack import process
 from clicklib.stack.health import CASSANDRA_SINK_CLASS
+from tests.secure.conftest import every_password
 
 
 def cql(settings: Settings, login: tuple[str, str] | None):
@@ -176,11 +177,6 @@ def test_a_connect_login_cannot_have_a_secret_echoed_back(live_stack):
     assert "probe" not in requests.get(f"{settings.connect_url}/connectors", auth=auth, timeout=30).json()
     for password in every_password(settings):
         assert not [text for text in answers if password in text], "a password came back from Connect"
-
-
-def every_password(settings: Settings) -> list[str]:
-    stored = secrets.local_credentials(settings)
-    return [password for logins in stored.values() for password in logins.values()]
 
 
 @pytest.mark.full
