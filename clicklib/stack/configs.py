@@ -6,6 +6,7 @@ Written on every ``up`` so a changed port or heap reaches the service; data is k
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from clicklib.secrets import LOCAL_MECHANISM, kafka_java_options, secrets_dir, sink_password_path
@@ -26,8 +27,18 @@ def log_dir(settings: Settings) -> Path:
 
 
 def _write(path: Path, text: str) -> Path:
+    """Write a config whole, and only when it changed: a service may be reading it as the next
+    one's start writes it again (Flink's TaskManager rewrites the JobManager's config.yaml, and a
+    JobManager that read it half-written started on Flink's defaults)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    try:
+        if path.read_text() == text:
+            return path
+    except OSError:
+        pass
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
     return path
 
 

@@ -1,5 +1,7 @@
 """Generated service configs honour the settings, so a changed port reaches every service."""
 
+import dataclasses
+
 import pytest
 
 from clicklib.exceptions import SettingsError
@@ -83,3 +85,17 @@ def test_flink_takes_no_jar_from_the_web_and_grants_no_origin(tmp_path):
     lines = configs.flink_config(Settings(home=tmp_path)).read_text().splitlines()
     assert "web.submit.enable: false" in lines
     assert 'web.access-control-allow-origin: ""' in lines
+
+
+def test_a_config_written_again_unchanged_is_not_touched_and_a_changed_one_is_replaced_whole(tmp_path):
+    # A service reads its config while the next one's start writes it again: it must never see
+    # a truncated file (a JobManager that did started on Flink's defaults, on the wrong ports).
+    settings = Settings(home=tmp_path)
+    path = configs.flink_config(settings)
+    before = path.stat()
+    assert configs.flink_config(settings).stat().st_ino == before.st_ino
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+    with open(path) as reader:  # a reader that opened the old file
+        configs.flink_config(dataclasses.replace(settings, flink_task_slots=settings.flink_task_slots + 1))
+        assert f"taskmanager.numberOfTaskSlots: {settings.flink_task_slots}\n" in reader.read()
+    assert f"taskmanager.numberOfTaskSlots: {settings.flink_task_slots + 1}\n" in path.read_text()
