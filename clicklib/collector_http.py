@@ -446,7 +446,7 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
     """Run the collector until SIGTERM or SIGINT; then flush what Kafka has not acknowledged yet."""
     config = CollectorConfig.from_settings(settings)
     loop = asyncio.get_running_loop()
-    producer = KafkaClient(settings).producer("producer", **producer_config(config))
+    producer = KafkaClient(settings, "producer").producer("producer", **producer_config(config))
     metrics_ = Metrics()
     forwarder = Forwarder(producer, config.topic, config.queue_limit, metrics_)
     forwarder.start(loop)

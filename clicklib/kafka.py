@@ -36,17 +36,18 @@ from clicklib.topics import Topic
 class KafkaClient:
     """A thin client of one Kafka cluster."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, principal: str = "admin") -> None:
         self.settings = settings
         self.bootstrap_servers = settings.bootstrap_servers
         self.timeout = settings.request_timeout
         # log_level 0 keeps librdkafka's own connection chatter out of notebooks and terminals;
         # failures reach the caller as exceptions instead. clicklib's own work (topics, offsets,
-        # access rules) logs in as the admin principal.
+        # access rules) logs in as the admin principal; a service logs in as its own (the
+        # collector as producer), the only password it may read in the secure profile.
         self.base_config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "log_level": 0,
-            **kafka_client_config(settings, "admin"),
+            **kafka_client_config(settings, principal),
             "error_cb": self._note_error,
         }
         self._admin: AdminClient | None = None

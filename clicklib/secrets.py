@@ -9,10 +9,11 @@ The secure profile (``CLICKLIB_SECURE=1``) gives each component its own Kafka pr
 - ``connect``: the Connect worker and its sinks.
 
 and its own Cassandra role (``clicklib_admin``, ``clicklib_sink``, ``clicklib_reader``), and
-Connect's REST API one user (``clicklib``). Their passwords are made on the first ``stack up``
-into ``<home>/secrets/credentials.json`` (mode 0600, in a folder of mode 0700). The JVMs read
-theirs from files written beside it, so no password is in the command line of any process, a
-config under ``<home>/conf``, or SQL text (Kafka's storage formatter, run once on the first
+Connect's REST API one user (``clicklib``). Their passwords are made on the first ``stack up``,
+one file per login under ``<home>/secrets/passwords/`` (mode 0600, in folders of mode 0700).
+The JVMs read theirs from files written beside them (JAAS files, the sink's password file), and
+each service may read its own files only (stack/sandbox.py). No password is in the command line
+of any process, a config under ``<home>/conf``, or SQL text (Kafka's storage formatter, run once on the first
 start, reads its arguments from a private file: see services.py).
 
 Against another cluster, the ``CLICKLIB_*_USERNAME`` and ``CLICKLIB_*_PASSWORD`` settings are
@@ -40,11 +41,17 @@ CONNECT_USERS = ("clicklib",)
 # The one user of Flink's REST API and the SQL Gateway, which the web guards ask for: neither
 # service has a login of its own.
 FLINK_USERS = ("clicklib",)
-LOCAL_LOGINS = {"kafka": KAFKA_PRINCIPALS, "cassandra": CASSANDRA_ROLES, "connect": CONNECT_USERS, "flink": FLINK_USERS}
+LOGINS = {"kafka": KAFKA_PRINCIPALS, "cassandra": CASSANDRA_ROLES, "connect": CONNECT_USERS, "flink": FLINK_USERS}
 # The mechanism the secure profile's client listener speaks.
 LOCAL_MECHANISM = "SCRAM-SHA-256"
 # Flink's Kafka connector carries the Kafka client relocated under this package.
 FLINK_KAFKA_SHADE = "org.apache.flink.kafka.shaded."
+# The files under <home>/secrets that services read, each given to its own service only.
+KAFKA_SERVER_JAAS = "kafka-server.jaas"
+CONNECT_JAAS = "connect.jaas"
+CONNECT_USERS_FILE = "connect-users.properties"
+GUARD_LOGIN_FILE = "web-guard.login"
+CASSANDRA_BOOTSTRAP_PASSWORD_FILE = "cassandra-bootstrap-password"
 
 
 def secrets_dir(settings: Settings) -> Path:
@@ -53,8 +60,22 @@ def secrets_dir(settings: Settings) -> Path:
 
 def private_file(path: Path, content: str | bytes) -> Path:
     """Write ``content`` readable by its owner only, from the first byte on, and whole: a reader
-    sees the old file or the new one, never a part."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sees the old file or the new one, never a part.
+
+    A file that holds ``content`` already is left as it is: a running service may be allowed to
+    read that very file (stack/sandbox.py grants files, not names), and a new one in its place
+    would be closed to it."""
+    data = content.encode() if isinstance(content, str) else content
+    try:
+        if path.read_bytes() == data:
+            path.chmod(0o600)
+            return path
+    except OSError:
+        pass
+    # Every folder made on the way is private too (pathlib makes parents with the umask's mode).
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
     if path.parent.name == "secrets":
         os.chmod(path.parent, 0o700)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # made 0600
@@ -68,33 +89,71 @@ def private_file(path: Path, content: str | bytes) -> Path:
     return path
 
 
+PASSWORDS_FOLDER = "passwords"
+
+
+def password_path(settings: Settings, system: str, name: str) -> Path:
+    """The file that holds one login's password: one file per login, so that each service is
+    given its own (stack/sandbox.py) and no file holds every password."""
+    return secrets_dir(settings) / PASSWORDS_FOLDER / f"{system}-{name}"
+
+
+def _split_old_credentials(settings: Settings) -> None:
+    # Homes made before the passwords had a file each kept them all in credentials.json.
+    old = secrets_dir(settings) / "credentials.json"
+    if not old.is_file():
+        return
+    try:
+        stored = json.loads(old.read_text())
+    except ValueError:
+        raise SettingsError(
+            f"{old} is not the JSON clicklib wrote; restore it from a backup. Without it the stack's "
+            "logins are lost: only removing data/kafka and data/cassandra under CLICKLIB_HOME (their "
+            "topics and tables go too) lets a new `CLICKLIB_SECURE=1 clicklib stack up` start afresh"
+        ) from None
+    for system, logins in stored.items():
+        for name, password in logins.items():
+            if not password_path(settings, system, name).is_file():
+                private_file(password_path(settings, system, name), password + "\n")
+    old.unlink()
+
+
+def login_password(settings: Settings, system: str, name: str) -> str:
+    """One login's password of the secure profile, read from its own file."""
+    path = password_path(settings, system, name)
+    try:
+        return path.read_text().rstrip("\n")
+    except FileNotFoundError:
+        _split_old_credentials(settings)
+        if path.is_file():
+            return path.read_text().rstrip("\n")
+        raise SettingsError(
+            f"the secure profile has no credentials yet ({path}, the password of {system} {name}, is missing); "
+            "start the stack with `CLICKLIB_SECURE=1 clicklib stack up`"
+        ) from None
+    except PermissionError:
+        raise SettingsError(
+            f"{path} cannot be read here: in the secure profile each service may read its own "
+            f"passwords only, and {system} {name} is not this process's"
+        ) from None
+
+
 def local_credentials(settings: Settings, create: bool = False) -> dict[str, dict[str, str]]:
     """The secure profile's passwords by system and login; the missing ones made when ``create``
     (those made before are kept: Kafka and Cassandra hold them already)."""
-    path = secrets_dir(settings) / "credentials.json"
+    _split_old_credentials(settings)
     stored: dict[str, dict[str, str]] = {}
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text())
-        except ValueError:
-            raise SettingsError(
-                f"{path} is not the JSON clicklib wrote; restore it from a backup. Without it the stack's "
-                "logins are lost: only removing data/kafka and data/cassandra under CLICKLIB_HOME (their "
-                "topics and tables go too) lets a new `CLICKLIB_SECURE=1 clicklib stack up` start afresh"
-            ) from None
-    missing = [
-        (system, name) for system, names in LOCAL_LOGINS.items() for name in names if name not in stored.get(system, {})
-    ]
-    if not missing:
-        return stored
-    if not create:
-        raise SettingsError(
-            f"the secure profile has no credentials yet ({path} lacks {missing[0][0]} {missing[0][1]}); "
-            "start the stack with `CLICKLIB_SECURE=1 clicklib stack up`"
-        )
-    for system, name in missing:
-        stored.setdefault(system, {})[name] = secrets.token_urlsafe(24)
-    private_file(path, json.dumps(stored, indent=2))
+    for system, names in LOGINS.items():
+        for name in names:
+            path = password_path(settings, system, name)
+            if not path.is_file():
+                if not create:
+                    raise SettingsError(
+                        f"the secure profile has no credentials yet ({path} is missing); "
+                        "start the stack with `CLICKLIB_SECURE=1 clicklib stack up`"
+                    )
+                private_file(path, secrets.token_urlsafe(24) + "\n")
+            stored.setdefault(system, {})[name] = path.read_text().rstrip("\n")
     return stored
 
 
@@ -103,7 +162,7 @@ def kafka_login(settings: Settings, principal: str = "admin") -> tuple[str, str]
     if settings.kafka_username:
         return settings.kafka_username, settings.kafka_password
     if settings.secure:
-        return principal, local_credentials(settings)["kafka"][principal]
+        return principal, login_password(settings, "kafka", principal)
     return None
 
 
@@ -187,7 +246,7 @@ def kafka_client_jaas(settings: Settings, principal: str, shaded: bool = False) 
 
 def connect_users_text(settings: Settings) -> str:
     """Who may use Connect's REST API, as its basic authentication extension reads them."""
-    return "".join(f"{user}={local_credentials(settings)['connect'][user]}\n" for user in CONNECT_USERS)
+    return "".join(f"{user}={login_password(settings, 'connect', user)}\n" for user in CONNECT_USERS)
 
 
 def connect_jaas_text(settings: Settings, users_file: str) -> str:
@@ -202,11 +261,11 @@ def connect_jaas_text(settings: Settings, users_file: str) -> str:
 
 def connect_jaas(settings: Settings) -> Path | None:
     """The local Connect worker's JAAS file: its Kafka login, and who may use its REST API."""
-    users = secrets_dir(settings) / "connect-users.properties"
+    users = secrets_dir(settings) / CONNECT_USERS_FILE
     if settings.secure:
         private_file(users, connect_users_text(settings))
     text = connect_jaas_text(settings, str(users))
-    return private_file(secrets_dir(settings) / "connect.jaas", text) if text else None
+    return private_file(secrets_dir(settings) / CONNECT_JAAS, text) if text else None
 
 
 def cassandra_login(settings: Settings, role: str = "admin") -> tuple[str, str] | None:
@@ -214,7 +273,7 @@ def cassandra_login(settings: Settings, role: str = "admin") -> tuple[str, str] 
     if settings.cassandra_username:
         return settings.cassandra_username, settings.cassandra_password
     if settings.secure:
-        return f"clicklib_{role}", local_credentials(settings)["cassandra"][role]
+        return f"clicklib_{role}", login_password(settings, "cassandra", role)
     return None
 
 
@@ -223,7 +282,7 @@ def connect_login(settings: Settings) -> tuple[str, str] | None:
     if settings.connect_username:
         return settings.connect_username, settings.connect_password
     if settings.secure:
-        return CONNECT_USERS[0], local_credentials(settings)["connect"][CONNECT_USERS[0]]
+        return CONNECT_USERS[0], login_password(settings, "connect", CONNECT_USERS[0])
     return None
 
 
@@ -231,7 +290,7 @@ def flink_login(settings: Settings) -> tuple[str, str] | None:
     """The user name and password for Flink's REST API and the SQL Gateway (through their web
     guards), or None for none."""
     if settings.secure:
-        return FLINK_USERS[0], local_credentials(settings)["flink"][FLINK_USERS[0]]
+        return FLINK_USERS[0], login_password(settings, "flink", FLINK_USERS[0])
     return None
 
 
@@ -240,14 +299,14 @@ def guard_login_file(settings: Settings) -> Path | None:
     login = flink_login(settings)
     if login is None:
         return None
-    return private_file(secrets_dir(settings) / "web-guard.login", f"{login[0]}:{login[1]}\n")
+    return private_file(secrets_dir(settings) / GUARD_LOGIN_FILE, f"{login[0]}:{login[1]}\n")
 
 
 def cassandra_bootstrap_password_file(settings: Settings) -> Path:
     """The file holding the only password the local node's default superuser takes (secure
     profile): made once, random, private. The node reads it (BootstrapPasswordAuthenticator, in
     stack/poms/cassandra-auth), so its well-known password, cassandra, is never accepted."""
-    path = secrets_dir(settings) / "cassandra-bootstrap-password"
+    path = secrets_dir(settings) / CASSANDRA_BOOTSTRAP_PASSWORD_FILE
     if not path.is_file():
         secrets_dir(settings).mkdir(mode=0o700, parents=True, exist_ok=True)
         private_file(path, secrets.token_urlsafe(24) + "\n")
@@ -290,8 +349,8 @@ def kafka_server_jaas_text(password: str, client_listeners: tuple[str, ...]) -> 
 
 def kafka_server_jaas(settings: Settings) -> Path:
     """The local broker's JAAS file (its client listener is named after its protocol)."""
-    text = kafka_server_jaas_text(local_credentials(settings)["kafka"]["admin"], ("sasl_plaintext",))
-    return private_file(secrets_dir(settings) / "kafka-server.jaas", text)
+    text = kafka_server_jaas_text(login_password(settings, "kafka", "admin"), ("sasl_plaintext",))
+    return private_file(secrets_dir(settings) / KAFKA_SERVER_JAAS, text)
 
 
 def jaas_option(path: Path | None) -> list[str]:

@@ -91,6 +91,9 @@ class Settings:
     bind_host: str = "127.0.0.1"
     # The secure profile: every service of the local stack asks for a password (see secrets.py).
     secure: bool = False
+    # In the secure profile each service starts under a Landlock ruleset that lets it read its
+    # own secret files only (stack/sandbox.py); off only where the kernel has no Landlock.
+    sandbox: bool = True
     home: Path = field(default_factory=_default_home)
 
     kafka_port: int = 9092

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from clicklib.secrets import LOCAL_MECHANISM, kafka_java_options, secrets_dir, sink_password_path
 from clicklib.settings import Settings
@@ -24,6 +25,16 @@ def data_dir(settings: Settings, service: str) -> Path:
 
 def log_dir(settings: Settings) -> Path:
     return settings.home / "logs"
+
+
+def make_home_folders(settings: Settings) -> None:
+    """The folders the services write to, made up front (and the lake's, when it is a folder):
+    a sandboxed service cannot use a folder made beside the secrets folder after it started."""
+    folders = [settings.home / name for name in ("conf", "data", "logs", "run")]
+    if settings.flink_lake_url.startswith("file://"):
+        folders.append(Path(unquote(urlsplit(settings.flink_lake_url).path)))
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -211,7 +222,29 @@ role_manager: CassandraRoleManager
 
 
 def _cassandra_logins(settings: Settings) -> str:
-    return CASSANDRA_SECURE if settings.secure else CASSANDRA_OPEN
+    return CASSANDRA_SECURE + _cassandra_storage_tls(settings) if settings.secure else CASSANDRA_OPEN
+
+
+def _cassandra_storage_tls(settings: Settings) -> str:
+    """Mutual TLS on the storage port (secure profile): any local user can reach it, and a
+    node's messages are never asked for a login, so only a peer holding the node's own key may
+    speak (rest_tls.py makes it; no password: the PEM key is not encrypted, the folder is private
+    and only Cassandra may read it)."""
+    tls = rest_tls.ensure_rest_tls(settings, rest_tls.CASSANDRA_FOLDER)
+    return f"""\
+# The storage port takes only peers that present the node's own key: no other local user, and
+# no Flink job, can speak to it as a node.
+server_encryption_options:
+  internode_encryption: all
+  legacy_ssl_storage_port_enabled: false
+  optional: false
+  ssl_context_factory:
+    class_name: org.apache.cassandra.security.PEMBasedSslContextFactory
+  keystore: {tls.identity}
+  truststore: {tls.certificate}
+  require_client_auth: true
+  require_endpoint_verification: false
+"""
 
 
 def cassandra_yaml(settings: Settings) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -11,8 +12,8 @@ import psutil
 
 from clicklib import access, secrets
 from clicklib.exceptions import ClicklibError, ServiceStartError, StackError
-from clicklib.settings import Settings
-from clicklib.stack import configs, jars, process, supervisor
+from clicklib.settings import ENV_PREFIX, Settings
+from clicklib.stack import configs, jars, process, sandbox, supervisor
 from clicklib.stack.services import PHASES, PROCESSES, SERVICES, expand, service_url
 
 # (process name, event, detail): event is one of resolving, starting, waiting, healthy, failed.
@@ -61,6 +62,7 @@ def up(
         for port_name in PROCESSES[name].ports:
             process.check_port(settings, name, port_name, settings.ports[port_name])
     process.make_private(settings.home)
+    check_sandbox(settings)
     jars.resolve_for(settings, names, log=lambda message: emit("jars", "resolving", message))
     configs.write_log_configs(settings)
     if settings.secure:
@@ -91,14 +93,36 @@ def up(
     return status(settings)
 
 
+def sandboxed(settings: Settings) -> bool:
+    """Whether the stack's services start under sandbox.py's ruleset: in the secure profile."""
+    return settings.secure and settings.sandbox
+
+
+def check_sandbox(settings: Settings) -> None:
+    """Refuse to start a secure stack whose services could read each other's secrets."""
+    if sandboxed(settings) and sandbox.abi_version() < 1:
+        raise StackError(
+            "the secure profile starts each service so that it can read its own secrets only, with "
+            f"Linux's Landlock, which this kernel ({platform.release()}) does not offer (it needs Linux "
+            f"5.13+ with Landlock enabled); set {ENV_PREFIX}SANDBOX=0 to start without it, and every "
+            "service, Flink job and connector can then read every password of the stack"
+        )
+
+
 def start_process(settings: Settings, name: str, java: str, emit: EventCallback = _quiet) -> psutil.Process:
     spec = PROCESSES[name]
     emit(name, "starting", "")
     if spec.prepare is not None:
         spec.prepare(settings, java)
+    command = spec.command(settings, java)
+    if sandboxed(settings):
+        # The folders a service writes to exist before it starts: under the ruleset, one made
+        # later beside the secrets folder would be closed to it.
+        configs.make_home_folders(settings)
+        command = sandbox.command_line([secrets.secrets_dir(settings)], spec.secret_paths(settings), command)
     return process.spawn(
         name,
-        spec.command(settings, java),
+        command,
         spec.log_path(settings),
         spec.pid_path(settings),
         env=spec.env(settings),

@@ -31,6 +31,9 @@ from clicklib.secrets import private_file, secrets_dir
 from clicklib.settings import Settings
 
 FOLDER = "rest-tls"
+# Cassandra's storage port (secure profile) has an identity of its own: the Flink JVMs hold the
+# one above, and a job must not be able to speak to Cassandra as a node.
+CASSANDRA_FOLDER = "cassandra-tls"
 # The certificate's life: long, because it never leaves this machine and is made afresh only
 # when its files are removed.
 VALID_DAYS = 3650
@@ -76,13 +79,14 @@ class RestTls:
         )
 
 
-def rest_tls(settings: Settings) -> RestTls:
-    return RestTls(secrets_dir(settings) / FOLDER)
+def rest_tls(settings: Settings, folder: str = FOLDER) -> RestTls:
+    return RestTls(secrets_dir(settings) / folder)
 
 
-def ensure_rest_tls(settings: Settings) -> RestTls:
-    """The stack's REST TLS files, made on first use (a set missing any file is made anew)."""
-    tls = rest_tls(settings)
+def ensure_rest_tls(settings: Settings, folder: str = FOLDER) -> RestTls:
+    """The stack's REST TLS files (or another identity's, in ``folder``), made on first use (a
+    set missing any file is made anew)."""
+    tls = rest_tls(settings, folder)
     if tls.complete():
         return tls
     secrets_dir(settings).mkdir(mode=0o700, parents=True, exist_ok=True)

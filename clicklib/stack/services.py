@@ -112,6 +112,12 @@ class Process:
     command: Callable[[Settings, str], list[str]]
     env: Callable[[Settings], dict[str, str]] = lambda settings: {}
     prepare: Callable[[Settings, str], None] | None = None
+    # The files of the secrets folder it may read in the secure profile (sandbox.py): its own
+    # login and keys, nobody else's.
+    secrets: tuple[str, ...] = ()
+
+    def secret_paths(self, settings: Settings) -> list[Path]:
+        return [secrets.secrets_dir(settings) / name for name in self.secrets]
 
     def log_path(self, settings: Settings) -> Path:
         return configs.log_dir(settings) / f"{self.name}.log"
@@ -411,6 +417,10 @@ def _collector_command(settings: Settings, java: str) -> list[str]:
     ]
 
 
+# What the Flink JVMs and the web guards in front of them hold (rest_tls.py, secrets.py).
+FLINK_SECRETS = (f"{rest_tls.FOLDER}/keystore.p12", f"{rest_tls.FOLDER}/truststore.p12", "kafka-client-flink.jaas")
+GUARD_SECRETS = (f"{rest_tls.FOLDER}/identity.pem", f"{rest_tls.FOLDER}/certificate.pem", secrets.GUARD_LOGIN_FILE)
+
 PROCESSES: dict[str, Process] = {
     p.name: p
     for p in (
@@ -421,9 +431,28 @@ PROCESSES: dict[str, Process] = {
             health.kafka,
             _kafka_command,
             prepare=_format_kafka_storage,
+            secrets=(secrets.KAFKA_SERVER_JAAS,),
         ),
-        Process("cassandra", "cassandra", ("cassandra", "cassandra-storage"), health.cassandra, _cassandra_command),
-        Process("connect", "connect", ("connect",), health.connect, _connect_command),
+        Process(
+            "cassandra",
+            "cassandra",
+            ("cassandra", "cassandra-storage"),
+            health.cassandra,
+            _cassandra_command,
+            secrets=(
+                secrets.CASSANDRA_BOOTSTRAP_PASSWORD_FILE,
+                f"{rest_tls.CASSANDRA_FOLDER}/identity.pem",
+                f"{rest_tls.CASSANDRA_FOLDER}/certificate.pem",
+            ),
+        ),
+        Process(
+            "connect",
+            "connect",
+            ("connect",),
+            health.connect,
+            _connect_command,
+            secrets=(secrets.CONNECT_JAAS, secrets.CONNECT_USERS_FILE, secrets.SINK_PASSWORD_FILE),
+        ),
         Process(
             "schema-registry", "schema-registry", ("schema-registry",), health.schema_registry, _schema_registry_command
         ),
@@ -435,6 +464,7 @@ PROCESSES: dict[str, Process] = {
             health.collector,
             _collector_command,
             env=lambda settings: settings.to_env(),
+            secrets=(f"{secrets.PASSWORDS_FOLDER}/kafka-producer",),
         ),
         Process(
             "flink-jobmanager",
@@ -443,9 +473,18 @@ PROCESSES: dict[str, Process] = {
             health.flink_jobmanager,
             _jobmanager_command,
             env=_flink_env,
+            secrets=FLINK_SECRETS,
         ),
-        Process("flink-taskmanager", "flink", (), health.flink_taskmanager, _taskmanager_command, env=_flink_env),
-        Process("flink-guard", "flink", ("flink",), health.flink, _flink_guard_command),
+        Process(
+            "flink-taskmanager",
+            "flink",
+            (),
+            health.flink_taskmanager,
+            _taskmanager_command,
+            env=_flink_env,
+            secrets=FLINK_SECRETS,
+        ),
+        Process("flink-guard", "flink", ("flink",), health.flink, _flink_guard_command, secrets=GUARD_SECRETS),
         Process(
             "sql-gateway",
             "sql-gateway",
@@ -453,8 +492,16 @@ PROCESSES: dict[str, Process] = {
             health.sql_gateway_backend,
             _sql_gateway_command,
             env=_flink_env,
+            secrets=FLINK_SECRETS,
         ),
-        Process("sql-gateway-guard", "sql-gateway", ("sql-gateway",), health.sql_gateway, _sql_gateway_guard_command),
+        Process(
+            "sql-gateway-guard",
+            "sql-gateway",
+            ("sql-gateway",),
+            health.sql_gateway,
+            _sql_gateway_guard_command,
+            secrets=GUARD_SECRETS,
+        ),
     )
 }
 

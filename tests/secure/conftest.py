@@ -85,7 +85,7 @@ class Watcher(threading.Thread):
 
 
 def every_password(settings: Settings) -> list[str]:
-    """Every password clicklib generated for the stack (credentials.json)."""
+    """Every password clicklib generated for the stack (secrets/passwords/)."""
     stored = secrets.local_credentials(settings)
     return [password for logins in stored.values() for password in logins.values()]
 
@@ -94,8 +94,10 @@ def _passwords(settings: Settings) -> list[str]:
     """The passwords made so far in a first start: none, then the logins, then the bootstrap one.
     The files are only looked at, never made (secrets' own helpers would make them early)."""
     found = []
-    if (secrets.secrets_dir(settings) / "credentials.json").is_file():
-        found += every_password(settings)
+    folder = secrets.secrets_dir(settings) / secrets.PASSWORDS_FOLDER
+    if folder.is_dir():
+        # Read as they are made: one file per login, written whole (private_file).
+        found += [path.read_text().strip() for path in folder.iterdir() if not path.name.startswith(".")]
     bootstrap = secrets.secrets_dir(settings) / "cassandra-bootstrap-password"
     if bootstrap.is_file():
         found.append(bootstrap.read_text().strip())
@@ -105,7 +107,7 @@ def _passwords(settings: Settings) -> list[str]:
 @pytest.fixture(scope="session")
 def first_start(settings: Settings) -> Iterator[Watcher | None]:
     """A watcher of the stack's first start, or None when the home has been started before."""
-    if (secrets.secrets_dir(settings) / "credentials.json").exists():
+    if (secrets.secrets_dir(settings) / secrets.PASSWORDS_FOLDER).exists():
         yield None
         return
     watcher = Watcher(settings)

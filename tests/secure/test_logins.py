@@ -3,6 +3,7 @@ with an authentication error; each role may do only its part; no generated passw
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -104,6 +105,102 @@ def test_flink_and_the_sql_gateway_refuse_a_request_without_their_login(live_sta
     assert requests.post(sessions, json={}, timeout=10).status_code == 401
 
 
+def read_through_sql(settings: Settings, folder: Path) -> list[str]:
+    """Every line of every file under ``folder``, as a SQL session with the login reads it
+    through Flink's filesystem connector: the JobManager lists the files, the TaskManager reads."""
+    from clicklib.sql_gateway import SqlGatewayClient
+
+    table = f"files_{uuid.uuid4().hex[:8]}"
+    client = SqlGatewayClient(settings.sql_gateway_url, 120, auth=secrets.flink_login(settings))
+    with client.session({"execution.runtime-mode": "batch"}) as session:
+        session.execute(
+            f"CREATE TEMPORARY TABLE {table} (line STRING) "
+            f"WITH ('connector' = 'filesystem', 'path' = 'file://{folder}', 'format' = 'raw')"
+        )
+        return [row["line"] for row in session.execute(f"SELECT line FROM {table}")]
+
+
+def test_a_sql_session_with_the_login_cannot_read_any_secret(live_stack):
+    """Flink runs what a SQL session sends, as the user who runs the stack: only the sandbox
+    (stack/sandbox.py) keeps the other services' passwords from a job."""
+    from clicklib.exceptions import ClicklibError
+
+    home = live_stack.home
+    # The control: a folder of the home beside the secrets reads back whole through the same SQL.
+    control = home / "data" / f"sql-read-{uuid.uuid4().hex[:8]}"
+    control.mkdir()
+    try:
+        (control / "lines.txt").write_text("a line of the stack's own")
+        assert read_through_sql(live_stack, control) == ["a line of the stack's own"]
+    finally:
+        shutil.rmtree(control)
+    passwords = every_password(live_stack)
+    for folder in (secrets.secrets_dir(live_stack), secrets.secrets_dir(live_stack) / secrets.PASSWORDS_FOLDER):
+        with pytest.raises(ClicklibError) as refused:
+            lines = read_through_sql(live_stack, folder)
+            leaked = [p for p in passwords if any(p in line for line in lines)]
+            pytest.fail(f"SQL read {len(lines)} lines of {folder}, {len(leaked)} of the stack's passwords in them")
+        assert "Permission denied" in str(refused.value) or "AccessDenied" in str(refused.value), str(refused.value)
+
+
+def test_every_service_runs_in_the_sandbox_that_hides_the_others_secrets(live_stack):
+    """sandbox.py sets no_new_privs just before it puts a service under its ruleset: a process of
+    the stack without it was started another way."""
+    from clicklib.stack import services as stack_services
+
+    markers = {process.service_marker(name) for name in stack_services.PROCESSES}
+    services = [p for p in process.stack_processes(live_stack) if markers & set(p.cmdline())]
+    assert len(services) == len(markers)
+    for service in services:
+        status = Path(f"/proc/{service.pid}/status").read_text()
+        name = next(a for a in service.cmdline() if "clicklib.service=" in a)
+        assert "NoNewPrivs:\t1" in status, f"{name} runs outside the sandbox"
+
+
+def storage_port_answer(settings: Settings, identity: Path | None) -> str:
+    """What a TLS client holding ``identity`` (or none) gets from Cassandra's storage port:
+    "open" when the node keeps the connection after the handshake (it waits for the peer's
+    first message), else how it ended."""
+    import socket
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    if identity is not None:
+        context.load_cert_chain(identity)
+    with socket.create_connection((settings.bind_host, settings.cassandra_storage_port), timeout=10) as raw:
+        try:
+            with context.wrap_socket(raw) as tls:
+                tls.settimeout(3)
+                try:
+                    return "closed" if tls.recv(1) == b"" else "answered"
+                except TimeoutError:
+                    return "open"
+        except (ssl.SSLError, ConnectionError) as exc:
+            return f"refused ({type(exc).__name__})"
+
+
+def test_cassandras_storage_port_takes_only_a_peer_holding_the_nodes_key(live_stack):
+    """Nodes never log in to each other: whoever speaks to the storage port is a node. So it
+    speaks TLS and asks for the node's own key, which not even Flink holds."""
+    import socket
+
+    from clicklib.stack import rest_tls
+
+    node = rest_tls.rest_tls(live_stack, rest_tls.CASSANDRA_FOLDER)
+    # The control: a peer with the node's key is let in, and the port waits for its message.
+    assert storage_port_answer(live_stack, node.identity) == "open"
+    assert storage_port_answer(live_stack, None).startswith(("refused", "closed"))
+    flink = rest_tls.rest_tls(live_stack)
+    assert storage_port_answer(live_stack, flink.identity).startswith(("refused", "closed"))
+    # In plain text, the start of a node's handshake (the protocol's magic number) is not read.
+    with socket.create_connection((live_stack.bind_host, live_stack.cassandra_storage_port), timeout=10) as raw:
+        raw.sendall(bytes.fromhex("ca552dfa") + bytes(60))
+        raw.settimeout(10)
+        with contextlib.suppress(ConnectionResetError):  # a reset is a refusal too
+            assert raw.recv(64) == b""
+
+
 def test_another_local_user_can_read_nothing_under_the_home_folder(live_stack):
     """Kafka's segments, Cassandra's tables, checkpoints, logs, configs and secrets are the stack
     owner's alone: another account on the machine can neither list nor read any of it."""
@@ -155,7 +252,7 @@ def test_a_connect_login_cannot_have_a_secret_echoed_back(live_stack):
     field's value but a password's: a reference in another field would show the sink's password."""
     settings, auth = live_stack, secrets.connect_login(live_stack)
     sink = secrets.sink_password_file(settings)
-    references = [f"${{file:{sink}:password}}", f"${{file:{secrets.secrets_dir(settings) / 'credentials.json'}:kafka}}"]
+    references = [f"${{file:{sink}:password}}", f"${{file:{secrets.password_path(settings, 'kafka', 'admin')}:kafka}}"]
     plugin = f"{settings.connect_url}/connector-plugins/CassandraSinkConnector/config/validate"
     answers = []
     for reference in references:

@@ -28,7 +28,32 @@ def test_credentials_are_made_once_readable_by_their_owner_only(secure):
     assert secrets.local_credentials(secure, create=True) == made  # not made again
     folder = secrets.secrets_dir(secure)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    assert stat.S_IMODE((folder / "credentials.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((folder / secrets.PASSWORDS_FOLDER).stat().st_mode) == 0o700
+    for system, logins in made.items():
+        for name, password in logins.items():
+            path = secrets.password_path(secure, system, name)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            assert path.read_text() == password + "\n"
+
+
+def test_no_file_holds_more_than_one_password(secure):
+    passwords = [p for logins in secrets.local_credentials(secure).values() for p in logins.values()]
+    for path in secrets.secrets_dir(secure).rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert sum(password in text for password in passwords) <= 1, path
+
+
+def test_a_home_with_the_old_credentials_file_is_split_into_one_file_per_login(tmp_path):
+    import json
+
+    settings = Settings(home=tmp_path, secure=True)
+    old = secrets.secrets_dir(settings) / "credentials.json"
+    made = {system: {name: f"{system}-{name}-pw" for name in names} for system, names in secrets.LOGINS.items()}
+    secrets.private_file(old, json.dumps(made))
+    assert secrets.login_password(settings, "kafka", "producer") == "kafka-producer-pw"
+    assert not old.exists()
+    assert secrets.local_credentials(settings) == made
 
 
 def test_the_secure_profile_without_credentials_says_how_to_make_them(tmp_path):
@@ -178,3 +203,12 @@ def test_each_client_logs_in_with_its_own_cassandra_role(secure):
     assert secrets.cassandra_login(Settings(home=secure.home)) is None
     given = Settings(home=secure.home, cassandra_username="ana", cassandra_password="pw")
     assert secrets.cassandra_login(given, "reader") == ("ana", "pw")
+
+
+def test_a_login_file_written_again_unchanged_stays_the_same_file(tmp_path):
+    # A sandboxed service is granted the file itself: replacing it would close it to the service.
+    path = secrets.private_file(tmp_path / "secrets" / "login", "user:pw\n")
+    inode = path.stat().st_ino
+    assert secrets.private_file(path, "user:pw\n").stat().st_ino == inode
+    changed = secrets.private_file(path, "user:other\n")
+    assert changed.read_text() == "user:other\n" and stat.S_IMODE(changed.stat().st_mode) == 0o600
