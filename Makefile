@@ -35,12 +35,12 @@ venv: $(STAMP)
 # in the lock are kept unless LOCK_ARGS says otherwise, `make lock LOCK_ARGS=--upgrade` for all or
 # LOCK_ARGS='-P pandas' for one. pip-compile resolves for the Python it runs on: run it on
 # Python 3.11, what CI runs (every file of a pinned release is hashed, any platform's). pip-tools
-# comes pinned into a throwaway venv: another version may resolve or write the lock differently.
-PIP_TOOLS = pip==26.3 pip-tools==7.7.0
+# comes pinned and hashed (requirements-tools.lock) into a throwaway venv: another version may
+# resolve or write the lock differently.
 lock:
 	@tools=$$(mktemp -d) && trap 'rm -rf "$$tools"' EXIT && \
 	$(PYTHON) -m venv "$$tools" && \
-	"$$tools/bin/pip" install --quiet --disable-pip-version-check $(PIP_TOOLS) && \
+	"$$tools/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r requirements-tools.lock && \
 	"$$tools/bin/pip-compile" --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
 		--extra test --extra notebooks --extra batch $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml requirements-build.in
 

@@ -2,7 +2,7 @@
 
 ``clicklib stack compose-secrets`` writes them into ``<home>/secrets/compose/``, which the
 containers mount read-only at ``/run/clicklib``. They hold the same passwords as the local
-secure profile (``<home>/secrets/credentials.json``, made on first use), so every clicklib
+secure profile (``<home>/secrets/passwords/``, made on first use), so every clicklib
 client on the host logs in to the containers as it does to the local stack.
 
 The scripts in ``docker/secure/`` read them: Kafka's storage is formatted with every
@@ -84,8 +84,18 @@ def compose_files(settings: Settings) -> dict[str, str]:
         # The health check's Authorization header.
         "connect-login": base64.b64encode(f"{connect_user}:{credentials['connect'][connect_user]}".encode()).decode(),
         "cassandra-roles.properties": _properties({role: cassandra[role] for role in secrets.CASSANDRA_ROLES}),
+        # The only password the node's default superuser takes (BootstrapPasswordAuthenticator,
+        # which the secure profile's Cassandra runs as the local stack's does).
+        secrets.CASSANDRA_BOOTSTRAP_PASSWORD_FILE: secrets.cassandra_bootstrap_password_file(settings).read_text(),
+        # What Flink's and the SQL Gateway's web guards ask every request for.
+        secrets.GUARD_LOGIN_FILE: f"{secrets.FLINK_USERS[0]}:{credentials['flink'][secrets.FLINK_USERS[0]]}\n",
         secrets.SINK_PASSWORD_FILE: _properties({"password": cassandra["sink"]}),
     }
+
+
+# Read by containers that run as root (the web guards' Python image), so they can be the owner's
+# alone: the guard refuses a login file that others may read.
+OWNER_ONLY = frozenset({secrets.GUARD_LOGIN_FILE})
 
 
 def write_compose_secrets(settings: Settings) -> Path:
@@ -109,7 +119,7 @@ def write_compose_secrets(settings: Settings) -> Path:
             descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(text)
-            os.chmod(temporary, 0o644)
+            os.chmod(temporary, 0o600 if name in OWNER_ONLY else 0o644)
             os.replace(temporary, folder / name)
     except PermissionError as exc:
         # Typically: `docker compose up` ran first and Docker made the folder, owned by root.

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Once Cassandra is up in the secure docker-compose profile: clicklib's roles instead of the
-# node's default superuser (cassandra/cassandra, whose password everyone knows), with the
+# node's default superuser (which takes only the bootstrap password, never `cassandra`), with the
 # passwords in /run/clicklib/cassandra-roles.properties. May run on every up.
 set -euo pipefail
 
 ROLES=/run/clicklib/cassandra-roles.properties
+# The only password the default superuser takes (BootstrapPasswordAuthenticator).
+BOOTSTRAP=/run/clicklib/cassandra-bootstrap-password
 HOST="${CASSANDRA_HOST:-cassandra}"
 
 password() { sed -n "s/^$1=//p" "$ROLES"; }
@@ -26,7 +28,7 @@ if ! cql clicklib_admin "$admin" -e "SELECT role FROM system_auth.roles LIMIT 1"
   # The first start: Cassandra makes its default superuser a moment after it answers.
   for attempt in $(seq 1 30); do
     if printf "CREATE ROLE IF NOT EXISTS clicklib_admin WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = '%s';\n" \
-      "$admin" > "$work/admin.cql" && cql cassandra cassandra -f "$work/admin.cql" > /dev/null 2>&1; then
+      "$admin" > "$work/admin.cql" && cql cassandra "$(cat "$BOOTSTRAP")" -f "$work/admin.cql" > /dev/null 2>&1; then
       break
     fi
     if [[ $attempt -eq 30 ]]; then

@@ -578,11 +578,15 @@ def test_every_login_file_the_secure_profile_reads_is_written(secure_services: d
 
 
 def test_the_login_files_are_readable_by_the_containers_and_hidden_from_other_users(compose_files) -> None:
-    _, folder = compose_files
+    settings, folder = compose_files
     assert folder.parent.stat().st_mode & 0o777 == 0o700
     assert folder.stat().st_mode & 0o777 == 0o755
-    assert {path.stat().st_mode & 0o777 for path in folder.iterdir()} == {0o644}
-    passwords = json.loads((folder.parent / "credentials.json").read_text())
+    modes = {path.name: path.stat().st_mode & 0o777 for path in folder.iterdir()}
+    # The guards' login is their owner's alone (they run as root, and refuse a file others read).
+    assert modes.pop(secrets.GUARD_LOGIN_FILE) == 0o600
+    assert set(modes.values()) == {0o644}
+    passwords = secrets.local_credentials(settings)
+    assert (folder / secrets.GUARD_LOGIN_FILE).read_text() == f"clicklib:{passwords['flink']['clicklib']}\n"
     # The same passwords as the local secure profile: one set of logins for the host's clients.
     assert f"admin={passwords['kafka']['admin']}" in (folder / "kafka-users.properties").read_text()
     assert f"password={passwords['cassandra']['sink']}" in (folder / "cassandra-sink.properties").read_text()
@@ -703,3 +707,21 @@ def test_kafka_start_formats_with_the_compose_settings_and_every_login(
     users = sorted(re.findall(r"SCRAM-SHA-256=\[name=(\w+),password=[\w-]+\]", " ".join(arguments)))
     assert arguments[::2] == ["--add-scram"] * len(users)
     assert users == sorted(secrets.KAFKA_PRINCIPALS)
+
+
+def test_the_secure_guards_ask_for_the_login_and_cassandra_never_takes_its_public_password(compose_files) -> None:
+    settings, folder = compose_files
+    services = yaml.safe_load(SECURE_FILE.read_text())["services"]
+    for guard in ("flink-guard", "sql-gateway-guard"):
+        assert "--login-file=/run/clicklib/web-guard.login" in services[guard]["command"]
+        assert "guard-health.py" in " ".join(services[guard]["healthcheck"]["test"])
+    options = services["cassandra"]["environment"]["JVM_EXTRA_OPTS"]
+    assert "-Dclicklib.cassandra.bootstrap-password-file=/run/clicklib/cassandra-bootstrap-password" in options
+    volumes = services["cassandra"]["volumes"]
+    assert any(volume.endswith("/jars/cassandra-auth:/opt/clicklib-auth:ro") for volume in volumes)
+    start = (SECURE_SCRIPTS / "cassandra-start.sh").read_text()
+    assert "s/AllowAllAuthenticator/io.clicklib.cassandra.BootstrapPasswordAuthenticator/" in start
+    access = (SECURE_SCRIPTS / "cassandra-access.sh").read_text()
+    assert "cql cassandra cassandra" not in access and 'cql cassandra "$(cat "$BOOTSTRAP")"' in access
+    bootstrap = secrets.cassandra_bootstrap_password_file(settings).read_text()
+    assert (folder / secrets.CASSANDRA_BOOTSTRAP_PASSWORD_FILE).read_text() == bootstrap
