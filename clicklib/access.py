@@ -101,7 +101,20 @@ def secure_stack(settings: Settings) -> None:
     kafka = KafkaClient(settings)
     passwords = secrets.local_credentials(settings)["kafka"]
     kafka.set_scram_users({user: passwords[user] for user in secrets.KAFKA_PRINCIPALS}, secrets.LOCAL_MECHANISM)
-    kafka.allow([_binding(rule) for rule in stack_rules()])
+    kafka.allow([_binding(rule) for rule in [*stack_rules(), COLLECTOR_PRODUCER_ID]])
+
+
+# The stack's collector starts before any pipeline grants it a topic, and its producer, which is
+# idempotent, asks for a producer id at once: without a right to write some topic, Kafka refuses
+# it with a cluster authorization error, fatal to the producer for good. IdempotentWrite on the
+# cluster lets it have its id (and write nothing).
+COLLECTOR_PRODUCER_ID: Rule = (
+    "producer",
+    ResourceType.BROKER,
+    "kafka-cluster",
+    ResourcePatternType.LITERAL,
+    AclOperation.IDEMPOTENT_WRITE,
+)
 
 
 def default_superuser_login(settings: Settings) -> tuple[str, str]:

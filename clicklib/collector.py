@@ -299,8 +299,17 @@ class Forwarder:
     only counts the answers (UDP). A thread polls the producer for delivery reports.
     """
 
-    def __init__(self, producer: Any, topic: str, limit: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        producer: Any,
+        topic: str,
+        limit: int,
+        metrics: Metrics,
+        on_fatal: Callable[[str], None] | None = None,
+    ) -> None:
         self.producer = producer
+        # Told, from the poll thread, when the producer failed for good (it takes no more events).
+        self.on_fatal = on_fatal
         self.topic = topic
         self.limit = limit
         self.metrics = metrics
@@ -315,7 +324,17 @@ class Forwarder:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.producer.poll(0.05)
+            try:
+                self.producer.poll(0.05)
+            except Exception as exc:  # KafkaException: poll raises for a fatal error only
+                # A fatal error ends the producer (every later event would fail too), and
+                # without this thread no delivery would be answered: the collector must go.
+                error = exc.args[0] if exc.args else None
+                if callable(getattr(error, "fatal", None)) and not error.fatal():
+                    continue
+                if self.on_fatal is not None:
+                    self.on_fatal(str(exc))
+                return
 
     def _release(self, count: int) -> None:
         self.in_flight -= count

@@ -44,7 +44,7 @@ from clicklib.collector import (
     producer_config,
     user_key,
 )
-from clicklib.exceptions import ServiceStartError
+from clicklib.exceptions import ClicklibError, KafkaError, ServiceStartError
 from clicklib.kafka import KafkaClient
 from clicklib.settings import Settings
 from clicklib.stack import process
@@ -448,7 +448,16 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
     loop = asyncio.get_running_loop()
     producer = KafkaClient(settings, "producer").producer("producer", **producer_config(config))
     metrics_ = Metrics()
-    forwarder = Forwarder(producer, config.topic, config.queue_limit, metrics_)
+    stopping = asyncio.Event()
+    fatal: list[str] = []
+
+    def producer_failed(reason: str) -> None:
+        # From the poll thread. The collector stops, so that the stack's supervisor starts a new
+        # one with a new producer; until then its clients get no answer and send again.
+        fatal.append(reason)
+        loop.call_soon_threadsafe(stopping.set)
+
+    forwarder = Forwarder(producer, config.topic, config.queue_limit, metrics_, on_fatal=producer_failed)
     forwarder.start(loop)
     runner: web.AppRunner | None = None
     try:
@@ -464,7 +473,6 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
             )
         except OSError as exc:
             raise _port_taken("UDP", config.udp_port, "CLICKLIB_COLLECTOR_UDP_PORT", exc) from None
-        stopping = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
         if ready:
@@ -480,6 +488,12 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
             left = await loop.run_in_executor(None, forwarder.close, config.delivery_timeout_ms / 1000)
             if left:
                 print(f"collector: {left} events were not acknowledged by Kafka when it stopped", file=sys.stderr)
+    if fatal:
+        raise KafkaError(
+            f"collector: its Kafka producer failed for good ({fatal[0]}); it stopped, and the stack's "
+            "supervisor starts it again",
+            settings.bootstrap_servers,
+        )
 
 
 def _port_taken(kind: str, port: int, variable: str, exc: OSError) -> ServiceStartError:
@@ -599,7 +613,11 @@ def main() -> None:
             flush=True,
         )
 
-    asyncio.run(serve(settings, ready))
+    try:
+        asyncio.run(serve(settings, ready))
+    except ClicklibError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -201,6 +201,38 @@ def test_cassandras_storage_port_takes_only_a_peer_holding_the_nodes_key(live_st
             assert raw.recv(64) == b""
 
 
+def test_the_stacks_collector_takes_events_once_its_topic_is_granted(live_stack):
+    """The collector starts before any pipeline grants its producer a topic; its idempotent
+    producer asks for an id at once, and a refusal then would end it for good (every event
+    answered 503 until a restart). Here its topic and right come as `pipeline up` gives them."""
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    from clicklib.kafka import KafkaClient
+    from clicklib.topics import RAW, Topic, topic_name
+
+    kafka = KafkaClient(live_stack)
+    name = topic_name(live_stack, RAW)
+    assert name not in kafka.topic_names(), "the stack's own namespace holds a pipeline already"
+    right = (name, ResourcePatternType.LITERAL, "User:producer", "*", AclOperation.WRITE)
+    kafka.create_topics([Topic(RAW, name, 1, 1)])
+    kafka.allow([AclBinding(ResourceType.TOPIC, *right, AclPermissionType.ALLOW)])
+    try:
+        event = {"event_id": uuid.uuid4().hex, "user_id": "u1", "session_id": "s1", "event_type": "page_view"}
+        answer = requests.post(f"{live_stack.collector_url}/collect", json=event, timeout=30)
+        assert answer.status_code == 202, answer.text  # acknowledged by Kafka
+        assert "Fatal error" not in (live_stack.home / "logs" / "collector.log").read_text()
+    finally:
+        kafka.revoke([AclBindingFilter(ResourceType.TOPIC, *right, AclPermissionType.ALLOW)])
+        kafka.delete_topics([name])
+
+
 def test_another_local_user_can_read_nothing_under_the_home_folder(live_stack):
     """Kafka's segments, Cassandra's tables, checkpoints, logs, configs and secrets are the stack
     owner's alone: another account on the machine can neither list nor read any of it."""

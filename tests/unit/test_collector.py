@@ -229,6 +229,31 @@ def test_a_refused_produce_frees_the_slots_of_the_rest_of_its_batch():
     assert metrics.delivered[("udp", "failed")] == 3
 
 
+class FailingPollProducer(HeldProducer):
+    """Its poll raises as librdkafka's does: a non-fatal error once, then a fatal one."""
+
+    def __init__(self):
+        super().__init__()
+        self.polls = 0
+
+    def poll(self, timeout):
+        from confluent_kafka import KafkaError, KafkaException
+
+        self.polls += 1
+        if self.polls == 1:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker down", fatal=False))
+        raise KafkaException(KafkaError(KafkaError.CLUSTER_AUTHORIZATION_FAILED, "no producer id", fatal=True))
+
+
+def test_a_fatal_producer_error_is_reported_and_a_passing_one_is_not():
+    reported = []
+    producer = FailingPollProducer()
+    forwarder = Forwarder(producer, "clickstream", limit=5, metrics=Metrics(), on_fatal=reported.append)
+    forwarder._poll()  # returns after the fatal error: the thread's whole life
+    assert producer.polls == 2
+    assert len(reported) == 1 and "no producer id" in reported[0]
+
+
 def test_the_udp_bridge_adds_what_the_server_knows_to_each_event_and_counts_what_it_drops(monkeypatch):
     # The spec changed: each line used to be forwarded as the bytes it was. An event now gets the
     # arrival time and the sender's address, as over HTTP; what is no JSON object still goes on
