@@ -119,7 +119,10 @@ def stack_compose_secrets() -> None:
 
     with _clear_errors():
         folder = compose.write_compose_secrets(get_settings())
-        console.print(f"logins for docker-compose.secure.yml written to {folder} (mounted at {compose.MOUNT})")
+        console.print(
+            f"logins for docker-compose.secure.yml written to {folder}, a folder per container "
+            f"(each mounted at {compose.MOUNT} in its container)"
+        )
         console.print("next: docker compose -f docker-compose.yml -f docker-compose.secure.yml up -d --wait")
         console.print(
             "then, for clicklib on this machine: CLICKLIB_SECURE=1 CLICKLIB_FLINK_BOOTSTRAP_SERVERS=kafka:29092 "

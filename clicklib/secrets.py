@@ -13,8 +13,8 @@ Connect's REST API one user (``clicklib``). Their passwords are made on the firs
 one file per login under ``<home>/secrets/passwords/`` (mode 0600, in folders of mode 0700).
 The JVMs read theirs from files written beside them (JAAS files, the sink's password file), and
 each service may read its own files only (stack/sandbox.py). No password is in the command line
-of any process, a config under ``<home>/conf``, or SQL text (Kafka's storage formatter, run once on the first
-start, reads its arguments from a private file: see services.py).
+of any process, a config under ``<home>/conf``, or SQL text (Kafka's storage formatter, run
+once on the first start, reads its arguments from a private file: see services.py).
 
 Against another cluster, the ``CLICKLIB_*_USERNAME`` and ``CLICKLIB_*_PASSWORD`` settings are
 used by every clicklib client instead.

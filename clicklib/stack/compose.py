@@ -1,7 +1,7 @@
 """The files the secure docker-compose profile (docker-compose.secure.yml) gives its containers.
 
-``clicklib stack compose-secrets`` writes them into ``<home>/secrets/compose/``, which the
-containers mount read-only at ``/run/clicklib``. They hold the same passwords as the local
+``clicklib stack compose-secrets`` writes them into ``<home>/secrets/compose/<container>/``,
+each container's own files, which it mounts read-only at ``/run/clicklib``. They hold the same passwords as the local
 secure profile (``<home>/secrets/passwords/``, made on first use), so every clicklib
 client on the host logs in to the containers as it does to the local stack.
 
@@ -97,6 +97,27 @@ def compose_files(settings: Settings) -> dict[str, str]:
 # alone: the guard refuses a login file that others may read.
 OWNER_ONLY = frozenset({secrets.GUARD_LOGIN_FILE})
 
+# The files each container is given (its folder is mounted at /run/clicklib): its own logins
+# only, so that no container, Flink's running the jobs it is sent among them, reads another's.
+CONTAINER_FILES: dict[str, tuple[str, ...]] = {
+    # The broker formats its storage with every component's SCRAM login.
+    "kafka": ("kafka-server.jaas", "kafka-users.properties", "kafka-admin.properties"),
+    "kafka-access": ("kafka-admin.properties", "kafka-acls.txt"),
+    "cassandra": (secrets.CASSANDRA_BOOTSTRAP_PASSWORD_FILE,),
+    "cassandra-access": ("cassandra-roles.properties", secrets.CASSANDRA_BOOTSTRAP_PASSWORD_FILE),
+    "connect": (
+        "connect-distributed.properties",
+        "connect.jaas",
+        "connect-users.properties",
+        "connect-login",
+        secrets.SINK_PASSWORD_FILE,
+    ),
+    "flink-jobmanager": ("flink.jaas",),
+    "flink-taskmanager": ("flink.jaas",),
+    "flink-guard": (secrets.GUARD_LOGIN_FILE,),
+    "sql-gateway-guard": (secrets.GUARD_LOGIN_FILE,),
+}
+
 
 def write_compose_secrets(settings: Settings) -> Path:
     """Write the files; returns their folder."""
@@ -115,12 +136,19 @@ def write_compose_secrets(settings: Settings) -> Path:
         os.chmod(folder.parent, 0o700)
         folder.mkdir(exist_ok=True)
         os.chmod(folder, 0o755)
-        for name, text in files.items():
-            descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(text)
-            os.chmod(temporary, 0o600 if name in OWNER_ONLY else 0o644)
-            os.replace(temporary, folder / name)
+        for old in folder.iterdir():
+            if old.is_file():  # an earlier version kept every container's files side by side
+                old.unlink()
+        for container, names in CONTAINER_FILES.items():
+            own = folder / container
+            own.mkdir(exist_ok=True)
+            os.chmod(own, 0o755)
+            for name in names:
+                descriptor, temporary = tempfile.mkstemp(dir=own, prefix=f".{name}.")
+                with os.fdopen(descriptor, "w") as handle:
+                    handle.write(files[name])
+                os.chmod(temporary, 0o600 if name in OWNER_ONLY else 0o644)
+                os.replace(temporary, own / name)
     except PermissionError as exc:
         # Typically: `docker compose up` ran first and Docker made the folder, owned by root.
         raise SettingsError(

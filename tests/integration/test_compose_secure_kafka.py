@@ -84,7 +84,7 @@ def compose_kafka(tmp_path_factory, settings: Settings):
     script_env = {
         **os.environ,
         **environment,
-        "USERS": str(folder / "kafka-users.properties"),
+        "USERS": str(folder / "kafka" / "kafka-users.properties"),
         "KAFKA_HOME": str(kafka_home),
         "IMAGE_RUN": "true",
     }
@@ -95,7 +95,7 @@ def compose_kafka(tmp_path_factory, settings: Settings):
     assert (data / "meta.properties").is_file()
 
     log = (home / "kafka.log").open("w")
-    jaas = f"-Djava.security.auth.login.config={folder / 'kafka-server.jaas'}"
+    jaas = f"-Djava.security.auth.login.config={folder / 'kafka' / 'kafka-server.jaas'}"
     broker = subprocess.Popen(
         [java, "-Xmx256m", jaas, "-cp", jars, "kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT
     )

@@ -567,29 +567,51 @@ def test_the_secure_profile_publishes_nothing_more(secure_services: dict, servic
     assert set(secure_services) - set(services) == {"kafka-access", "cassandra-access"}
 
 
-def test_every_login_file_the_secure_profile_reads_is_written(secure_services: dict, compose_files) -> None:
+def test_each_container_is_given_the_login_files_it_reads_and_no_other(secure_services: dict, compose_files) -> None:
+    from clicklib.stack import compose
+
     _, folder = compose_files
-    texts = [SECURE_FILE.read_text(), *(script.read_text() for script in SECURE_SCRIPTS.glob("*.sh"))]
-    named = {name for text in texts for name in re.findall(r"/run/clicklib/([\w.-]*\w)", text)}
-    assert named, "the secure profile names no file under /run/clicklib"
-    assert named <= {path.name for path in folder.iterdir()}
-    scripts = {name for text in texts for name in re.findall(r"/opt/clicklib/([\w.-]*\w)", text)}
-    assert scripts and scripts <= {path.name for path in SECURE_SCRIPTS.iterdir()}
+    given_somewhere = set()
+    for name, service in secure_services.items():
+        text = yaml.safe_dump(service)
+        scripts = set(re.findall(r"/opt/clicklib/([\w.-]*\w)", text))
+        assert scripts <= {path.name for path in SECURE_SCRIPTS.iterdir()}, name
+        text += "".join((SECURE_SCRIPTS / script).read_text() for script in scripts)
+        named = set(re.findall(r"/run/clicklib/([\w.-]*\w)", text))
+        # And what those files name in turn (Connect's JAAS file names its users file).
+        for file in sorted(named):
+            if (folder / name / file).is_file():
+                named |= set(re.findall(r"/run/clicklib/([\w.-]*\w)", (folder / name / file).read_text()))
+        if not named:
+            assert name not in compose.CONTAINER_FILES, f"{name} is given logins it never reads"
+            continue
+        # Its own folder, mounted where it reads, holding exactly the files it names.
+        assert f"${{CLICKLIB_HOME:-./.clickstack}}/secrets/compose/{name}:/run/clicklib:ro" in service["volumes"]
+        assert {path.name for path in (folder / name).iterdir()} == named, name
+        given_somewhere |= named
+    assert given_somewhere == set(compose.compose_files(compose_files[0])), "a file no container reads"
 
 
 def test_the_login_files_are_readable_by_the_containers_and_hidden_from_other_users(compose_files) -> None:
     settings, folder = compose_files
     assert folder.parent.stat().st_mode & 0o777 == 0o700
     assert folder.stat().st_mode & 0o777 == 0o755
-    modes = {path.name: path.stat().st_mode & 0o777 for path in folder.iterdir()}
+    modes = {str(path.relative_to(folder)): path.stat().st_mode & 0o777 for path in folder.rglob("*")}
     # The guards' login is their owner's alone (they run as root, and refuse a file others read).
-    assert modes.pop(secrets.GUARD_LOGIN_FILE) == 0o600
-    assert set(modes.values()) == {0o644}
+    for guard in ("flink-guard", "sql-gateway-guard"):
+        assert modes.pop(f"{guard}/{secrets.GUARD_LOGIN_FILE}") == 0o600
+    assert set(modes.values()) == {0o644, 0o755}
     passwords = secrets.local_credentials(settings)
-    assert (folder / secrets.GUARD_LOGIN_FILE).read_text() == f"clicklib:{passwords['flink']['clicklib']}\n"
+    login = (folder / "flink-guard" / secrets.GUARD_LOGIN_FILE).read_text()
+    assert login == f"clicklib:{passwords['flink']['clicklib']}\n"
     # The same passwords as the local secure profile: one set of logins for the host's clients.
-    assert f"admin={passwords['kafka']['admin']}" in (folder / "kafka-users.properties").read_text()
-    assert f"password={passwords['cassandra']['sink']}" in (folder / "cassandra-sink.properties").read_text()
+    assert f"admin={passwords['kafka']['admin']}" in (folder / "kafka" / "kafka-users.properties").read_text()
+    sink = (folder / "connect" / "cassandra-sink.properties").read_text()
+    assert f"password={passwords['cassandra']['sink']}" in sink
+    # What the Flink containers (which run what they are sent) can read holds the flink login alone.
+    flink = (folder / "flink-taskmanager" / "flink.jaas").read_text()
+    others = [p for system, logins in passwords.items() for n, p in logins.items() if (system, n) != ("kafka", "flink")]
+    assert passwords["kafka"]["flink"] in flink and not [p for p in others if p in flink]
 
 
 def test_the_secure_profile_is_written_only_for_the_secure_profile(tmp_path: Path) -> None:
@@ -631,7 +653,9 @@ def test_the_brokers_jaas_sections_name_the_compose_listeners(secure_services: d
     _, folder = compose_files
     environment = secure_services["kafka"]["environment"]
     listeners = {item.split(":")[0].lower() for item in environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")}
-    sections = set(re.findall(r"^(\w+)\.KafkaServer", (folder / "kafka-server.jaas").read_text(), re.MULTILINE))
+    sections = set(
+        re.findall(r"^(\w+)\.KafkaServer", (folder / "kafka" / "kafka-server.jaas").read_text(), re.MULTILINE)
+    )
     assert sections == listeners
     assert environment["KAFKA_OPTS"].endswith("/run/clicklib/kafka-server.jaas")
 
@@ -640,7 +664,7 @@ def test_the_connect_rules_are_the_local_stacks_as_kafka_acls_arguments(compose_
     from clicklib import access
 
     _, folder = compose_files
-    lines = (folder / "kafka-acls.txt").read_text().splitlines()
+    lines = (folder / "kafka-access" / "kafka-acls.txt").read_text().splitlines()
     assert len(lines) == len(access.stack_rules())
     for line, (principal, kind, name, pattern, operation) in zip(lines, access.stack_rules(), strict=True):
         words = line.split()
@@ -654,7 +678,7 @@ def test_the_connect_rules_are_the_local_stacks_as_kafka_acls_arguments(compose_
 
 def test_the_connect_worker_of_the_secure_profile_logs_in_and_asks_for_one(compose_files) -> None:
     _, folder = compose_files
-    worker = _properties(folder / "connect-distributed.properties")
+    worker = _properties(folder / "connect" / "connect-distributed.properties")
     docker = _properties(WORKER_PROPERTIES)
     # The compose worker, with more; its REST extensions (the web guard) gain the login.
     extensions = docker.pop("rest.extension.classes")
@@ -665,7 +689,7 @@ def test_the_connect_worker_of_the_secure_profile_logs_in_and_asks_for_one(compo
     # The sinks' password file alone: no connector can have another secret read back.
     assert worker["config.providers.file.param.allowed.paths"] == "/run/clicklib/cassandra-sink.properties"
     assert worker["rest.extension.classes"].endswith("BasicAuthSecurityRestExtension")
-    assert 'file="/run/clicklib/connect-users.properties"' in (folder / "connect.jaas").read_text()
+    assert 'file="/run/clicklib/connect-users.properties"' in (folder / "connect" / "connect.jaas").read_text()
 
 
 def test_the_sink_connectors_name_their_password_where_connect_sees_it(tmp_path: Path) -> None:
@@ -694,7 +718,7 @@ def test_kafka_start_formats_with_the_compose_settings_and_every_login(
     script = SECURE_SCRIPTS / "kafka-start.sh"
     listed = subprocess.run(
         ["bash", "-c", f'source "{script}"; server_properties; printf "\\n--\\n"; scram_arguments'],
-        env={**environment, "PATH": os.environ["PATH"], "USERS": str(folder / "kafka-users.properties")},
+        env={**environment, "PATH": os.environ["PATH"], "USERS": str(folder / "kafka" / "kafka-users.properties")},
         capture_output=True,
         check=True,
     )
@@ -724,4 +748,5 @@ def test_the_secure_guards_ask_for_the_login_and_cassandra_never_takes_its_publi
     access = (SECURE_SCRIPTS / "cassandra-access.sh").read_text()
     assert "cql cassandra cassandra" not in access and 'cql cassandra "$(cat "$BOOTSTRAP")"' in access
     bootstrap = secrets.cassandra_bootstrap_password_file(settings).read_text()
-    assert (folder / secrets.CASSANDRA_BOOTSTRAP_PASSWORD_FILE).read_text() == bootstrap
+    for container in ("cassandra", "cassandra-access"):
+        assert (folder / container / secrets.CASSANDRA_BOOTSTRAP_PASSWORD_FILE).read_text() == bootstrap
