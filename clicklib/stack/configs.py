@@ -27,10 +27,16 @@ def log_dir(settings: Settings) -> Path:
     return settings.home / "logs"
 
 
+# Each service's own folder under <home>/data: in the secure profile no other service may open it
+# (a Flink job could otherwise read Kafka's segments and Cassandra's tables around every ACL).
+DATA_FOLDERS = ("kafka", "cassandra", "flink", "schema-registry")
+
+
 def make_home_folders(settings: Settings) -> None:
     """The folders the services write to, made up front (and the lake's, when it is a folder):
-    a sandboxed service cannot use a folder made beside the secrets folder after it started."""
+    a sandboxed service cannot use a folder made beside a hidden one after it started."""
     folders = [settings.home / name for name in ("conf", "data", "logs", "run")]
+    folders += [data_dir(settings, name) for name in DATA_FOLDERS]
     if settings.flink_lake_url.startswith("file://"):
         folders.append(Path(unquote(urlsplit(settings.flink_lake_url).path)))
     for folder in folders:

@@ -109,6 +109,15 @@ def check_sandbox(settings: Settings) -> None:
         )
 
 
+def sandboxed_command(settings: Settings, name: str, command: list[str]) -> list[str]:
+    """``command`` started under sandbox.py's ruleset: the secrets folder and the other services'
+    data folders hidden, the process's own secret files readable."""
+    spec = PROCESSES[name]
+    hidden = [secrets.secrets_dir(settings)]
+    hidden += [configs.data_dir(settings, folder) for folder in configs.DATA_FOLDERS if folder not in spec.data]
+    return sandbox.command_line(hidden, spec.secret_paths(settings), command)
+
+
 def start_process(settings: Settings, name: str, java: str, emit: EventCallback = _quiet) -> psutil.Process:
     spec = PROCESSES[name]
     emit(name, "starting", "")
@@ -117,9 +126,9 @@ def start_process(settings: Settings, name: str, java: str, emit: EventCallback 
     command = spec.command(settings, java)
     if sandboxed(settings):
         # The folders a service writes to exist before it starts: under the ruleset, one made
-        # later beside the secrets folder would be closed to it.
+        # later beside a hidden folder would be closed to it.
         configs.make_home_folders(settings)
-        command = sandbox.command_line([secrets.secrets_dir(settings)], spec.secret_paths(settings), command)
+        command = sandboxed_command(settings, name, command)
     return process.spawn(
         name,
         command,

@@ -115,6 +115,8 @@ class Process:
     # The files of the secrets folder it may read in the secure profile (sandbox.py): its own
     # login and keys, nobody else's.
     secrets: tuple[str, ...] = ()
+    # Its own folders under <home>/data (configs.DATA_FOLDERS): the others are closed to it.
+    data: tuple[str, ...] = ()
 
     def secret_paths(self, settings: Settings) -> list[Path]:
         return [secrets.secrets_dir(settings) / name for name in self.secrets]
@@ -432,6 +434,7 @@ PROCESSES: dict[str, Process] = {
             _kafka_command,
             prepare=_format_kafka_storage,
             secrets=(secrets.KAFKA_SERVER_JAAS,),
+            data=("kafka",),
         ),
         Process(
             "cassandra",
@@ -444,6 +447,7 @@ PROCESSES: dict[str, Process] = {
                 f"{rest_tls.CASSANDRA_FOLDER}/identity.pem",
                 f"{rest_tls.CASSANDRA_FOLDER}/certificate.pem",
             ),
+            data=("cassandra",),
         ),
         Process(
             "connect",
@@ -454,7 +458,12 @@ PROCESSES: dict[str, Process] = {
             secrets=(secrets.CONNECT_JAAS, secrets.CONNECT_USERS_FILE, secrets.SINK_PASSWORD_FILE),
         ),
         Process(
-            "schema-registry", "schema-registry", ("schema-registry",), health.schema_registry, _schema_registry_command
+            "schema-registry",
+            "schema-registry",
+            ("schema-registry",),
+            health.schema_registry,
+            _schema_registry_command,
+            data=("schema-registry",),
         ),
         # It reads its settings from the environment, those of the stack it belongs to.
         Process(
@@ -474,6 +483,7 @@ PROCESSES: dict[str, Process] = {
             _jobmanager_command,
             env=_flink_env,
             secrets=FLINK_SECRETS,
+            data=("flink",),
         ),
         Process(
             "flink-taskmanager",
@@ -483,6 +493,7 @@ PROCESSES: dict[str, Process] = {
             _taskmanager_command,
             env=_flink_env,
             secrets=FLINK_SECRETS,
+            data=("flink",),
         ),
         Process("flink-guard", "flink", ("flink",), health.flink, _flink_guard_command, secrets=GUARD_SECRETS),
         Process(
@@ -493,6 +504,7 @@ PROCESSES: dict[str, Process] = {
             _sql_gateway_command,
             env=_flink_env,
             secrets=FLINK_SECRETS,
+            data=("flink",),
         ),
         Process(
             "sql-gateway-guard",

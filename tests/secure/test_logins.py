@@ -120,14 +120,15 @@ def read_through_sql(settings: Settings, folder: Path) -> list[str]:
         return [row["line"] for row in session.execute(f"SELECT line FROM {table}")]
 
 
-def test_a_sql_session_with_the_login_cannot_read_any_secret(live_stack):
+def test_a_sql_session_with_the_login_cannot_read_any_secret_nor_another_services_data(live_stack):
     """Flink runs what a SQL session sends, as the user who runs the stack: only the sandbox
-    (stack/sandbox.py) keeps the other services' passwords from a job."""
+    (stack/sandbox.py) keeps the other services' passwords from a job, and Kafka's segments and
+    Cassandra's tables, which a job would read around every ACL and role."""
     from clicklib.exceptions import ClicklibError
+    from clicklib.stack import configs
 
-    home = live_stack.home
-    # The control: a folder of the home beside the secrets reads back whole through the same SQL.
-    control = home / "data" / f"sql-read-{uuid.uuid4().hex[:8]}"
+    # The control: a folder of Flink's own data reads back whole through the same SQL.
+    control = configs.data_dir(live_stack, "flink") / f"sql-read-{uuid.uuid4().hex[:8]}"
     control.mkdir()
     try:
         (control / "lines.txt").write_text("a line of the stack's own")
@@ -135,7 +136,7 @@ def test_a_sql_session_with_the_login_cannot_read_any_secret(live_stack):
     finally:
         shutil.rmtree(control)
     passwords = every_password(live_stack)
-    for folder in (secrets.secrets_dir(live_stack), secrets.secrets_dir(live_stack) / secrets.PASSWORDS_FOLDER):
+    for folder in (secrets.secrets_dir(live_stack), configs.data_dir(live_stack, "cassandra")):
         with pytest.raises(ClicklibError) as refused:
             lines = read_through_sql(live_stack, folder)
             leaked = [p for p in passwords if any(p in line for line in lines)]

@@ -202,3 +202,23 @@ def test_a_secure_stack_on_a_kernel_without_landlock_is_refused_and_told_what_to
         lifecycle.check_sandbox(Settings(home=tmp_path, secure=True))
     lifecycle.check_sandbox(Settings(home=tmp_path, secure=True, sandbox=False))
     lifecycle.check_sandbox(Settings(home=tmp_path))  # the default profile starts nothing sandboxed
+
+
+def test_each_service_is_started_with_only_its_own_secrets_and_data_open(tmp_path) -> None:
+    from clicklib.settings import Settings
+    from clicklib.stack import lifecycle
+
+    settings = Settings(home=tmp_path, secure=True)
+    command = lifecycle.sandboxed_command(settings, "flink-taskmanager", ["java", "-version"])
+    assert command[-3:] == ["--", "java", "-version"]
+    hidden = {argument.removeprefix("--hide=") for argument in command if argument.startswith("--hide=")}
+    data = tmp_path / "data"
+    others = ("kafka", "cassandra", "schema-registry")
+    assert hidden == {str(tmp_path / "secrets"), *(str(data / name) for name in others)}
+    readable = {argument.removeprefix("--read=") for argument in command if argument.startswith("--read=")}
+    assert readable == {
+        str(tmp_path / "secrets" / name)
+        for name in ("rest-tls/keystore.p12", "rest-tls/truststore.p12", "kafka-client-flink.jaas")
+    }
+    kafka = lifecycle.sandboxed_command(settings, "kafka", ["java"])
+    assert f"--hide={data / 'flink'}" in kafka and f"--hide={data / 'kafka'}" not in kafka
