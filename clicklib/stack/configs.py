@@ -148,6 +148,10 @@ value.converter.schemas.enable=false
 config.storage.topic=_clicklib-connect-configs
 offset.storage.topic=_clicklib-connect-offsets
 status.storage.topic=_clicklib-connect-status
+# One worker: when it drops out of its group (Kafka or the worker paused past the session
+# timeout) and joins again as a new member, its connectors must not wait the default five minutes
+# for the old member to come back, unassigned and silent, since it never does.
+scheduled.rebalance.max.delay.ms=0
 config.storage.replication.factor=1
 offset.storage.replication.factor=1
 status.storage.replication.factor=1
@@ -155,6 +159,10 @@ offset.flush.interval.ms=5000
 # Cassandra acknowledges a write once its commit log group is synced: larger batches, written
 # with many requests in flight, share each sync instead of waiting for one apiece.
 consumer.max.poll.records=2000
+# A sink task's consumer that vanished without leaving its group (stopped while Kafka was
+# unreachable) holds up the group until its session expires: 10 s rather than the default 45 s.
+consumer.session.timeout.ms=10000
+consumer.heartbeat.interval.ms=3000
 listeners=http://{settings.bind_host}:{settings.connect_port}
 rest.advertised.host.name={settings.bind_host}
 rest.advertised.port={settings.connect_port}
@@ -292,6 +300,10 @@ concurrent_compactors: 1
     )
 
 
+# The TaskManager's fixed name, by which the supervisor finds it among those registered.
+TASKMANAGER_ID = "clicklib-taskmanager"
+
+
 def flink_config(settings: Settings) -> Path:
     host = settings.code_host
     flink_data = data_dir(settings, "flink")
@@ -312,7 +324,7 @@ taskmanager.memory.process.size: {settings.flink_taskmanager_memory}
 # pipeline, with a few pipelines at once, ran out of the default heap.
 taskmanager.memory.managed.fraction: 0.1
 taskmanager.numberOfTaskSlots: {settings.flink_task_slots}
-taskmanager.resource-id: clicklib-taskmanager
+taskmanager.resource-id: {TASKMANAGER_ID}
 parallelism.default: 1
 # The REST API and the SQL Gateway listen on their backend ports; the web guard owns the public
 # ones (stack/web_guard.py), because Flink sends Access-Control-Allow-Origin on every answer.
@@ -332,10 +344,13 @@ execution.checkpointing.interval: 10 s
 # and the supervisor can resume it from the newest one; clicklib removes those no job needs.
 execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION
 execution.checkpointing.num-retained: 2
-# A lost TaskManager or JobManager is noticed after 20 s instead of 50 s, so jobs are back sooner
-# after a crash; still well above the pauses a busy two-core laptop causes.
+# A process that dies is noticed at once: its heartbeat requests are refused, and after two
+# refusals (heartbeat.rpc-failure-threshold) it counts as lost. The timeout is for a process that
+# does not answer: one frozen for up to a minute (a GC pause, a laptop's lid) is waited for, not
+# turned into minutes of failovers in which the two keep timing each other out. One wedged for
+# longer is the supervisor's to restart (stall_timeout).
 heartbeat.interval: 5 s
-heartbeat.timeout: 20 s
+heartbeat.timeout: 90 s
 # No jar upload or run from the web UI or REST API: a jar is code, and these ports are reachable
 # from any page in the user's browser (DNS rebinding defeats the same-origin rule).
 web.submit.enable: false
