@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from clicklib import stack as local_stack
 from clicklib.exceptions import ClicklibError
@@ -56,7 +57,7 @@ def status_table(rows: list[local_stack.ServiceStatus]) -> Table:
     for column in ("service", "state", "port", "pid", "rss MB", "restarts", "url", "detail"):
         table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "detail" else None)
     for row in rows:
-        colour = "green" if row.healthy else ("yellow" if row.state in ("partial", "unhealthy") else "red")
+        colour = "green" if row.healthy else ("yellow" if row.state in ("partial", "unhealthy", "stalled") else "red")
         table.add_row(
             row.service,
             f"[{colour}]{row.state}[/]",
@@ -485,6 +486,8 @@ def pipeline_table(report: PipelineStatus) -> Table:
         table.add_row("connector", connector, state)
     for what, count in report.problems.items():
         table.add_row("problems", what, f"[{'red' if count else 'green'}]{count:,}[/]")
+    for part, what in report.stalls.items():
+        table.add_row("stalled", part, Text(what, style="yellow"))
     return table
 
 

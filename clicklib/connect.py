@@ -123,6 +123,17 @@ class ConnectClient(RestClient):
             params={"includeTasks": "true", "onlyFailed": "true"},
         )
 
+    def restart_all(self, name: str) -> None:
+        """Restart the connector and every task, running or not (one stalled or unassigned)."""
+        response = self.request(
+            "post",
+            f"/connectors/{name}/restart",
+            f"restarting {name}",
+            params={"includeTasks": "true", "onlyFailed": "false"},
+        )
+        if response.status_code >= 400:
+            raise self.fail(f"connect at {self.base} refused to restart {name}: {self.error_text(response)}")
+
     def pause(self, name: str) -> None:
         """Stop a connector's tasks from consuming; its offsets stay where they are."""
         self.json("put", f"/connectors/{name}/pause", f"pausing {name}")

@@ -34,6 +34,12 @@ class FlinkClient(RestClient):
         """The cluster: version, TaskManagers, slots, jobs running."""
         return self.json("get", "/overview", "asking for the cluster overview")
 
+    def taskmanagers(self) -> list[dict[str, Any]]:
+        """The TaskManagers registered with the cluster, each with its ``id``, slots and last heartbeat."""
+        answer = self.json("get", "/taskmanagers", "listing its taskmanagers")
+        with self.reading("the list of taskmanagers"):
+            return list(answer["taskmanagers"])
+
     def config(self) -> dict[str, Any]:
         """The cluster's version and the web UI's features (such as whether jars can be uploaded)."""
         return self.json("get", "/config", "asking for its configuration")

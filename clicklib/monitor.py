@@ -53,9 +53,11 @@ def connectors(pipeline: Pipeline) -> pd.DataFrame:
     """Each sink connector's state, its tasks' states, its table, and how often the stack's
     supervisor restarted it after it failed."""
     restarted = supervisor.connector_restarts(pipeline.settings)
+    stalled = supervisor.stalls(pipeline.settings)
     rows = []
     for connector in pipeline.definition.connectors:
         status = pipeline.connect.status(connector.name)
+        stall = stalled.get(f"connector {connector.name}")
         rows.append(
             {
                 "connector": connector.name,
@@ -63,12 +65,23 @@ def connectors(pipeline: Pipeline) -> pd.DataFrame:
                 "tasks": " ".join(status.tasks) or "-",
                 "table": connector.config.get("cassandra.table", ""),
                 "restarts": restarted.get(connector.name, 0),
+                "stalled": stall.describe() if stall else "",
             }
         )
-    return pd.DataFrame(rows, columns=["connector", "state", "tasks", "table", "restarts"])
+    return pd.DataFrame(rows, columns=["connector", "state", "tasks", "table", "restarts", "stalled"])
 
 
-JOB_COLUMNS = ["job", "state", "running_since", "restarts", "records_in", "records_out", "watermark", "behind_s"]
+JOB_COLUMNS = [
+    "job",
+    "state",
+    "running_since",
+    "restarts",
+    "records_in",
+    "records_out",
+    "watermark",
+    "behind_s",
+    "stalled",
+]
 
 
 def flink_jobs(pipeline: Pipeline) -> pd.DataFrame:
@@ -81,8 +94,10 @@ def flink_jobs(pipeline: Pipeline) -> pd.DataFrame:
     now_ms = time.time() * 1000
     rows = []
     running = streaming_sql.running_jobs(pipeline)
+    stalled = supervisor.stalls(pipeline.settings)
     for plan in pipeline.definition.jobs:
         job = running[plan.flink_name]
+        stall = stalled.get(f"job {plan.flink_name}")
         row = {
             "job": plan.flink_name,
             "state": job.state if job else "NOT RUNNING",
@@ -92,6 +107,7 @@ def flink_jobs(pipeline: Pipeline) -> pd.DataFrame:
             "records_out": 0,
             "watermark": pd.NaT,
             "behind_s": float("nan"),
+            "stalled": stall.describe() if stall else "",
         }
         if job:
             for vertex in pipeline.flink.vertices(job.job_id):

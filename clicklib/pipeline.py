@@ -41,6 +41,9 @@ class PipelineStatus:
     connectors: dict[str, str] = field(default_factory=dict)  # connector -> "STATE task states"
     started: dict[str, str] = field(default_factory=dict)  # Flink job name -> how `up` started it
     problems: dict[str, int] = field(default_factory=dict)  # dead letters, late events, sink dead letters
+    # What the stack's supervisor sees stalled: this pipeline's jobs and connectors, and the
+    # stack's processes they run on (part -> what, since when, how far behind).
+    stalls: dict[str, str] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -155,7 +158,21 @@ class Pipeline:
             report.jobs[name] = job.state if job else "NOT RUNNING"
         for connector in self.definition.connectors:
             report.connectors[connector.name] = str(self.connect.status(connector.name))
+        report.stalls = self.stalls()
         return report
+
+    def stalls(self) -> dict[str, str]:
+        """What the supervisor sees stalled now, among this pipeline's jobs and connectors and the
+        stack's processes (empty when no supervisor runs here: a cluster of its own)."""
+        from clicklib.stack import supervisor
+
+        ours = {f"job {p.flink_name}" for p in self.definition.jobs}
+        ours |= {f"connector {c.name}" for c in self.definition.connectors}
+        return {
+            part: stall.describe()
+            for part, stall in supervisor.stalls(self.settings).items()
+            if part in ours or not part.startswith(("job ", "connector "))
+        }
 
     def down(self, purge: bool = False) -> dict[str, str]:
         """Stop the jobs, each with a savepoint, and remove the connectors; returns job name ->

@@ -52,6 +52,7 @@ DURATION_FIELDS = (
     "join_state_ttl",
     "dedup_ttl",
     "crash_loop_window",
+    "stall_timeout",
     "topic_retention",
     "collector_delivery_timeout",
 )
@@ -190,6 +191,12 @@ class Settings:
     # Self-healing: the supervisor gives a service up after this many exits within the window.
     crash_loop_exits: int = 5
     crash_loop_window: str = "10 min"
+    # A process that is alive but has not answered its health check for this long (frozen, or
+    # wedged like a TaskManager its JobManager no longer knows) is killed and started again; a
+    # connector that is unassigned, or that has lag and commits nothing, is restarted; a job
+    # whose checkpoints stop completing is resumed from its newest one. Longer than a pause to
+    # ride out (a GC pause, a process stopped for up to 60 s), shorter than a user waits.
+    stall_timeout: str = "90 s"
     # Disk: each process log is rotated past log_max_mb, keeping log_keep old files; topics keep
     # messages this long and at most this many MB per partition; tables may expire rows
     # ("events_by_day=90 d, user_activity=7 d"; empty: rows are kept for good).
@@ -456,6 +463,10 @@ class Settings:
     @property
     def crash_loop_window_seconds(self) -> float:
         return parse_duration(self.crash_loop_window, _var("crash_loop_window"))
+
+    @property
+    def stall_timeout_seconds(self) -> float:
+        return parse_duration(self.stall_timeout, _var("stall_timeout"))
 
     @property
     def collector_delivery_timeout_seconds(self) -> float:

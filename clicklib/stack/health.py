@@ -7,6 +7,7 @@ Each probe talks to its service through the same client the pipeline uses, with 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import requests
@@ -27,6 +28,9 @@ CASSANDRA_SINK_CLASS = "io.clicklib.connect.cassandra.CassandraSinkConnector"
 class Probe:
     healthy: bool
     detail: str
+    # It answers, and what it answers shows it will not come right by itself (a TaskManager its
+    # JobManager does not list): no pause to ride out, so the supervisor acts sooner.
+    stuck: bool = False
 
 
 def _reason(exc: ClicklibError) -> str:
@@ -139,6 +143,15 @@ def collector(settings: Settings) -> Probe:
     return Probe(True, f"into {topic}{waiting}, {state.get('in_flight', 0)} event(s) in flight")
 
 
+def collector_answers(settings: Settings) -> Probe:
+    """The collector answers /health, whether or not Kafka takes its events."""
+    try:
+        answer = requests.get(f"{settings.collector_url}/health", timeout=settings.probe_timeout)
+    except requests.RequestException as exc:
+        return Probe(False, f"GET /health: {str(exc)[:120]}")
+    return Probe(True, f"answers /health (HTTP {answer.status_code})")
+
+
 def _backend_tls(settings: Settings, url: str) -> tuple[str, str] | None:
     """The client key for a backend port (https: mutual TLS), none for a public one."""
     if not url.startswith("https://"):
@@ -185,14 +198,65 @@ def _cluster(overview: dict | str) -> Probe:
     return Probe(managers >= 1 and free >= 1, detail)
 
 
+# The TaskManager answers its JobManager's heartbeat every 5 s (configs.flink_config): one not
+# heard from for three of them is frozen or cut off, even while the JobManager still lists it.
+TASKMANAGER_SILENT_AFTER_MS = 15_000
+
+
+def taskmanager_heartbeat(settings: Settings, url: str) -> Probe:
+    """Whether the stack's TaskManager is registered with the JobManager at ``url`` and answers
+    its heartbeats: what a frozen or wedged TaskManager fails, while a busy one passes."""
+    from clicklib.stack.configs import TASKMANAGER_ID
+
+    try:
+        login = _guard_login(settings, url)
+    except SettingsError as exc:
+        return Probe(False, str(exc)[:160])
+    client = FlinkClient(url, settings.probe_timeout, auth=login, tls=_backend_tls(settings, url))
+    try:
+        managers = client.taskmanagers()
+    except ClicklibError as exc:
+        return Probe(False, f"GET /taskmanagers: {_reason(exc)}")
+    finally:
+        client.close()
+    ours = next((m for m in managers if m.get("id") == TASKMANAGER_ID), None)
+    if ours is None:
+        return Probe(False, f"{TASKMANAGER_ID} is not registered with the JobManager", stuck=True)
+    # Flink names the field "timeSinceLastHeartbeat" but gives the epoch ms of the last one.
+    silent_ms = time.time() * 1000 - ours.get("timeSinceLastHeartbeat", 0)
+    if silent_ms > TASKMANAGER_SILENT_AFTER_MS:
+        return Probe(False, f"{TASKMANAGER_ID} has not answered a heartbeat for {silent_ms / 1000:.0f} s")
+    return Probe(
+        True, f"{TASKMANAGER_ID} registered, {ours.get('freeSlots', '?')}/{ours.get('slotsNumber', '?')} slots free"
+    )
+
+
 def flink_taskmanager(settings: Settings) -> Probe:
     """The cluster as the JobManager sees it: a TaskManager registered with a slot to spare."""
     return _cluster(flink_overview(settings, settings.flink_rest_backend_url))
 
 
+def flink_taskmanager_alive(settings: Settings) -> Probe:
+    """The TaskManager is registered and answers heartbeats, slots free or not."""
+    return taskmanager_heartbeat(settings, settings.flink_rest_backend_url)
+
+
 def flink(settings: Settings) -> Probe:
-    """The cluster as clients see it: through the web guard on the public port."""
-    return _cluster(flink_overview(settings, settings.flink_rest_url))
+    """The cluster as clients see it: through the web guard on the public port; a TaskManager
+    that stopped answering its heartbeats is named, though Flink still counts it."""
+    cluster = _cluster(flink_overview(settings, settings.flink_rest_url))
+    if not cluster.healthy:
+        return cluster
+    heartbeat = taskmanager_heartbeat(settings, settings.flink_rest_url)
+    return cluster if heartbeat.healthy else Probe(False, f"{heartbeat.detail}; {cluster.detail}")
+
+
+def flink_alive(settings: Settings) -> Probe:
+    """The web guard passes requests to a JobManager that answers, slots free or not."""
+    overview = flink_overview(settings, settings.flink_rest_url)
+    if isinstance(overview, str):
+        return Probe(False, overview)
+    return Probe(True, f"{overview.get('taskmanagers', 0)} taskmanager(s)")
 
 
 def _sql_gateway_at(settings: Settings, url: str) -> Probe:

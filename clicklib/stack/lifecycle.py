@@ -13,7 +13,7 @@ import psutil
 from clicklib import access, secrets
 from clicklib.exceptions import ClicklibError, ServiceStartError, StackError
 from clicklib.settings import ENV_PREFIX, Settings
-from clicklib.stack import configs, jars, process, sandbox, supervisor
+from clicklib.stack import configs, health, jars, process, sandbox, supervisor
 from clicklib.stack.services import PHASES, PROCESSES, SERVICES, expand, service_url
 
 # (process name, event, detail): event is one of resolving, starting, waiting, healthy, failed.
@@ -232,14 +232,19 @@ def status(settings: Settings) -> list[ServiceStatus]:
     often the supervisor restarted it."""
     rows = []
     supervised = supervisor.read_state(settings)
+    stalled = supervisor.stalls(settings)
     for service, members in SERVICES.items():
         history = [supervised.get(name, {}) for name in members]
         given_up = next((h["given_up"] for h in history if h.get("given_up")), "")
         procs = [process.owned_process(settings, name, PROCESSES[name].pid_path(settings)) for name in members]
         local = [p for p in procs if p is not None]
         probe = PROCESSES[members[-1]].probe(settings)
+        # The supervisor's word on a member that stopped working: which one, since when.
+        stall = next((stalled[name] for name in members if name in stalled), None)
+        if stall is not None and local:
+            probe = health.Probe(False, stall.describe())
         if local and len(local) == len(members):
-            state = "running" if probe.healthy else "unhealthy"
+            state = "stalled" if stall else ("running" if probe.healthy else "unhealthy")
         elif local:
             state = "partial"
         elif given_up:

@@ -117,6 +117,12 @@ class Process:
     secrets: tuple[str, ...] = ()
     # Its own folders under <home>/data (configs.DATA_FOLDERS): the others are closed to it.
     data: tuple[str, ...] = ()
+    # Whether it works at all, for the supervisor's stall check: the probe, unless the probe also
+    # asks for what is not the process's own doing (a free slot, a reachable Kafka).
+    liveness: Callable[[Settings], health.Probe] | None = None
+
+    def alive(self, settings: Settings) -> health.Probe:
+        return (self.liveness or self.probe)(settings)
 
     def secret_paths(self, settings: Settings) -> list[Path]:
         return [secrets.secrets_dir(settings) / name for name in self.secrets]
@@ -473,6 +479,7 @@ PROCESSES: dict[str, Process] = {
             health.collector,
             _collector_command,
             env=lambda settings: settings.to_env(),
+            liveness=health.collector_answers,
             secrets=(f"{secrets.PASSWORDS_FOLDER}/kafka-producer",),
         ),
         Process(
@@ -494,8 +501,17 @@ PROCESSES: dict[str, Process] = {
             env=_flink_env,
             secrets=FLINK_SECRETS,
             data=("flink",),
+            liveness=health.flink_taskmanager_alive,
         ),
-        Process("flink-guard", "flink", ("flink",), health.flink, _flink_guard_command, secrets=GUARD_SECRETS),
+        Process(
+            "flink-guard",
+            "flink",
+            ("flink",),
+            health.flink,
+            _flink_guard_command,
+            secrets=GUARD_SECRETS,
+            liveness=health.flink_alive,
+        ),
         Process(
             "sql-gateway",
             "sql-gateway",
@@ -541,6 +557,15 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "collector": ("kafka",),
     "flink-taskmanager": ("flink-jobmanager",),
     "sql-gateway": ("flink-jobmanager", "flink-taskmanager"),
+}
+
+
+# What each process's liveness check goes through: while one of these fails too, the process is
+# not the one stalled (a guard answers only what its backend answers).
+CHECKED_THROUGH: dict[str, tuple[str, ...]] = {
+    **NEEDS,
+    "flink-guard": ("flink-jobmanager",),
+    "sql-gateway-guard": ("sql-gateway",),
 }
 
 

@@ -9,6 +9,13 @@ pipeline that ``pipeline up`` registered: a Flink job that failed or vanished (a
 JobManager forgets its jobs) is resumed from its newest retained checkpoint, and failed
 Connect tasks are restarted. It rotates the stack's logs and removes checkpoints no job needs.
 
+It also heals stalls (stalls.py): what is alive but does no work for longer than
+``stall_timeout``. A process that fails its liveness check (frozen, or a TaskManager no longer
+registered) is killed and so started again; a connector left unassigned, or whose tasks commit
+nothing while records wait, is restarted; a job whose checkpoints stop completing is cancelled
+and so resumed from its newest one. What it sees stalled is in its state for ``stack status``,
+``pipeline status``, the dashboard and notebook 05.
+
 Run it by hand with ``python -m clicklib.stack.supervisor`` (it takes the same ``CLICKLIB_*``
 settings); it logs to ``<home>/logs/supervisor.log``.
 """
@@ -23,6 +30,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
@@ -30,13 +38,26 @@ from clicklib import secrets
 from clicklib.exceptions import ClicklibError
 from clicklib.settings import Settings, get_settings
 from clicklib.stack import configs, process
-from clicklib.stack.services import PHASES, PROCESSES
+from clicklib.stack.services import CHECKED_THROUGH, PHASES, PROCESSES
+from clicklib.stack.stalls import Progress, Stall, StallWatch
+
+if TYPE_CHECKING:  # the stack runs without them; healing a pipeline imports them when it must
+    from clicklib.connect import Connector, ConnectorStatus
+    from clicklib.flink import JobInfo
+    from clicklib.pipeline import Pipeline
 
 NAME = "supervisor"
 TICK_SECONDS = 1.0
 HEAL_EVERY = 5.0
 HOUSEKEEPING_EVERY = 60.0
 MAX_BACKOFF = 30.0
+# Each stall check probes every process and reads every consumer's offsets: often enough to
+# heal within the bound, rarely enough to cost the pipeline little CPU.
+STALL_CHECK_EVERY = 15.0
+# What answers yet is plainly stuck gets this long, not the whole stall bound: Connect gives an
+# unassigned connector to a worker within seconds, a TaskManager registers within seconds.
+STUCK_FOR = 30.0
+HEALS_KEPT = 20
 
 
 def pid_path(settings: Settings) -> Path:
@@ -48,6 +69,8 @@ def state_path(settings: Settings) -> Path:
 
 
 CONNECTOR_RESTARTS = "connector_restarts"  # a key of the state beside the processes' names
+STALLS = "stalls"  # part -> Stall.to_dict(), what is stalled now
+HEALS = "heals"  # the newest stalls healed: {"at": epoch s, "part", "action", "detail"}
 
 
 def read_state(settings: Settings) -> dict:
@@ -62,6 +85,20 @@ def read_state(settings: Settings) -> dict:
 def connector_restarts(settings: Settings) -> dict[str, int]:
     """How often the supervisor restarted each failed sink connector, by connector name."""
     return read_state(settings).get(CONNECTOR_RESTARTS, {})
+
+
+def stalls(settings: Settings) -> dict[str, Stall]:
+    """What the supervisor sees stalled now, by part ("kafka", "connector NAME", "job NAME")."""
+    found = read_state(settings).get(STALLS, {})
+    try:
+        return {part: Stall(**entry) for part, entry in found.items()}
+    except TypeError:  # a state written by another version
+        return {}
+
+
+def heals(settings: Settings) -> list[dict]:
+    """The newest stalls the supervisor healed, oldest first."""
+    return read_state(settings).get(HEALS, [])
 
 
 def _write_state(settings: Settings, state: dict) -> None:
@@ -117,6 +154,11 @@ class Supervisor:
         self.pipelines: dict[str, object] = {}  # registration text -> Pipeline, built once each
         self.last_heal = 0.0
         self.last_housekeeping = 0.0
+        self.last_stall_check = 0.0
+        self.stalls = StallWatch(settings.stall_timeout_seconds)
+        self.progress = Progress()
+        self.healthy_pids: dict[str, int] = {}  # process -> the pid last seen passing its check
+        self.checkpoints: dict[str, tuple[float, float]] = {}  # job id -> (newest checkpoint, seen at)
 
     def log(self, message: str) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
@@ -139,9 +181,15 @@ class Supervisor:
                 if not self.stopping:
                     self.check(name)
         now = time.monotonic()
-        if now - self.last_heal >= HEAL_EVERY:
+        check_stalls = now - self.last_stall_check >= STALL_CHECK_EVERY
+        if check_stalls:
+            self.last_stall_check = now
+            self.check_processes()
+        if now - self.last_heal >= HEAL_EVERY or check_stalls:
             self.last_heal = now
-            self.heal_pipelines()
+            self.heal_pipelines(check_stalls)
+        if check_stalls:
+            self.save_stalls()
         if now - self.last_housekeeping >= HOUSEKEEPING_EVERY:
             self.last_housekeeping = now
             self.housekeeping()
@@ -205,16 +253,150 @@ class Supervisor:
         _write_state(self.settings, state)
         self.log(f"{name} is healthy again after {time.monotonic() - started:.1f} s")
 
-    def heal_pipelines(self) -> None:
+    def check_processes(self) -> None:
+        """Kill a process that has failed its liveness check for the stall bound, so that
+        ``check`` starts it again; one that fails only because what it goes through fails waits."""
+        failing: set[str] = set()
+        for phase in PHASES:
+            for name in phase:
+                spec = PROCESSES[name]
+                proc = process.owned_process(self.settings, name, spec.pid_path(self.settings))
+                if proc is None or self.stopping:
+                    self.stalls.fine(name)  # down: `check` deals with it
+                    failing.add(name)  # and what goes through it is not the one to blame
+                    continue
+                probe = spec.alive(self.settings)
+                if probe.healthy:
+                    self.healthy_pids[name] = proc.pid
+                    self.stalls.fine(name)
+                    continue
+                failing.add(name)
+                if not self._started(name, proc):
+                    continue  # still starting: `stack up` and `restart` wait for it
+                blocked = [need for need in CHECKED_THROUGH.get(name, ()) if need in failing]
+                if blocked:
+                    self.stalls.failing(name, f"waits for {', '.join(blocked)} ({probe.detail})")
+                    self.stalls.waiting(name)
+                    continue
+                self.stalls.failing(name, probe.detail)
+                stuck = probe.stuck and self.stalls.failing_for(name) >= min(STUCK_FOR, self.stalls.bound)
+                if self.stalls.overdue(name) or stuck:
+                    seconds = self.stalls.failing_for(name)
+                    self.log(
+                        f"{name} has failed its health check for {seconds:.0f} s ({probe.detail}); "
+                        "killing it so that it is started again"
+                    )
+                    with contextlib.suppress(psutil.Error):
+                        proc.kill()
+                    self.healed(name, "killed and started again", probe.detail)
+
+    def _started(self, name: str, proc: psutil.Process) -> bool:
+        """Whether the process has finished starting: it passed a check, or had time to."""
+        if self.healthy_pids.get(name) == proc.pid:
+            return True
+        try:
+            return time.time() - proc.create_time() > self.settings.startup_timeout
+        except psutil.Error:
+            return False
+
+    def healed(self, part: str, action: str, detail: str) -> None:
+        self.stalls.healed(part)
+        state = read_state(self.settings)
+        done = state.setdefault(HEALS, [])
+        done.append({"at": time.time(), "part": part, "action": action, "detail": detail})
+        del done[:-HEALS_KEPT]
+        _write_state(self.settings, state)
+
+    def save_stalls(self) -> None:
+        state = read_state(self.settings)
+        now = {part: stall.to_dict() for part, stall in self.stalls.stalls.items()}
+        if state.get(STALLS, {}) != now:
+            for part in now.keys() - state.get(STALLS, {}).keys():
+                self.log(f"stalled: {self.stalls.stalls[part].describe()}")
+            for part in state.get(STALLS, {}).keys() - now.keys():
+                self.log(f"{part} works again")
+            state[STALLS] = now
+            _write_state(self.settings, state)
+
+    def check_connector(self, pipeline: Pipeline, connector: Connector, status: ConnectorStatus) -> None:
+        """A connector unassigned for long, or running while it commits nothing and records wait."""
+        from clicklib.offsets import group_lag
+
+        part = f"connector {connector.name}"
+        if status.state == "UNASSIGNED" or "UNASSIGNED" in status.tasks:
+            self.stalls.failing(part, f"{status}: no worker runs it")
+            if self.stalls.failing_for(part) >= min(STUCK_FOR, self.stalls.bound) and not self.process_stalled():
+                self.restart_connector(pipeline, part, connector.name, f"{status}")
+            return
+        if not status.running:
+            self.stalls.fine(part)  # failed ones are restarted above; paused ones are meant so
+            return
+        lags = [group_lag(pipeline.kafka, connector.consumer_group, topic) for topic in connector.topics]
+        committed, lag = sum(g.committed for g in lags), sum(g.lag for g in lags)
+        if self.progress.moved(part, committed, lag):
+            self.stalls.fine(part)
+            return
+        if self.progress.still(part) < 2:
+            return  # one round without a commit: too soon to tell
+        detail = f"{status}, yet commits nothing while records wait"
+        self.stalls.failing(part, detail, lag)
+        if self.stalls.overdue(part) and not self.process_stalled():
+            self.restart_connector(pipeline, part, connector.name, detail)
+
+    def process_stalled(self) -> bool:
+        """A process of the stack is stalled: what waits for it is not to blame, and restarting
+        it would not help."""
+        return any(part in PROCESSES for part in self.stalls.stalls)
+
+    def restart_connector(self, pipeline: Pipeline, part: str, name: str, detail: str) -> None:
+        self.log(f"{part} stalled for {self.stalls.failing_for(part):.0f} s ({detail}); restarting it and its tasks")
+        pipeline.connect.restart_all(name)
+        self.healed(part, "restarted with its tasks", detail)
+
+    def check_job(self, pipeline: Pipeline, name: str, job: JobInfo | None) -> None:
+        """A job that runs while its checkpoints stop completing: cancelled, so that the next
+        round resumes it from its newest checkpoint like a job that failed."""
+        part = f"job {name}"
+        if job is None or job.state != "RUNNING":
+            if job is not None:
+                self.checkpoints.pop(job.job_id, None)  # a restarted job counts afresh
+            if job is not None and job.state in ("RESTARTING", "FAILING", "CREATED", "INITIALIZING"):
+                self.stalls.failing(part, f"{job.state}: {pipeline.flink.root_cause(job.job_id) or 'no cause given'}")
+            else:
+                self.stalls.fine(part)
+            return
+        newest = pipeline.flink.latest_checkpoint(job.job_id)
+        newest_at = newest[1] if newest else 0.0
+        seen = self.checkpoints.get(job.job_id)
+        if seen is None or seen[0] != newest_at:
+            self.checkpoints[job.job_id] = (newest_at, time.monotonic())
+            self.stalls.fine(part)
+            return
+        quiet = time.monotonic() - seen[1]
+        if quiet < 3 * self.settings.checkpoint_interval_seconds + STALL_CHECK_EVERY:
+            self.stalls.fine(part)
+            return
+        detail = f"RUNNING, no checkpoint completed for {quiet:.0f} s"
+        self.stalls.failing(part, detail)
+        if quiet >= self.stalls.bound and not self.process_stalled():
+            self.log(f"{part}: {detail}; cancelling it so that it resumes from its newest checkpoint")
+            pipeline.flink.cancel(job.job_id)
+            self.checkpoints.pop(job.job_id, None)
+            self.healed(part, "resumed from its newest checkpoint", detail)
+
+    def heal_pipelines(self, check_stalls: bool = False) -> None:
         from clicklib import job_state, streaming_sql
         from clicklib.pipeline import Pipeline, registered, registry_dir
 
+        parts: set[str] = set(PROCESSES)
         for settings in registered(self.settings):
             key = settings.namespace or "default"
             try:
                 if key not in self.pipelines or self.pipelines[key].settings != settings:
                     self.pipelines[key] = Pipeline(settings)
                 pipeline = self.pipelines[key]
+                parts |= {f"job {p.flink_name}" for p in pipeline.definition.jobs}
+                parts |= {f"connector {c.name}" for c in pipeline.definition.connectors}
                 with pipeline.lock(blocking=False):
                     if not (registry_dir(settings) / f"{key}.json").exists():
                         continue  # taken down while we waited
@@ -230,6 +412,9 @@ class Supervisor:
                         self.log(f"pipeline {key}: job(s) {', '.join(missing)} not running; resuming them")
                         for name, start in streaming_sql.submit(pipeline, jobs=missing).items():
                             self.log(f"pipeline {key}: {name} {start.how}")
+                    if check_stalls:
+                        for plan in pipeline.definition.jobs:
+                            self.check_job(pipeline, plan.flink_name, running[plan.flink_name])
                     for connector in pipeline.definition.connectors:
                         status = pipeline.connect.status(connector.name)
                         if status.state == "FAILED" or "FAILED" in status.tasks:
@@ -239,10 +424,14 @@ class Supervisor:
                             counts = state.setdefault(CONNECTOR_RESTARTS, {})
                             counts[connector.name] = counts.get(connector.name, 0) + 1
                             _write_state(self.settings, state)
+                        elif check_stalls:
+                            self.check_connector(pipeline, connector, status)
             except BlockingIOError:
                 continue  # a `pipeline up` or `down` is under way
             except ClicklibError as exc:
                 self.log(f"pipeline {key}: cannot heal yet: {str(exc).splitlines()[0]}")
+        if check_stalls:
+            self.stalls.forget_except(parts)
 
     def housekeeping(self) -> None:
         rotate_logs(self.settings)
@@ -288,7 +477,39 @@ def rotate_logs(settings: Settings) -> list[Path]:
 
 
 def main() -> None:
-    Supervisor(get_settings()).run()
+    """Supervise in a child process, and start that again if it dies. The supervision calls
+    native client libraries: librdkafka once crashed it (a segfault after the whole stack had
+    been frozen), and then nothing restarted the TaskManager that exited soon after."""
+    settings = get_settings()
+    stopping = False
+    child = 0
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping:
+        child = os.fork()
+        if child == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                Supervisor(settings).run()
+            finally:
+                os._exit(0)
+        if stopping:  # asked to stop between the fork and knowing the child's pid
+            stop()
+        _, status = os.waitpid(child, 0)
+        if stopping:
+            break
+        code = os.waitstatus_to_exitcode(status)
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{stamp} the supervision ended by itself ({how}); starting it again", flush=True)
+        time.sleep(1.0)
 
 
 if __name__ == "__main__":

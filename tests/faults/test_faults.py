@@ -20,6 +20,7 @@ each test asserts on its own events, windows and dead letters only. Then it asse
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -35,7 +36,7 @@ from clicklib import produce, stack, streaming_sql
 from clicklib.generate import Workload, generate
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
-from clicklib.stack.process import read_pid
+from clicklib.stack.process import read_pid, stack_processes
 from clicklib.stack.services import PROCESSES
 from tests import oracle
 from tests.checks import lake_holds_each_once, read_committed, same_rows, table
@@ -264,6 +265,106 @@ def test_kill_9_loses_nothing_and_counts_nothing_twice(pipeline: Pipeline, proce
     assert figures["service back after s"] is not None and figures["service back after s"] <= SERVICE_BACK_WITHIN
     assert figures["jobs running after s"] is not None and figures["jobs running after s"] <= JOBS_BACK_WITHIN
     assert all(restarts(settings, service) > before[service] for service in services), before
+    assert_exact(pipeline, tagged, dead_before)
+
+
+# A process frozen (SIGSTOP) rather than killed: alive by every process-level measure, answering
+# nothing. The stack rides out a pause shorter than its bounds and heals a longer one.
+FROZEN = ("kafka", "cassandra", "connect", "flink-taskmanager", "flink-jobmanager")
+FREEZE_SECONDS = 30.0
+ARRIVED_AFTER_RESUME = 60.0
+STACK_FREEZE_SECONDS = 120.0
+ARRIVED_AFTER_STACK_RESUME = 90.0
+
+
+def all_clean_events_in_cassandra(pipeline: Pipeline, tagged: Workload) -> Callable[[], bool]:
+    clean = set(oracle.clean_events(tagged)["event_id"])
+
+    def arrived() -> bool:
+        try:
+            return all(clean <= set(table(pipeline, name)["event_id"]) for name in ("events_by_user", "events_by_day"))
+        except Exception:  # Cassandra on its way back answers with errors of every kind
+            return False
+
+    return arrived
+
+
+def freeze(pids: list[int], seconds: float, during: Callable[[], None]) -> float:
+    """Stop the processes, call ``during`` half-way, resume them; returns the monotonic time of the
+    resume. A process the supervisor killed meanwhile (a stall past its bound) is gone: no resume."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds / 2)
+        during()
+        time.sleep(seconds / 2)
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    return time.monotonic()
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("process_name", FROZEN)
+def test_a_process_frozen_for_30_s_stalls_nothing_for_long(pipeline: Pipeline, process_name: str):
+    settings = pipeline.settings
+    service = KILLED[process_name]
+    tagged, closing = workloads(seed=8000 + FROZEN.index(process_name))
+    dead_before = dead_letters(pipeline)
+    seen: dict = {}
+
+    def look() -> None:
+        seen["status"] = {row.service: row for row in stack.status(settings)}
+
+    def pause() -> dict:
+        pid = read_pid(PROCESSES[process_name].pid_path(settings))
+        assert pid is not None, process_name
+        seen["resumed_at"] = freeze([pid], FREEZE_SECONDS, look)
+        return {}
+
+    figures = run_workload(pipeline, tagged, pause)
+    arrived = wait_for(all_clean_events_in_cassandra(pipeline, tagged), 300)
+    after = None if arrived is None else round(time.monotonic() - seen["resumed_at"], 1)
+    figures["every event in Cassandra after resume s"] = after
+    figures["settled after s"] = round(finish(pipeline, tagged, closing), 1)
+    RECOVERY[f"SIGSTOP 30 s {process_name}"] = figures
+    # While it was frozen, the status named it: its service's row was not healthy, with why.
+    row = seen["status"][service]
+    assert not row.healthy and row.state in ("unhealthy", "stalled"), (row.state, row.detail)
+    if process_name == "flink-taskmanager":
+        assert "taskmanager" in row.detail, row.detail
+    assert after is not None and after <= ARRIVED_AFTER_RESUME, figures
+    assert_exact(pipeline, tagged, dead_before)
+
+
+@pytest.mark.full
+def test_the_whole_stack_frozen_for_2_min_resumes_by_itself(pipeline: Pipeline):
+    """A laptop's lid closed mid-stream: every process of the stack stops at once, and wakes two
+    minutes later with every heartbeat and session long expired."""
+    settings = pipeline.settings
+    tagged, closing = workloads(seed=8100)
+    dead_before = dead_letters(pipeline)
+    # The site sleeps with the laptop: the first 60 % is sent and acknowledged, the stack frozen
+    # at once while the pipeline is still working through it, the rest sent after the wake-up.
+    cut = len(tagged.records) * 6 // 10
+    before = dataclasses.replace(tagged, records=tagged.records[:cut])
+    after_wake = dataclasses.replace(tagged, profiles=[], records=tagged.records[cut:])
+    report = produce.produce(pipeline, before, rate=RATE, show_progress=False)
+    assert report.delivered == cut and report.failed == 0, str(report)
+    pids = [proc.pid for proc in stack_processes(settings)]
+    assert len(pids) >= len(PROCESSES), pids
+    resumed_at = freeze(pids, STACK_FREEZE_SECONDS, lambda: None)
+    report = produce.produce(pipeline, after_wake, rate=RATE, show_progress=False)
+    assert report.delivered == len(after_wake.records) and report.failed == 0, str(report)
+    figures = {"rest sent after resume s": round(time.monotonic() - resumed_at, 1)}
+    seen = {"resumed_at": resumed_at}
+    arrived = wait_for(all_clean_events_in_cassandra(pipeline, tagged), 400)
+    after = None if arrived is None else round(time.monotonic() - seen["resumed_at"], 1)
+    figures["every event in Cassandra after resume s"] = after
+    figures["settled after s"] = round(finish(pipeline, tagged, closing), 1)
+    RECOVERY["SIGSTOP 120 s whole stack"] = figures
+    assert after is not None and after <= ARRIVED_AFTER_STACK_RESUME, figures
     assert_exact(pipeline, tagged, dead_before)
 
 

@@ -13,7 +13,7 @@ import requests
 
 from clicklib import stack
 from clicklib.exceptions import DependencyResolutionError, PortInUseError, ServiceStartError
-from clicklib.stack import configs, jars, process, services
+from clicklib.stack import configs, jars, process, services, supervisor
 
 
 def test_a_taken_port_stops_up_before_anything_starts(live_stack, isolated_settings):
@@ -143,3 +143,30 @@ def test_a_killed_web_guard_comes_back_and_still_guards(live_stack, guard, servi
     assert requests.get(f"{base}{path}", timeout=10).status_code == 200
     foreign = requests.get(f"{base}{path}", headers={"Origin": "http://attacker.example"}, timeout=10)
     assert foreign.status_code == 403 and "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_a_supervision_that_crashes_is_started_again_and_still_heals(live_stack):
+    """The supervision runs in a child of the supervisor's process: a crash of it (a native
+    client library's segfault) is followed by a new one, which restarts what dies next."""
+    import psutil
+
+    settings = live_stack
+    keeper = psutil.Process(process.read_pid(supervisor.pid_path(settings)))
+    [crashed] = keeper.children()
+    os.kill(crashed.pid, signal.SIGSEGV)
+
+    def supervising() -> list[int]:
+        return [child.pid for child in keeper.children() if child.status() != psutil.STATUS_ZOMBIE]
+
+    wait_until(lambda: supervising() not in ([], [crashed.pid]), 10)
+    assert "the supervision ended by itself (signal 11)" in (configs.log_dir(settings) / "supervisor.log").read_text()
+
+    guard = "sql-gateway-guard"
+    killed = process.read_pid(services.PROCESSES[guard].pid_path(settings))
+    os.kill(killed, signal.SIGKILL)
+
+    def back() -> bool:
+        row = next(row for row in stack.status(settings) if row.service == "sql-gateway")
+        return row.healthy and process.read_pid(services.PROCESSES[guard].pid_path(settings)) not in (None, killed)
+
+    wait_until(back, 60)
