@@ -12,9 +12,9 @@ const columns = {
   jobs: [
     ["job"], ["state"], ["restarts", "restarts", "number"], ["running_since", "running since"],
     ["records_in", "records in", "number"], ["records_out", "records out", "number"],
-    ["watermark"], ["behind_s", "watermark behind (s)", "number"],
+    ["watermark"], ["behind_s", "watermark behind (s)", "number"], ["stalled"],
   ],
-  connectors: [["connector"], ["state"], ["tasks"], ["restarts", "restarts", "number"], ["table"]],
+  connectors: [["connector"], ["state"], ["tasks"], ["restarts", "restarts", "number"], ["table"], ["stalled"]],
   problems: [["problem"], ["count", "count", "number"]],
   errors: [
     ["window_start", "minute"], ["requests", "page loads", "number"], ["errors", "failed", "number"],
