@@ -560,6 +560,11 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Started again along with the process that names them. A TaskManager stays registered with the
+# JobManager it started with: standalone Flink tells it of no new one, so after the JobManager
+# restarts it would sit unregistered until its heartbeat timeout (90 s) ran out.
+RESTART_WITH: dict[str, tuple[str, ...]] = {"flink-jobmanager": ("flink-taskmanager",)}
+
 # What each process's liveness check goes through: while one of these fails too, the process is
 # not the one stalled (a guard answers only what its backend answers).
 CHECKED_THROUGH: dict[str, tuple[str, ...]] = {

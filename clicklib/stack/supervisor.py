@@ -38,7 +38,7 @@ from clicklib import secrets
 from clicklib.exceptions import ClicklibError
 from clicklib.settings import Settings, get_settings
 from clicklib.stack import configs, process
-from clicklib.stack.services import CHECKED_THROUGH, PHASES, PROCESSES
+from clicklib.stack.services import CHECKED_THROUGH, PHASES, PROCESSES, RESTART_WITH
 from clicklib.stack.stalls import Progress, Stall, StallWatch
 
 if TYPE_CHECKING:  # the stack runs without them; healing a pipeline imports them when it must
@@ -252,6 +252,24 @@ class Supervisor:
         state[name]["last_restart"] = time.time()
         _write_state(self.settings, state)
         self.log(f"{name} is healthy again after {time.monotonic() - started:.1f} s")
+        for follower in RESTART_WITH.get(name, ()):
+            self.restart_follower(name, follower)
+
+    def restart_follower(self, name: str, follower: str) -> None:
+        from clicklib.stack import lifecycle
+
+        spec = PROCESSES[follower]
+        proc = process.owned_process(self.settings, follower, spec.pid_path(self.settings))
+        if proc is None:
+            return  # down: `check` starts it, and it registers with the new one
+        self.log(f"starting {follower} again too, so that it registers with the new {name} at once")
+        process.terminate([proc], timeout=10)
+        try:
+            lifecycle.wait_healthy(self.settings, follower, lifecycle.start_process(self.settings, follower, self.java))
+        except ClicklibError as exc:
+            self.log(f"{follower} did not come back: {str(exc).splitlines()[0]}")
+            return
+        self.log(f"{follower} is healthy again")
 
     def check_processes(self) -> None:
         """Kill a process that has failed its liveness check for the stall bound, so that
