@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -165,19 +167,24 @@ def _guard_login(settings: Settings, url: str) -> tuple[str, str] | None:
     return None if url.startswith("https://") else flink_login(settings)
 
 
-def flink_overview(settings: Settings, url: str) -> dict | str:
-    """Flink's /overview at ``url`` as a dict, or why it could not be had."""
+def _ask_flink(settings: Settings, url: str, path: str, read: Callable[[FlinkClient], Any]) -> Any:
+    """What ``read`` gets from Flink's REST API at ``url``, or why it could not be had (a str)."""
     try:
         login = _guard_login(settings, url)
     except SettingsError as exc:  # a secure stack that has not made its logins yet
         return str(exc)[:160]
     client = FlinkClient(url, settings.probe_timeout, auth=login, tls=_backend_tls(settings, url))
     try:
-        return client.overview()
+        return read(client)
     except ClicklibError as exc:
-        return f"GET /overview: {_reason(exc)}"
+        return f"GET {path}: {_reason(exc)}"
     finally:
         client.close()
+
+
+def flink_overview(settings: Settings, url: str) -> dict | str:
+    """Flink's /overview at ``url`` as a dict, or why it could not be had."""
+    return _ask_flink(settings, url, "/overview", FlinkClient.overview)
 
 
 def flink_jobmanager(settings: Settings) -> Probe:
@@ -208,17 +215,9 @@ def taskmanager_heartbeat(settings: Settings, url: str) -> Probe:
     its heartbeats: what a frozen or wedged TaskManager fails, while a busy one passes."""
     from clicklib.stack.configs import TASKMANAGER_ID
 
-    try:
-        login = _guard_login(settings, url)
-    except SettingsError as exc:
-        return Probe(False, str(exc)[:160])
-    client = FlinkClient(url, settings.probe_timeout, auth=login, tls=_backend_tls(settings, url))
-    try:
-        managers = client.taskmanagers()
-    except ClicklibError as exc:
-        return Probe(False, f"GET /taskmanagers: {_reason(exc)}")
-    finally:
-        client.close()
+    managers = _ask_flink(settings, url, "/taskmanagers", FlinkClient.taskmanagers)
+    if isinstance(managers, str):
+        return Probe(False, managers)
     ours = next((m for m in managers if m.get("id") == TASKMANAGER_ID), None)
     if ours is None:
         return Probe(False, f"{TASKMANAGER_ID} is not registered with the JobManager", stuck=True)
