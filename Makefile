@@ -8,7 +8,7 @@ TEST_NAMESPACE ?= test_
 # Each pytest phase writes a JUnit file here; tests/phases.py sums them into its closing table.
 RESULTS := .clickstack/test-results
 
-.PHONY: demo test test-full lint unit integration integration-full secure secure-full jars venv browser bench \
+.PHONY: demo test test-full lint unit integration integration-full disk-full secure secure-full jars venv browser bench \
 	lab dashboard down clean java-vectors differential lock
 
 # Every package the venv installs is pinned with its sha256 in the lock (`make lock` writes it), so a
@@ -92,7 +92,8 @@ TEST_IDLE_TIMEOUT = 30 s
 # the fault matrix kill -9 of the TaskManager and of Cassandra and a pipeline down/up), then the
 # secure profile's refusals of anonymous and wrong-password clients. `make test-full` adds every
 # test marked `full`: the whole fault matrix, a second run of the notebooks that send traffic, and
-# the secure session's pipeline tests; it records its result in .clickstack/test-full.json. Each
+# the secure session's pipeline tests, and the disk-full test (disk-full, below); it records its
+# result in .clickstack/test-full.json. Each
 # notebook runs under one runner, papermill (tests/integration/test_notebooks.py), which also
 # checks the figures it records: nbval would only run the same cells again.
 # tests/phases.py times each phase and prints the table and total at the end.
@@ -101,7 +102,7 @@ test:
 
 test-full:
 	@$(PYTHON) tests/phases.py --record .clickstack/test-full.json \
-		venv lint unit jars browser differential integration-full secure-full
+		venv lint unit jars browser differential integration-full disk-full secure-full
 
 # One pytest session on the stack: the stack fixture comes up once for every test and goes down at
 # the end when it was not running before, even when a test failed. The fault suite comes last: a
@@ -133,6 +134,22 @@ secure secure-full: jars
 	rm -rf $(SECURE_HOME) && mkdir -p $(SECURE_HOME) && ln -s "$$jars" $(SECURE_HOME)/jars; \
 	$(SECURE_ENV) $(BIN)/pytest $(SECURE_TESTS) --durations=5 --junitxml=$(RESULTS)/$@.xml; rc=$$?; \
 	$(SECURE_ENV) $(BIN)/clicklib stack down >/dev/null; \
+	exit $$rc
+
+# The disk-full test (tests/disk) on a stack of its own, whose home is a filesystem of a fixed size
+# that the test mounts (root only) and fills: ports 20000 above the usual ones, and disk bounds
+# set against that size (1024 MB).
+DISK_HOME = $(CURDIR)/.clickstack-disk
+DISK_ENV = CLICKLIB_HOME=$(DISK_HOME) CLICKLIB_NAMESPACE=disk_ CLICKLIB_DISK_WARN_MB=600 CLICKLIB_DISK_REFUSE_MB=300 \
+	CLICKLIB_KAFKA_PORT=29092 CLICKLIB_KAFKA_CONTROLLER_PORT=29093 CLICKLIB_CASSANDRA_PORT=29042 \
+	CLICKLIB_CASSANDRA_STORAGE_PORT=27000 CLICKLIB_CONNECT_PORT=28083 CLICKLIB_FLINK_REST_PORT=28081 \
+	CLICKLIB_FLINK_RPC_PORT=26123 CLICKLIB_SQL_GATEWAY_PORT=28082 CLICKLIB_SCHEMA_REGISTRY_PORT=28085 \
+	CLICKLIB_COLLECTOR_PORT=28090 CLICKLIB_COLLECTOR_UDP_PORT=28091
+disk-full: jars
+	@jars=$$($(BIN)/python -c 'from clicklib.settings import get_settings; print(get_settings().home / "jars")'); \
+	umount --lazy $(DISK_HOME) 2>/dev/null; rm -rf $(DISK_HOME) && mkdir -p $(DISK_HOME); \
+	CLICKLIB_DISK_TEST_JARS="$$jars" $(DISK_ENV) $(BIN)/pytest tests/disk --durations=5 --junitxml=$(RESULTS)/$@.xml; rc=$$?; \
+	$(DISK_ENV) $(BIN)/clicklib stack down >/dev/null; umount --lazy $(DISK_HOME) 2>/dev/null; rm -rf $(DISK_HOME); \
 	exit $$rc
 
 demo: jars

@@ -57,11 +57,12 @@ def status_table(rows: list[local_stack.ServiceStatus]) -> Table:
     for column in ("service", "state", "port", "pid", "rss MB", "restarts", "url", "detail"):
         table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "detail" else None)
     for row in rows:
-        colour = "green" if row.healthy else ("yellow" if row.state in ("partial", "unhealthy", "stalled") else "red")
+        warned = row.state in ("partial", "unhealthy", "stalled", "low")
+        colour = "yellow" if warned else ("green" if row.healthy else "red")
         table.add_row(
             row.service,
             f"[{colour}]{row.state}[/]",
-            str(row.port),
+            str(row.port) if row.port else "-",
             ",".join(map(str, row.pids)) or "-",
             f"{row.rss_mb:.0f}" if row.pids else "-",
             str(row.restarts),

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from clicklib.exceptions import ClicklibError
+from clicklib.exceptions import ClicklibError, DiskFullError
 from clicklib.settings import Settings
 from clicklib.topics import RAW, topic_name
 
@@ -306,8 +306,11 @@ class Forwarder:
         limit: int,
         metrics: Metrics,
         on_fatal: Callable[[str], None] | None = None,
+        refusal: Callable[[], str | None] | None = None,
     ) -> None:
         self.producer = producer
+        # Why no event may be taken in now (Kafka's disk is full), or None: see stack/disk.py.
+        self.refusal = refusal
         # Told, from the poll thread, when the producer failed for good (it takes no more events).
         self.on_fatal = on_fatal
         self.topic = topic
@@ -340,6 +343,9 @@ class Forwarder:
         self.in_flight -= count
 
     def reserve(self, count: int) -> None:
+        refused = self.refusal() if self.refusal is not None else None
+        if refused:
+            raise DiskFullError(refused)
         if self.in_flight + count > self.limit:
             raise Busy(f"{self.in_flight} events are waiting for Kafka already (at most {self.limit})")
         self.in_flight += count
@@ -438,6 +444,10 @@ class UdpBridge(asyncio.DatagramProtocol):
         except Busy:
             metrics.datagrams["rejected"] += 1
             metrics.events[("udp", "rejected", "too many events in flight")] += len(lines)
+            return
+        except DiskFullError:
+            metrics.datagrams["rejected"] += 1
+            metrics.events[("udp", "rejected", "disk full")] += len(lines)
             return
         metrics.datagrams["forwarded"] += 1
 

@@ -44,10 +44,10 @@ from clicklib.collector import (
     producer_config,
     user_key,
 )
-from clicklib.exceptions import ClicklibError, KafkaError, ServiceStartError
+from clicklib.exceptions import ClicklibError, DiskFullError, KafkaError, ServiceStartError
 from clicklib.kafka import KafkaClient
 from clicklib.settings import Settings
-from clicklib.stack import process
+from clicklib.stack import disk, process
 from clicklib.stack.web_guard import refusal
 
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes: a burst of about 4,000 events of 1 kB
@@ -283,6 +283,11 @@ async def _forward(request: web.Request, endpoint: str, events: list[dict[str, A
     except Busy as exc:
         metrics.events[(endpoint, "rejected", "too many events in flight")] += len(records)
         return _text(503, f"the collector is busy: {exc}; send again in a second", **{"Retry-After": "1"})
+    except DiskFullError as exc:
+        # Nothing is acknowledged that Kafka may not be able to keep; a minute is how long
+        # freeing space takes at the least.
+        metrics.events[(endpoint, "rejected", "disk full")] += len(records)
+        return _text(503, f"the collector takes no events: {exc}", **{"Retry-After": "60"})
     except NotDelivered as exc:
         return _text(
             503,
@@ -378,7 +383,8 @@ async def shop_home(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.StreamResponse:
-    """200 while Kafka answers (the raw topic may not exist yet: pipeline up makes it), else 503."""
+    """200 while Kafka answers and takes events (the raw topic may not exist yet: pipeline up
+    makes it), else 503: Kafka unreachable, or its disk too full to take more."""
     config, forwarder = request.app[CONFIG], request.app[FORWARDER]
     producer = request.app[PRODUCER]
     loop = asyncio.get_running_loop()
@@ -389,14 +395,16 @@ async def health(request: web.Request) -> web.StreamResponse:
     else:
         kafka = "reachable" if metadata.brokers else "no broker answers"
         exists = config.topic in metadata.topics
+    refused = forwarder.refusal() if forwarder.refusal is not None else None
     body = {
         "topic": config.topic,
         "topic_exists": exists,
         "kafka": kafka,
         "in_flight": forwarder.in_flight,
         "limit": forwarder.limit,
+        "refusing": refused or "",
     }
-    return web.json_response(body, status=200 if kafka == "reachable" else 503)
+    return web.json_response(body, status=200 if kafka == "reachable" and not refused else 503)
 
 
 def _is_loopback_peer(request: web.Request) -> bool:
@@ -457,7 +465,15 @@ async def serve(settings: Settings, ready: Callable[[CollectorConfig], None] | N
         fatal.append(reason)
         loop.call_soon_threadsafe(stopping.set)
 
-    forwarder = Forwarder(producer, config.topic, config.queue_limit, metrics_, on_fatal=producer_failed)
+    space = disk.guard(settings)
+    forwarder = Forwarder(
+        producer,
+        config.topic,
+        config.queue_limit,
+        metrics_,
+        on_fatal=producer_failed,
+        refusal=space.refusal if space is not None else None,
+    )
     forwarder.start(loop)
     runner: web.AppRunner | None = None
     try:

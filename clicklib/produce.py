@@ -29,10 +29,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from clicklib.exceptions import ClicklibError, KafkaError, WorkloadError
+from clicklib.exceptions import ClicklibError, DiskFullError, KafkaError, WorkloadError
 from clicklib.generate import GeneratedRecord, UserProfile, Workload, generate
 from clicklib.kafka import KafkaClient
 from clicklib.pipeline import Pipeline
+from clicklib.stack import disk
 from clicklib.streaming_sql import MARK_HEADER
 from clicklib.topics import RAW, USERS, VALID
 
@@ -47,6 +48,9 @@ READ_CHUNK = 1 << 20
 SHOWN_LINES = 10
 # How often the progress bar of a file is redrawn.
 PROGRESS_SECONDS = 0.2
+# Kafka's free disk is asked about before every this many messages (stack/disk.py: at most once a
+# second): what is sent between two looks is far less than the room the refusal bound keeps.
+DISK_CHECK_EVERY = 100
 
 
 @dataclass
@@ -95,9 +99,11 @@ def _send(
     total: int,
     rate: float | None,
     show_progress: bool,
+    space: disk.KafkaDiskGuard | None = None,
 ) -> ProduceReport:
     report = ProduceReport(topic)
     refused: list[DeliveryError] = []
+    disk_refusal = None
 
     def on_delivery(error: DeliveryError | None, _: Message) -> None:
         if error is None:
@@ -123,6 +129,8 @@ def _send(
         with progress:
             task = progress.add_task("produce", total=total, rate=0.0)
             for sent, (key, value) in enumerate(messages, start=1):
+                if space is not None and sent % DISK_CHECK_EVERY == 1 and (disk_refusal := space.refusal()):
+                    break  # Kafka may not be able to keep more: what was queued goes, the rest is not sent
                 if rate:
                     # Never ahead of the schedule sent/rate; sleeping off any lead keeps the rate steady.
                     lead = sent / rate - (time.monotonic() - started)
@@ -158,6 +166,9 @@ def _send(
     if refused:
         # Not a message that could not be sent, but a producer that may send nothing there.
         raise KafkaError(_refusal(topic, refused[0]) + f" ({report})")
+    if disk_refusal:
+        unsent = total - report.delivered - report.failed
+        raise DiskFullError(f"produce stopped: {disk_refusal} ({report}; the other {unsent:,} not sent)")
     return report
 
 
@@ -180,7 +191,8 @@ def _refusal(topic: str, error: DeliveryError) -> str:
 def publish_profiles(pipeline: Pipeline, profiles: list[UserProfile]) -> ProduceReport:
     """Publish user profiles to the compacted profile topic, keyed by user_id."""
     messages = ((p.user_id, p.to_json()) for p in profiles)
-    report = _send(make_producer(pipeline.kafka), pipeline.topic(USERS), messages, len(profiles), None, False)
+    topic, space = pipeline.topic(USERS), disk.guard(pipeline.settings)
+    report = _send(make_producer(pipeline.kafka), topic, messages, len(profiles), None, False, space)
     if report.failed:
         raise KafkaError(f"kafka did not accept every profile: {report}", pipeline.kafka.bootstrap_servers)
     return report
@@ -194,7 +206,8 @@ def produce_records(
 ) -> ProduceReport:
     """Send raw records (valid or not) to the raw topic, keyed by user_id, at most ``rate`` per second."""
     messages = ((r.key, r.value) for r in records)
-    return _send(make_producer(pipeline.kafka), pipeline.topic(RAW), messages, len(records), rate, show_progress)
+    producer, space = make_producer(pipeline.kafka), disk.guard(pipeline.settings)
+    return _send(producer, pipeline.topic(RAW), messages, len(records), rate, show_progress, space)
 
 
 def produce(
@@ -581,7 +594,9 @@ def produce_file(
             f"not acknowledged within {FLUSH_TIMEOUT:.0f} s of the last send; is kafka at "
             f"{kafka.bootstrap_servers} up (`clicklib stack status`)?"
         )
-        _stream_lines(producer, reader, size, report, rate, show_progress, unacknowledged)
+        _stream_lines(
+            producer, reader, size, report, rate, show_progress, unacknowledged, disk.guard(pipeline.settings)
+        )
     report.lines = reader.lines
     report.skipped = reader.skipped
     return report
@@ -595,6 +610,7 @@ def _stream_lines(
     rate: float | None,
     show_progress: bool,
     unacknowledged: str,
+    space: disk.KafkaDiskGuard | None = None,
 ) -> None:
     # Lines queued and not yet acknowledged: bounded by the producer's queue, not by the file.
     pending: set[int] = set()
@@ -624,6 +640,9 @@ def _stream_lines(
         drawn = started
         try:
             for line in reader:
+                if space is not None and report.sent % DISK_CHECK_EVERY == 0 and (refused := space.refusal()):
+                    report.stopped = f"{refused}; the lines from {line.number:,} on were not sent"
+                    break
                 if rate:
                     # Never ahead of the schedule sent/rate; sleeping off any lead keeps the rate steady.
                     lead = report.sent / rate - (time.monotonic() - started)

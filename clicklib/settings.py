@@ -202,6 +202,11 @@ class Settings:
     # ("events_by_day=90 d, user_activity=7 d"; empty: rows are kept for good).
     log_max_mb: int = 50
     log_keep: int = 3
+    # Free space on each filesystem the stack writes to (stack/disk.py): below disk_warn_mb,
+    # `stack status` and the dashboard warn; below disk_refuse_mb no event is taken in (the
+    # collector answers 503, produce stops), leaving room for what Kafka holds to flow on. 0: off.
+    disk_warn_mb: int = 2048
+    disk_refuse_mb: int = 512
     topic_retention: str = "7 d"
     topic_retention_mb: int = 1024
     cassandra_ttl: str = ""
@@ -314,9 +319,16 @@ class Settings:
             ("collector_max_events", 1),
             ("collector_queue_limit", 1),
             ("collector_max_connections", 1),
+            ("disk_warn_mb", 0),
+            ("disk_refuse_mb", 0),
         ):
             if getattr(self, name) < minimum:
                 raise SettingsError(f"{_var(name)} must be at least {minimum}, got {getattr(self, name)}")
+        if self.disk_warn_mb < self.disk_refuse_mb:
+            raise SettingsError(
+                f"{_var('disk_warn_mb')}={self.disk_warn_mb} is below {_var('disk_refuse_mb')}={self.disk_refuse_mb}: "
+                "the warning must come before the refusal"
+            )
         # Derived addresses are filled in once so every reader sees the same value.
         derived = {
             "bootstrap_servers": f"{self.bind_host}:{self.kafka_port}",

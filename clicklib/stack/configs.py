@@ -284,6 +284,11 @@ commitlog_sync: batch
 # Each write holds a write thread until its sync: with the default 32 threads a node takes no
 # more than 32 writes per sync; 512 let the sink's many writes in flight share each one.
 concurrent_writes: 512
+# A commit log or table that cannot be written (a full disk) ends the process rather than leaving
+# a node that answers nothing (the default, stop): the supervisor starts it again, and it replays
+# its commit log, once there is room (stack/disk.py).
+commit_failure_policy: die
+disk_failure_policy: die
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:

@@ -139,7 +139,10 @@ def collector(settings: Settings) -> Probe:
     except (requests.RequestException, ValueError) as exc:
         return Probe(False, f"GET /health: {str(exc)[:120]}")
     if answer.status_code != 200:
-        return Probe(False, f"Kafka {state.get('kafka', '?')}")
+        return Probe(
+            False,
+            f"refuses events: {state['refusing']}" if state.get("refusing") else f"Kafka {state.get('kafka', '?')}",
+        )
     topic = state.get("topic", "?")
     waiting = "" if state.get("topic_exists") else " (not created yet: clicklib pipeline up)"
     return Probe(True, f"into {topic}{waiting}, {state.get('in_flight', 0)} event(s) in flight")

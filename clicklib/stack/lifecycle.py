@@ -13,7 +13,7 @@ import psutil
 from clicklib import access, secrets
 from clicklib.exceptions import ClicklibError, ServiceStartError, StackError
 from clicklib.settings import ENV_PREFIX, Settings
-from clicklib.stack import configs, health, jars, process, sandbox, supervisor
+from clicklib.stack import configs, disk, health, jars, process, sandbox, supervisor
 from clicklib.stack.services import PHASES, PROCESSES, SERVICES, expand, service_url
 
 # (process name, event, detail): event is one of resolving, starting, waiting, healthy, failed.
@@ -229,7 +229,7 @@ def save_flink_jobs(settings: Settings) -> dict[str, str]:
 
 def status(settings: Settings) -> list[ServiceStatus]:
     """One row per service: whether it runs here, answers, what it costs in memory, and how
-    often the supervisor restarted it."""
+    often the supervisor restarted it; then a row for the disk they write to (stack/disk.py)."""
     rows = []
     supervised = supervisor.read_state(settings)
     stalled = supervisor.stalls(settings)
@@ -267,6 +267,18 @@ def status(settings: Settings) -> list[ServiceStatus]:
                 log_tail=next((h["log_tail"] for h in history if h.get("given_up")), ""),
             )
         )
+    # The disk the services write to: "low" warns (still healthy), "full" refuses new events.
+    space = disk.report(settings)
+    rows.append(
+        ServiceStatus(
+            service="disk",
+            state=space.state,
+            healthy=space.state != disk.FULL,
+            port=0,
+            url=str(settings.home),
+            detail=space.detail(settings),
+        )
+    )
     return rows
 
 

@@ -37,7 +37,7 @@ import psutil
 from clicklib import secrets
 from clicklib.exceptions import ClicklibError
 from clicklib.settings import Settings, get_settings
-from clicklib.stack import configs, process
+from clicklib.stack import configs, disk, process
 from clicklib.stack.services import CHECKED_THROUGH, PHASES, PROCESSES, RESTART_WITH
 from clicklib.stack.stalls import Progress, Stall, StallWatch
 
@@ -138,6 +138,17 @@ def stop(settings: Settings) -> None:
         process.terminate([proc], timeout=20)
 
 
+def _log(message: str) -> None:
+    # On a full disk the log cannot be written: the supervision goes on without it.
+    with contextlib.suppress(OSError):
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
+
+
+def _writes_to(settings: Settings, service: str) -> Path:
+    """The folder whose filesystem a service needs room on: its data, or its log."""
+    return configs.data_dir(settings, service) if service in configs.DATA_FOLDERS else configs.log_dir(settings)
+
+
 def forgive(settings: Settings, names: list[str]) -> None:
     """Clear the exit history of processes a user starts again by hand."""
     state = read_state(settings)
@@ -161,7 +172,7 @@ class Supervisor:
         self.checkpoints: dict[str, tuple[float, float]] = {}  # job id -> (newest checkpoint, seen at)
 
     def log(self, message: str) -> None:
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
+        _log(message)
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
@@ -212,10 +223,18 @@ class Supervisor:
         if entry["given_up"]:
             return
         now = time.time()
+        # A process whose disk is below the refusal bound may die for want of space (Kafka halts
+        # when it cannot append): no crash loop, it is started again every MAX_BACKOFF until it
+        # stays up, so that it resumes by itself once space is freed.
+        no_space = disk.process_waits_for_space(self.settings, _writes_to(self.settings, spec.service))
         if entry.get("dead_pid") != pid:
             # A new exit, not one already waiting out its backoff: each started process dies once.
             entry["dead_pid"] = pid
-            entry["exits"].append(now)
+            entry["died_at"] = now
+            if no_space:
+                self.log(f"{name} exited while its disk is full; it is started again until it stays up")
+            else:
+                entry["exits"].append(now)
         entry["exits"] = [t for t in entry["exits"] if now - t <= self.settings.crash_loop_window_seconds]
         log_file = spec.log_path(self.settings)
         if len(entry["exits"]) >= self.settings.crash_loop_exits:
@@ -228,9 +247,9 @@ class Supervisor:
             _write_state(self.settings, state)
             self.log(f"{name}: {entry['given_up']}")
             return
-        backoff = min(2.0 ** (len(entry["exits"]) - 1), MAX_BACKOFF)
+        backoff = MAX_BACKOFF if no_space else min(2.0 ** (len(entry["exits"]) - 1), MAX_BACKOFF)
         _write_state(self.settings, state)
-        if now - entry["exits"][-1] < backoff:
+        if now - entry.get("died_at", 0.0) < backoff:
             return  # check again next round
         if process.read_pid(spec.pid_path(self.settings)) is None:
             return  # `stack down` stopped it meanwhile
@@ -525,8 +544,7 @@ def main() -> None:
             break
         code = os.waitstatus_to_exitcode(status)
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{stamp} the supervision ended by itself ({how}); starting it again", flush=True)
+        _log(f"the supervision ended by itself ({how}); starting it again")
         time.sleep(1.0)
 
 

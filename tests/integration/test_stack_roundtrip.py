@@ -167,7 +167,7 @@ def test_sql_gateway_runs_a_flink_job_that_reads_kafka(live_stack, unique_name):
     assert sorted(rows, key=lambda r: r["id"]) == sent
 
 
-def test_status_json_reports_all_six_services_healthy(live_stack):
+def test_status_json_reports_every_service_healthy_and_the_disk_they_write_to(live_stack):
     result = subprocess.run(
         [sys.executable, "-m", "clicklib.cli", "stack", "status", "--json"],
         capture_output=True,
@@ -177,9 +177,13 @@ def test_status_json_reports_all_six_services_healthy(live_stack):
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    space = report.pop("disk")
     assert set(report) == {"kafka", "cassandra", "connect", "collector", "schema-registry", "flink", "sql-gateway"}
     assert all(entry["healthy"] is True for entry in report.values()), report
     assert all(entry["pids"] for entry in report.values())
+    # The disk row: this machine's disk is far from the refusal bound, and the row says where.
+    assert space["healthy"] is True and space["state"] in ("ok", "low"), space
+    assert "free of" in space["detail"] and f"at {live_stack.home}" in space["detail"], space
 
 
 def test_up_again_leaves_running_services_alone(live_stack):

@@ -41,11 +41,15 @@ function element(tag, attributes, content) {
   return node;
 }
 
+// The disk's row says "ok", "low" (a warning: its detail names the free space and what uses it)
+// or "full" (no event is taken in until space is freed).
 function flag(part, column, value, cell) {
+  const warned = column === "state" && value === "low";
   const bad = (column === "healthy" && value === false) || (column === "alert" && value === true) ||
-    (column === "state" && value !== null && !/^(RUNNING|running|external)$/.test(value)) ||
+    (column === "state" && value !== null && !warned && !/^(RUNNING|running|external|ok)$/.test(value)) ||
     (part === "problems" && column === "count" && value > 0);
   if (bad) cell.classList.add("bad");
+  else if (warned) cell.classList.add("warn");
   else if (column === "healthy" || column === "state") cell.classList.add("good");
 }
 
