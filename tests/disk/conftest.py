@@ -8,18 +8,16 @@ Mounting needs root; elsewhere the session is skipped, saying so.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings, get_settings
 from tests.faults.conftest import RECOVERY, pytest_terminal_summary  # noqa: F401 - the same closing table
-
-# The fault suite's pipeline, with the default idle timeout: a partition whose writer is
-# restarting must not be taken for a quiet one.
-from tests.faults.test_faults import shared_pipeline  # noqa: F401
 
 # Room for the stack's own writes while the test runs (Kafka's and Cassandra's data, Flink's
 # checkpoints, the logs: about 150 MB) and the test's ballast; the Makefile's bounds are set
@@ -58,3 +56,15 @@ def size_limited_home() -> Path:
 def settings(size_limited_home: Path) -> Settings:
     """The session's settings, read once the home is on the size-limited filesystem."""
     return get_settings()
+
+
+@pytest.fixture(scope="module")
+def collected_pipeline(live_stack: Settings):
+    """The pipeline the stack's collector sends into: the session's namespace (CLICKLIB_NAMESPACE
+    when the stack started). With the default idle timeout, as in the fault suite: a partition
+    whose writer is restarting must not be taken for a quiet one."""
+    default_idle = Settings.__dataclass_fields__["idle_timeout"].default
+    with Pipeline(dataclasses.replace(live_stack, idle_timeout=default_idle)) as pipeline:
+        pipeline.up()
+        yield pipeline
+        pipeline.down(purge=True)

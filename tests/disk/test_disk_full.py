@@ -23,17 +23,23 @@ import contextlib
 import dataclasses
 import os
 import time
+import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import requests
+from confluent_kafka import Consumer, TopicPartition
 
 from clicklib import produce, stack
 from clicklib.exceptions import DiskFullError
-from clicklib.generate import GeneratedRecord
+from clicklib.generate import GeneratedRecord, Workload
 from clicklib.pipeline import Pipeline
 from clicklib.settings import Settings
 from clicklib.stack import disk
+from clicklib.topics import CLEAN, INTERNAL_DLQ, LATE, RAW, SINK_DLQ, VALID
+from tests import oracle
+from tests.checks import kafka_config, table
 from tests.faults.test_faults import (
     RATE,
     all_clean_events_in_cassandra,
@@ -93,6 +99,48 @@ def collect(settings: Settings, records: list[GeneratedRecord]) -> list[requests
     return answers
 
 
+def where_missing(pipeline: Pipeline, tagged: Workload, cut_a: int, cut_b: int) -> dict:
+    """For a failure: the clean events missing from events_by_user, by part, and how many of
+    them each of the pipeline's topics holds (read uncommitted: what was ever written)."""
+    clean = set(oracle.clean_events(tagged)["event_id"])
+    missing = clean - set(table(pipeline, "events_by_user")["event_id"])
+    part = {
+        r.event.event_id: name
+        for name, records in (
+            ("A", tagged.records[:cut_a]),
+            ("B", tagged.records[cut_a:cut_b]),
+            ("C", tagged.records[cut_b:]),
+        )
+        for r in records
+        if r.event is not None
+    }
+    found: dict = {"missing by part": dict(Counter(part.get(i, "?") for i in missing))}
+    for topic in (RAW, VALID, CLEAN, LATE, SINK_DLQ, INTERNAL_DLQ):
+        name = pipeline.topic(topic)
+        consumer = Consumer(
+            {
+                **kafka_config(pipeline.settings),
+                "group.id": f"d-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            partitions = consumer.list_topics(name, timeout=30).topics[name].partitions
+            consumer.assign([TopicPartition(name, p, 0) for p in partitions])
+            seen, ended, deadline = set(), set(), time.monotonic() + 60
+            while len(ended) < len(partitions) and time.monotonic() < deadline:
+                for message in consumer.consume(num_messages=1000, timeout=1.0):
+                    if message.error() is not None:
+                        ended.add(message.partition())
+                    elif message.value():
+                        seen |= {i for i in missing if i.encode() in message.value()}
+            found[topic] = len(seen)
+        finally:
+            consumer.close()
+    return found
+
+
 def everything_healthy(settings: Settings) -> bool:
     try:
         return all(row.healthy for row in stack.status(settings))
@@ -100,8 +148,8 @@ def everything_healthy(settings: Settings) -> bool:
         return False
 
 
-def test_a_full_disk_warns_then_refuses_and_everything_resumes_once_space_is_freed(shared_pipeline: Pipeline):
-    pipeline = shared_pipeline
+def test_a_full_disk_warns_then_refuses_and_everything_resumes_once_space_is_freed(collected_pipeline: Pipeline):
+    pipeline = collected_pipeline
     settings = pipeline.settings
     assert settings.disk_refuse_mb * MIB < free(settings) - 64 * MIB, "the bounds leave the test no room"
     ballast = settings.home / "ballast"
@@ -166,5 +214,5 @@ def test_a_full_disk_warns_then_refuses_and_everything_resumes_once_space_is_fre
         None if arrived is None else round(time.monotonic() - freed_at, 1)
     )
     figures["settled after s"] = round(finish(pipeline, tagged, closing), 1)
-    assert arrived is not None, figures
+    assert arrived is not None, (figures, where_missing(pipeline, tagged, cut_a, cut_b))
     assert_exact(pipeline, tagged, dead_before)

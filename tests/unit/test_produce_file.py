@@ -7,6 +7,7 @@ import io
 import json
 import time
 import tracemalloc
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,6 +19,7 @@ from clicklib import produce
 from clicklib.cli import main
 from clicklib.generate import generate
 from clicklib.produce import LineGroup, LineReader
+from clicklib.settings import Settings
 
 NOT_UTF8 = b'{"event_id": "\xff\xfe"}'
 
@@ -210,7 +212,9 @@ class FakeProducer:
 def fake_pipeline(fake: FakeProducer, monkeypatch) -> SimpleNamespace:
     monkeypatch.setattr(produce, "make_producer", lambda kafka, **config: fake)
     kafka = SimpleNamespace(bootstrap_servers="127.0.0.1:9092", topic_names=lambda: {"ns_clickstream"})
-    return SimpleNamespace(kafka=kafka, topic=lambda base: f"ns_{base}")
+    # A home the local stack never ran in: no disk guard, unless a test gives one.
+    settings = Settings(home=Path("/nonexistent/clicklib-home"))
+    return SimpleNamespace(kafka=kafka, topic=lambda base: f"ns_{base}", settings=settings)
 
 
 def write_lines(tmp_path, lines: list[bytes]) -> str:
@@ -296,3 +300,28 @@ def test_ctrl_c_flushes_what_was_sent_reports_it_and_exits_130(tmp_path, monkeyp
     assert [value for _, value in fake.written] == events[:2]
     assert "Traceback" not in result.output
     assert time.monotonic() - started < 10
+
+
+class DiskFullAfter:
+    """Kafka's disk as the guard sees it: room for the first ``looks`` looks, then full."""
+
+    def __init__(self, looks: int):
+        self.looks = looks
+
+    def refusal(self):
+        self.looks -= 1
+        return "the disk of Kafka's data has 10 MiB free" if self.looks < 0 else None
+
+
+def test_a_file_stops_at_the_disk_refusal_and_its_report_says_from_which_line(tmp_path, monkeypatch):
+    fake = FakeProducer()
+    pipeline = fake_pipeline(fake, monkeypatch)
+    monkeypatch.setattr(produce.disk, "guard", lambda settings: DiskFullAfter(looks=1))
+    events = event_lines(produce.DISK_CHECK_EVERY + 5)
+    report = produce.produce_file(pipeline, write_lines(tmp_path, events), show_progress=False)
+    # Looked before the first line and again before line DISK_CHECK_EVERY + 1: full by then.
+    assert [value for _, value in fake.written] == events[: produce.DISK_CHECK_EVERY]
+    assert not report.ok
+    assert report.stopped == (
+        f"the disk of Kafka's data has 10 MiB free; the lines from {produce.DISK_CHECK_EVERY + 1} on were not sent"
+    )
