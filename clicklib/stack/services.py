@@ -136,6 +136,9 @@ class Process:
 
 def _jvm(settings: Settings, java: str, name: str, heap: str | None) -> list[str]:
     command = [java, home_marker(settings), service_marker(name), "-XX:+UseG1GC", "-Djava.awt.headless=true"]
+    # A JVM that crashes (a SIGBUS on a memory-mapped file of a full disk) writes its report
+    # beside the service's log, not into whatever folder it runs in.
+    command.append(f"-XX:ErrorFile={configs.log_dir(settings) / f'{name}-hs_err_%p.log'}")
     if heap:
         command += [f"-Xms{heap}", f"-Xmx{heap}"]
     return command
