@@ -224,8 +224,12 @@ def taskmanager_heartbeat(settings: Settings, url: str) -> Probe:
     ours = next((m for m in managers if m.get("id") == TASKMANAGER_ID), None)
     if ours is None:
         return Probe(False, f"{TASKMANAGER_ID} is not registered with the JobManager", stuck=True)
-    # Flink names the field "timeSinceLastHeartbeat" but gives the epoch ms of the last one.
-    silent_ms = time.time() * 1000 - ours.get("timeSinceLastHeartbeat", 0)
+    # Flink names the field "timeSinceLastHeartbeat" but gives the epoch ms of the last one: 0
+    # until the first, which comes within a heartbeat interval of registering.
+    last_ms = ours.get("timeSinceLastHeartbeat", 0)
+    if not last_ms:
+        return Probe(False, f"{TASKMANAGER_ID} registered, its first heartbeat not answered yet")
+    silent_ms = time.time() * 1000 - last_ms
     if silent_ms > TASKMANAGER_SILENT_AFTER_MS:
         return Probe(False, f"{TASKMANAGER_ID} has not answered a heartbeat for {silent_ms / 1000:.0f} s")
     return Probe(
