@@ -7,7 +7,7 @@ Each message names what was wrong, where, and what to do about it. The tree::
     ├── InvalidEventError          a message does not match the event schema
     ├── StackError                 the local stack could not be started, checked or stopped
     │   ├── JavaNotFoundError, PortInUseError, DependencyResolutionError, ServiceStartError
-    │   └── DiskFullError      the stack's disk is below its refusal bound: no event is taken in
+    │   └── DiskFullError          the stack's disk is below its refusal bound: no event is taken in
     ├── NotebookError              a notebook of the series failed or a cell ran past its time
     └── PipelineError              the pipeline could not be defined, set up, checked or torn down
         ├── DefinitionError        a SQL script, connector config or the schema is broken
